@@ -1,0 +1,15 @@
+//! berth-runtime: a runc-compatible OCI runtime built on youki's `libcontainer`.
+//!
+//! The library holds what the `berth-runtime` binary does for each runc
+//! subcommand, so that an orchestrator (containerd, podman, CRI-O) can use the
+//! binary wherever it uses runc. The runtime never touches the network and knows
+//! nothing of images: its whole input is an OCI bundle (a `config.json` and a
+//! root filesystem) and the command line. It never prints; the binary owns
+//! output and exit codes.
+
+/// The OCI runtime-spec version this runtime implements, as `--version` and
+/// `features` report it.
+pub const OCI_SPEC_VERSION: &str = "1.2.0";
+
+/// The oldest OCI runtime-spec version whose bundles this runtime accepts.
+pub const OCI_SPEC_VERSION_MIN: &str = "1.0.0";

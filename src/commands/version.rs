@@ -1,0 +1,40 @@
+//! `berth version`: what was built, from which commit, speaking which specs.
+
+use clap::Args;
+use std::process::ExitCode;
+
+/// Arguments of `berth version`.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The one-line version `berth --version` prints.
+pub fn short() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// The multi-line version `berth version` prints.
+pub fn long() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        "\ncommit: ",
+        env!("BERTH_GIT_COMMIT"),
+    )
+}
+
+/// Prints the version.
+pub fn run(args: &VersionArgs) -> anyhow::Result<ExitCode> {
+    if args.json {
+        println!(
+            "{{\"version\":\"{}\",\"commit\":\"{}\"}}",
+            env!("CARGO_PKG_VERSION"),
+            env!("BERTH_GIT_COMMIT")
+        );
+    } else {
+        println!("berth version {}", long());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,18 @@
+//! Shared support for berth's end-to-end tests: where the built binaries and the
+//! fixtures are, a throwaway registry, and fresh OCI bundles.
+//!
+//! Every helper fails loudly when a prerequisite (root, a binary, a fixture) is
+//! missing: a test that cannot run its real components must fail, never pass
+//! by skipping.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+pub mod bins;
+pub mod bundle;
+pub mod registry;
+pub mod require;

@@ -1,0 +1,55 @@
+//! The Debian packages the test suite needs, installed when missing.
+
+use crate::util::{is_root, output, run};
+use anyhow::bail;
+use std::process::Command;
+
+/// Every Debian package a test, a fixture or a benchmark uses. Later features
+/// add theirs here, so that one command prepares a fresh machine.
+pub const PACKAGES: &[&str] = &[
+    // Build: libcontainer links libseccomp.
+    "libseccomp-dev",
+    "pkg-config",
+    // Fixtures: the busybox root filesystem.
+    "busybox-static",
+    // Peers: the reference registry and runtime.
+    "docker-registry",
+    "runc",
+];
+
+/// Whether dpkg reports the package as installed.
+fn installed(package: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${db:Status-Status}", package]))
+        .is_ok_and(|status| status.trim() == "installed")
+}
+
+/// Installs the missing packages with apt-get, after an `apt-get update`.
+pub fn ensure_installed() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        eprintln!("xtask: all {} test packages are installed", PACKAGES.len());
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "these Debian packages are missing and installing them needs root: {}\n\
+             hint: run 'sudo apt-get install {}' or run this task as root",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing missing packages: {}", missing.join(" "));
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    // Package scripts must not start daemons (docker-registry, containerd) on
+    // the machine's public interfaces: tests start their own on loopback.
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("RUNLEVEL", "1"))?;
+    let still_missing: Vec<&str> = missing.into_iter().filter(|p| !installed(p)).collect();
+    if !still_missing.is_empty() {
+        bail!("apt-get did not install: {}", still_missing.join(" "));
+    }
+    Ok(())
+}
