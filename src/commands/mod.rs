@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// Build, push, pull and run OCI images and containers.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version = version::short(), long_version = version::long())]
+#[command(name = "berth", version = version::short())]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
