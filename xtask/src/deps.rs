@@ -2,6 +2,9 @@
 
 use crate::util::{is_root, output, run};
 use anyhow::bail;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 
 /// Every Debian package a test, a fixture or a benchmark uses. Later features
@@ -41,12 +44,23 @@ pub fn ensure_installed() -> anyhow::Result<()> {
     eprintln!("xtask: installing missing packages: {}", missing.join(" "));
     run(Command::new("apt-get").arg("update").arg("-q"))?;
     // Package scripts must not start daemons (docker-registry, containerd) on
-    // the machine's public interfaces: tests start their own on loopback.
-    run(Command::new("apt-get")
+    // the machine's public interfaces: tests start their own on loopback. A
+    // policy-rc.d that exits 101 tells invoke-rc.d to start nothing.
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let own_policy = !policy.exists();
+    if own_policy {
+        fs::write(policy, "#!/bin/sh\nexit 101\n")?;
+        fs::set_permissions(policy, fs::Permissions::from_mode(0o755))?;
+    }
+    let installed_result = run(Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .env("RUNLEVEL", "1"))?;
+        .env("RUNLEVEL", "1"));
+    if own_policy {
+        fs::remove_file(policy)?;
+    }
+    installed_result?;
     let still_missing: Vec<&str> = missing.into_iter().filter(|p| !installed(p)).collect();
     if !still_missing.is_empty() {
         bail!("apt-get did not install: {}", still_missing.join(" "));
