@@ -7,3 +7,15 @@
 //! be swapped in. It never prints: progress and results are returned as data or
 //! written to a caller-supplied sink, and the `berth` binary decides how to show
 //! them.
+//!
+//! Modules:
+//! - [`store`]: the local store (blobs, tags, snapshots, cache records, locks);
+//! - [`layer`]: deterministic layer tars, compression, whiteouts, unpacking;
+//! - [`context`]: the build context's file hashes, cached by stat data;
+//! - [`oci`]: the OCI image documents.
+
+pub mod context;
+pub mod executor;
+pub mod layer;
+pub mod oci;
+pub mod store;

@@ -1,0 +1,238 @@
+//! The stat walk of a build context.
+
+use crate::store::Digest;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// What a context entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A device, pipe or socket: listed, but never copied.
+    Other,
+}
+
+/// One context entry and its stat data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextFile {
+    /// The path relative to the context root, `/`-separated.
+    pub rel: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: i64,
+    /// Modification time, nanosecond part.
+    pub mtime_nsec: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// The symlink target.
+    pub link: Option<PathBuf>,
+}
+
+/// What the walk does with a path, as the ignore rules decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    /// Keep it (and descend, for a directory).
+    Include,
+    /// Leave it out, but descend into a directory because an exception may
+    /// re-include something below it.
+    ExcludeButDescend,
+    /// Leave it out entirely.
+    Exclude,
+}
+
+/// Errors of the context walk.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the build context at {}: {source}", path.display())]
+pub struct WalkError {
+    /// The path that failed.
+    pub path: PathBuf,
+    /// The underlying error.
+    pub source: io::Error,
+}
+
+/// A walked build context.
+#[derive(Debug, Clone)]
+pub struct Context {
+    root: PathBuf,
+    files: BTreeMap<String, ContextFile>,
+}
+
+impl Context {
+    /// Walks `root`, asking `visit(rel, is_dir)` about each path.
+    pub fn walk(root: &Path, visit: &dyn Fn(&str, bool) -> Visit) -> Result<Context, WalkError> {
+        let err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WalkError { path, source }
+        };
+        let meta = fs::metadata(root).map_err(err(root))?;
+        if !meta.is_dir() {
+            return Err(WalkError {
+                path: root.to_path_buf(),
+                source: io::Error::other("the build context is not a directory"),
+            });
+        }
+        let mut files = BTreeMap::new();
+        let mut stack = vec![(root.to_path_buf(), String::new())];
+        while let Some((dir, rel_dir)) = stack.pop() {
+            for child in fs::read_dir(&dir).map_err(err(&dir))? {
+                let child = child.map_err(err(&dir))?;
+                let name = child.file_name();
+                let Some(name) = name.to_str() else {
+                    tracing::warn!(dir = %dir.display(), "skipping a context file whose name is not UTF-8");
+                    continue;
+                };
+                let rel = if rel_dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{rel_dir}/{name}")
+                };
+                let path = child.path();
+                let meta = fs::symlink_metadata(&path).map_err(err(&path))?;
+                let ft = meta.file_type();
+                let kind = if ft.is_dir() {
+                    FileKind::Dir
+                } else if ft.is_symlink() {
+                    FileKind::Symlink
+                } else if ft.is_file() {
+                    FileKind::File
+                } else {
+                    FileKind::Other
+                };
+                let decision = visit(&rel, kind == FileKind::Dir);
+                if kind == FileKind::Dir && decision != Visit::Exclude {
+                    stack.push((path.clone(), rel.clone()));
+                }
+                if decision != Visit::Include {
+                    continue;
+                }
+                let link = if kind == FileKind::Symlink {
+                    Some(fs::read_link(&path).map_err(err(&path))?)
+                } else {
+                    None
+                };
+                files.insert(
+                    rel.clone(),
+                    ContextFile {
+                        rel,
+                        kind,
+                        mode: meta.mode() & 0o7777,
+                        size: meta.len(),
+                        mtime: meta.mtime(),
+                        mtime_nsec: meta.mtime_nsec(),
+                        ino: meta.ino(),
+                        link,
+                    },
+                );
+            }
+        }
+        Ok(Context {
+            root: root.to_path_buf(),
+            files,
+        })
+    }
+
+    /// The context root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every kept entry, sorted by path.
+    pub fn files(&self) -> impl Iterator<Item = &ContextFile> {
+        self.files.values()
+    }
+
+    /// The entry at `rel`.
+    pub fn get(&self, rel: &str) -> Option<&ContextFile> {
+        self.files.get(rel)
+    }
+
+    /// Entries at or below `rel` (`""` for all), in path order.
+    pub fn under<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = &'a ContextFile> + 'a {
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        self.files
+            .range(rel.to_string()..)
+            .take_while(move |(k, _)| {
+                // Keys between `rel` and `rel/` (such as `rel-x` or `rel.y`)
+                // sort inside the range but are not below `rel`.
+                rel.is_empty()
+                    || k.as_str() == rel
+                    || k.as_str() < prefix.as_str()
+                    || k.starts_with(&prefix)
+            })
+            .filter(move |(k, _)| {
+                rel.is_empty() || k.as_str() == rel || k.starts_with(&format!("{rel}/"))
+            })
+            .map(|(_, v)| v)
+    }
+
+    /// The host path of an entry.
+    pub fn host_path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+/// Hashes a file's content.
+pub fn hash_file(path: &Path) -> io::Result<Digest> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher)?;
+    Ok(Digest::from_hasher(hasher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn walk_keeps_symlinks_and_honours_visit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("src/deep")).unwrap();
+        fs::create_dir_all(root.join("target/x")).unwrap();
+        fs::write(root.join("src/deep/a.rs"), b"a").unwrap();
+        fs::write(root.join("target/x/big"), b"b").unwrap();
+        fs::write(root.join("target/keep"), b"k").unwrap();
+        symlink("/etc/passwd", root.join("src/outside")).unwrap();
+        let ctx = Context::walk(root, &|rel, _| match rel {
+            "target" => Visit::ExcludeButDescend,
+            "target/x" => Visit::Exclude,
+            _ => Visit::Include,
+        })
+        .unwrap();
+        let names: Vec<&str> = ctx.files().map(|f| f.rel.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "src",
+                "src/deep",
+                "src/deep/a.rs",
+                "src/outside",
+                "target/keep"
+            ]
+        );
+        let link = ctx.get("src/outside").unwrap();
+        assert_eq!(link.kind, FileKind::Symlink);
+        assert_eq!(link.link.as_deref(), Some(Path::new("/etc/passwd")));
+        let under: Vec<&str> = ctx.under("src/deep").map(|f| f.rel.as_str()).collect();
+        assert_eq!(under, ["src/deep", "src/deep/a.rs"]);
+    }
+}

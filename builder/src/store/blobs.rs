@@ -1,0 +1,199 @@
+//! Content-addressed blobs under `oci/blobs/sha256/`.
+//!
+//! This is the builder's narrow view of a content store; it keeps the OCI image
+//! layout shape, so the layout directory can be handed to any OCI tool.
+
+use super::digest::{Digest, HashingWriter};
+use super::{StoreError, atomic, io_err, tmp};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The blobs of one image layout.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    layout: PathBuf,
+    tmp_dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Blobs of the layout at `layout`, staged in `tmp_dir` (same filesystem).
+    pub fn new(layout: PathBuf, tmp_dir: PathBuf) -> BlobStore {
+        BlobStore { layout, tmp_dir }
+    }
+
+    /// Where a blob lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.layout.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Whether the blob is present.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// The blob's size, if present.
+    pub fn size(&self, digest: &Digest) -> Option<u64> {
+        fs::metadata(self.path(digest)).ok().map(|m| m.len())
+    }
+
+    /// Opens a blob for reading.
+    pub fn open(&self, digest: &Digest) -> Result<File, StoreError> {
+        let path = self.path(digest);
+        File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::MissingBlob(digest.clone())
+            } else {
+                io_err("opening", &path)(e)
+            }
+        })
+    }
+
+    /// Reads a whole (small) blob and checks its digest.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = Vec::new();
+        let path = self.path(digest);
+        self.open(digest)?
+            .read_to_end(&mut bytes)
+            .map_err(io_err("reading", &path))?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Stores `bytes` and returns their digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let mut writer = self.writer()?;
+        writer
+            .write_all(bytes)
+            .map_err(io_err("writing", &writer.tmp_path))?;
+        Ok(writer.commit()?.0)
+    }
+
+    /// A writer whose content becomes a blob on [`BlobWriter::commit`].
+    pub fn writer(&self) -> Result<BlobWriter, StoreError> {
+        let tmp_path = tmp::fresh(&self.tmp_dir, "blob");
+        let file = File::create(&tmp_path).map_err(io_err("creating", &tmp_path))?;
+        Ok(BlobWriter {
+            inner: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
+            tmp_path,
+            dest_dir: self.layout.join("blobs/sha256"),
+        })
+    }
+}
+
+/// A blob being written; dropped without commit, it leaves nothing behind.
+pub struct BlobWriter {
+    inner: Option<HashingWriter<BufWriter<File>>>,
+    tmp_path: PathBuf,
+    dest_dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Fsyncs and renames the content into place; returns its digest and size.
+    pub fn commit(mut self) -> Result<(Digest, u64), StoreError> {
+        let Some(inner) = self.inner.take() else {
+            return Err(io_err("committing", &self.tmp_path)(io::Error::other(
+                "blob writer already finished",
+            )));
+        };
+        let (buffered, digest, size) = inner.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(|e| io_err("writing", &self.tmp_path)(e.into_error()))?;
+        file.sync_all().map_err(io_err("syncing", &self.tmp_path))?;
+        drop(file);
+        let dest = self.dest_dir.join(digest.hex());
+        if dest.exists() {
+            let _ = fs::remove_file(&self.tmp_path);
+        } else {
+            fs::rename(&self.tmp_path, &dest).map_err(io_err("renaming into", &dest))?;
+            atomic::sync_parent(&dest).map_err(io_err("syncing", &self.dest_dir))?;
+        }
+        Ok((digest, size))
+    }
+
+    /// The staging path, for messages.
+    pub fn staging_path(&self) -> &Path {
+        &self.tmp_path
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("blob writer already finished")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.inner.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("oci/blobs/sha256")).unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let blobs = BlobStore::new(dir.path().join("oci"), dir.path().join("tmp"));
+        (dir, blobs)
+    }
+
+    #[test]
+    fn put_then_read_round_trips_and_dedups() {
+        let (dir, blobs) = store();
+        let a = blobs.put(b"content").unwrap();
+        let b = blobs.put(b"content").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(blobs.read(&a).unwrap(), b"content");
+        assert_eq!(blobs.size(&a), Some(7));
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dropped_writer_leaves_nothing() {
+        let (dir, blobs) = store();
+        let mut w = blobs.writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("oci/blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn corrupt_blob_is_reported() {
+        let (_dir, blobs) = store();
+        let d = blobs.put(b"good").unwrap();
+        fs::write(blobs.path(&d), b"evil").unwrap();
+        assert!(matches!(
+            blobs.read(&d),
+            Err(StoreError::DigestMismatch { .. })
+        ));
+    }
+}

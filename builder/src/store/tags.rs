@@ -1,0 +1,107 @@
+//! The tag index: the image layout's `index.json`, one manifest descriptor per
+//! tag, named by the `org.opencontainers.image.ref.name` annotation.
+
+use super::lock::{FileLock, LockMode};
+use super::{Store, StoreError, io_err};
+use crate::oci::{ANNOTATION_REF_NAME, Descriptor, Index};
+use std::fs;
+use std::io;
+
+/// Normalises an image name: a name without a tag gets `:latest`.
+pub fn normalize(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+impl Store {
+    /// Reads `index.json`.
+    pub fn read_index(&self) -> Result<Index, StoreError> {
+        let path = self.layout_dir().join("index.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(io_err("reading", &path)(e)),
+        }
+    }
+
+    /// The manifest descriptor tagged `name`.
+    pub fn resolve_tag(&self, name: &str) -> Result<Descriptor, StoreError> {
+        let wanted = normalize(name);
+        self.read_index()?
+            .manifests
+            .into_iter()
+            .find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&wanted))
+            .ok_or(StoreError::UnknownImage(wanted))
+    }
+
+    /// Points `name` at `manifest`, replacing an older entry for the same name.
+    pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<(), StoreError> {
+        let name = normalize(name);
+        let lock_path = self.lock_path("index");
+        let _lock = FileLock::acquire(&lock_path, LockMode::Exclusive)
+            .map_err(io_err("locking", &lock_path))?;
+        let mut index = self.read_index()?;
+        index
+            .manifests
+            .retain(|d| d.annotations.get(ANNOTATION_REF_NAME) != Some(&name));
+        let mut entry = manifest.clone();
+        entry
+            .annotations
+            .insert(ANNOTATION_REF_NAME.to_string(), name);
+        index.manifests.push(entry);
+        index.manifests.sort_by(|a, b| {
+            a.annotations
+                .get(ANNOTATION_REF_NAME)
+                .cmp(&b.annotations.get(ANNOTATION_REF_NAME))
+        });
+        self.write_json(&self.layout_dir().join("index.json"), &index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::MEDIA_MANIFEST;
+
+    #[test]
+    fn normalize_adds_latest_only_without_tag_or_digest() {
+        for (input, want) in [
+            ("demo", "demo:latest"),
+            ("demo:1", "demo:1"),
+            ("localhost:5000/demo", "localhost:5000/demo:latest"),
+            ("localhost:5000/demo:2", "localhost:5000/demo:2"),
+            ("demo@sha256:ab", "demo@sha256:ab"),
+        ] {
+            assert_eq!(normalize(input), want);
+        }
+    }
+
+    #[test]
+    fn tagging_replaces_the_old_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let one = store.blobs().put(b"one").unwrap();
+        let two = store.blobs().put(b"two").unwrap();
+        let desc = |digest| Descriptor {
+            media_type: MEDIA_MANIFEST.into(),
+            digest,
+            size: 3,
+            annotations: Default::default(),
+            platform: None,
+        };
+        store.tag("app", &desc(one)).unwrap();
+        store.tag("other", &desc(two.clone())).unwrap();
+        store.tag("app:latest", &desc(two.clone())).unwrap();
+        assert_eq!(store.resolve_tag("app").unwrap().digest, two);
+        assert_eq!(store.read_index().unwrap().manifests.len(), 2);
+        assert!(matches!(
+            store.resolve_tag("missing"),
+            Err(StoreError::UnknownImage(_))
+        ));
+    }
+}
