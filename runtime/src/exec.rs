@@ -1,0 +1,249 @@
+//! `exec`: a new process inside a running container.
+
+use crate::error::{Error, Result};
+use crate::foreground;
+use crate::lifecycle::Runtime;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use oci_spec::runtime::{Capability, Process, Spec};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// What `exec` runs and how.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// A `process.json` (the runtime-spec process object) to run; when set,
+    /// `args` and the single-setting options below are ignored, as in runc.
+    pub process: Option<PathBuf>,
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// Return once the process runs instead of waiting for it.
+    pub detach: bool,
+    /// Give the process a pseudo-terminal (sent to `console_socket` when detached).
+    pub tty: bool,
+    /// The unix socket that receives the pty master.
+    pub console_socket: Option<PathBuf>,
+    /// Where to write the process id.
+    pub pid_file: Option<PathBuf>,
+    /// The working directory, absolute; the container's by default.
+    pub cwd: Option<PathBuf>,
+    /// `KEY=VALUE` entries added to (or replacing those of) the container's environment.
+    pub env: Vec<String>,
+    /// `UID[:GID]` to run as; the container's user by default.
+    pub user: Option<(u32, Option<u32>)>,
+    /// Supplementary group ids.
+    pub additional_gids: Vec<u32>,
+    /// Capabilities added to the container's sets (`CAP_NET_ADMIN` or `NET_ADMIN`).
+    pub caps: Vec<String>,
+    /// Set `no_new_privs` for the process.
+    pub no_new_privs: bool,
+    /// Pass this many file descriptors after stdio to the process.
+    pub preserve_fds: i32,
+    /// Allow exec into a paused container.
+    pub ignore_paused: bool,
+}
+
+impl Runtime {
+    /// Runs a process in a running container. Detached, returns 0 once it runs;
+    /// attached, waits for it while forwarding signals and returns its exit code.
+    pub fn exec(&self, id: &str, options: &ExecOptions) -> Result<i32> {
+        let container = self.load(id)?;
+        let process_path = match &options.process {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(Error::InvalidInput(format!(
+                        "process file {} does not exist",
+                        path.display()
+                    )));
+                }
+                None
+            }
+            None => {
+                let spec_path = container.bundle().join("config.json");
+                let spec = Spec::load(&spec_path).map_err(|e| Error::Bundle {
+                    path: spec_path.clone(),
+                    reason: format!("cannot load the config: {e}"),
+                })?;
+                let process = exec_process(&spec, options)?;
+                // libcontainer reads a process only from a file; keep it in
+                // the container's state directory, unique per exec.
+                let path = self.container_dir(id).join(format!(
+                    "exec-process-{}-{}.json",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0)
+                ));
+                let text = serde_json::to_vec(&process)
+                    .map_err(|e| Error::InvalidInput(format!("encoding the exec process: {e}")))?;
+                std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;
+                Some(path)
+            }
+        };
+        let process_file = options.process.clone().or_else(|| process_path.clone());
+        let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+            .with_executor(DefaultExecutor {})
+            .with_root_path(self.root())
+            .and_then(|b| b.with_pid_file(options.pid_file.as_ref()))
+            .map(|b| {
+                b.with_console_socket(options.console_socket.as_ref())
+                    .with_preserved_fds(options.preserve_fds)
+                    .as_tenant()
+                    .with_detach(options.detach)
+                    .with_process(process_file.as_ref())
+                    .with_ignore_paused(options.ignore_paused)
+            })
+            .and_then(|b| b.build());
+        if let Some(path) = &process_path {
+            let _ = std::fs::remove_file(path);
+        }
+        let pid = built.map_err(|source| Error::container("executing in", id, source))?;
+        if options.detach {
+            return Ok(0);
+        }
+        foreground::wait_forwarding_signals(pid)
+    }
+}
+
+/// The exec process: the container's own process as the template (user, cwd,
+/// rlimits, capabilities, apparmor, ...) with the exec options applied, as runc
+/// builds it.
+fn exec_process(spec: &Spec, options: &ExecOptions) -> Result<Process> {
+    if options.args.is_empty() {
+        return Err(Error::InvalidInput(
+            "exec needs a command or --process; hint: berth-runtime exec ID COMMAND [ARG...]"
+                .into(),
+        ));
+    }
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(options.args.clone()));
+    process.set_terminal(Some(options.tty));
+    // The init process's notify and console settings do not carry over.
+    process.set_console_size(None);
+    if let Some(cwd) = &options.cwd {
+        if !cwd.is_absolute() {
+            return Err(Error::InvalidInput(format!(
+                "--cwd {} must be an absolute path",
+                cwd.display()
+            )));
+        }
+        process.set_cwd(cwd.clone());
+    }
+    if !options.env.is_empty() {
+        let mut env = process.env().clone().unwrap_or_default();
+        for entry in &options.env {
+            let Some((key, _)) = entry.split_once('=') else {
+                return Err(Error::InvalidInput(format!(
+                    "--env {entry:?} must have the form KEY=VALUE"
+                )));
+            };
+            env.retain(|existing| existing.split_once('=').map(|(k, _)| k) != Some(key));
+            env.push(entry.clone());
+        }
+        process.set_env(Some(env));
+    }
+    if let Some((uid, gid)) = options.user {
+        let mut user = process.user().clone();
+        user.set_uid(uid);
+        if let Some(gid) = gid {
+            user.set_gid(gid);
+        }
+        process.set_user(user);
+    }
+    if !options.additional_gids.is_empty() {
+        let mut user = process.user().clone();
+        user.set_additional_gids(Some(options.additional_gids.clone()));
+        process.set_user(user);
+    }
+    if options.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if !options.caps.is_empty() {
+        let mut added = HashSet::new();
+        for name in &options.caps {
+            // The spec's names carry a CAP_ prefix; the enum's parser wants none.
+            let upper = name.to_ascii_uppercase();
+            let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+            let cap = Capability::from_str(bare)
+                .map_err(|_| Error::InvalidInput(format!("--cap {name}: unknown capability")))?;
+            added.insert(cap);
+        }
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        let extend = |set: &Option<HashSet<Capability>>| {
+            let mut set = set.clone().unwrap_or_default();
+            set.extend(added.iter().copied());
+            Some(set)
+        };
+        caps.set_bounding(extend(caps.bounding()));
+        caps.set_effective(extend(caps.effective()));
+        caps.set_permitted(extend(caps.permitted()));
+        caps.set_inheritable(extend(caps.inheritable()));
+        caps.set_ambient(extend(caps.ambient()));
+        process.set_capabilities(Some(caps));
+    }
+    Ok(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_process_starts_from_the_container_process() {
+        let spec = Spec::default();
+        let options = ExecOptions {
+            args: vec!["/bin/echo".into(), "hi".into()],
+            env: vec!["TERM=dumb".into(), "EXTRA=1".into()],
+            cwd: Some("/tmp".into()),
+            user: Some((1000, Some(1001))),
+            caps: vec!["NET_ADMIN".into()],
+            tty: true,
+            ..ExecOptions::default()
+        };
+        let process = exec_process(&spec, &options).unwrap();
+        assert_eq!(process.args().as_ref().unwrap(), &options.args);
+        let env = process.env().as_ref().unwrap();
+        assert!(env.iter().any(|e| e == "TERM=dumb"));
+        assert!(!env.iter().any(|e| e == "TERM=xterm"));
+        assert!(env.iter().any(|e| e.starts_with("PATH=")));
+        assert_eq!(process.cwd(), &PathBuf::from("/tmp"));
+        assert_eq!(process.user().uid(), 1000);
+        assert_eq!(process.user().gid(), 1001);
+        assert_eq!(process.terminal(), Some(true));
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(
+            caps.bounding()
+                .as_ref()
+                .unwrap()
+                .contains(&Capability::NetAdmin)
+        );
+    }
+
+    #[test]
+    fn exec_process_rejects_bad_options() {
+        let spec = Spec::default();
+        for options in [
+            ExecOptions::default(),
+            ExecOptions {
+                args: vec!["x".into()],
+                cwd: Some("relative".into()),
+                ..ExecOptions::default()
+            },
+            ExecOptions {
+                args: vec!["x".into()],
+                env: vec!["NOEQUALS".into()],
+                ..ExecOptions::default()
+            },
+            ExecOptions {
+                args: vec!["x".into()],
+                caps: vec!["NOT_A_CAP".into()],
+                ..ExecOptions::default()
+            },
+        ] {
+            assert!(exec_process(&spec, &options).is_err(), "{options:?}");
+        }
+    }
+}

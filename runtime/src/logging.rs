@@ -1,0 +1,143 @@
+//! runc's log output: `--log FILE` with `--log-format text|json`.
+//!
+//! JSON lines are `{"level":"error","msg":"...","time":"..."}`; containerd
+//! reports the `msg` of the last error line to its user, so the final error of
+//! a failed command is always written there, and also to stderr as runc does.
+
+use crate::GlobalOptions;
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Where log lines go.
+#[derive(Clone)]
+pub struct Log {
+    file: Option<Arc<Mutex<File>>>,
+    json: bool,
+}
+
+/// Sets up logging from the global flags and returns the handle the final
+/// error is written through.
+pub fn init(global: &GlobalOptions) -> Log {
+    let file = global.log.as_ref().and_then(|path| {
+        match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => Some(Arc::new(Mutex::new(file))),
+            Err(err) => {
+                eprintln!(
+                    "berth-runtime: opening log file {}: {err}; logging to stderr",
+                    path.display()
+                );
+                None
+            }
+        }
+    });
+    let log = Log {
+        file,
+        json: global.log_format == "json",
+    };
+    // libcontainer warns about every cgroup controller the host lacks on
+    // every create; only errors are worth a line unless debugging.
+    let max = if global.debug {
+        Level::DEBUG
+    } else {
+        Level::ERROR
+    };
+    // libcontainer logs from forked children too; a failure to install the
+    // subscriber only loses those messages, never the final error.
+    let _ = tracing_subscriber::registry()
+        .with(LineLayer {
+            log: log.clone(),
+            max,
+        })
+        .try_init();
+    log
+}
+
+impl Log {
+    /// Writes one line at `level`.
+    pub fn write(&self, level: Level, msg: &str) {
+        let line = self.format(level, msg);
+        match &self.file {
+            Some(file) => {
+                if let Ok(mut file) = file.lock() {
+                    let _ = file.write_all(line.as_bytes());
+                }
+            }
+            None => {
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
+    }
+
+    /// Reports the error that ends the command: to the log, and to stderr
+    /// when the log is a file.
+    pub fn fatal(&self, err: &anyhow::Error) {
+        let msg = format!("{err:#}");
+        if self.file.is_some() {
+            self.write(Level::ERROR, &msg);
+            eprintln!("berth-runtime: {msg}");
+        } else {
+            eprintln!("berth-runtime: {msg}");
+        }
+    }
+
+    fn format(&self, level: Level, msg: &str) -> String {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let level = level.as_str().to_ascii_lowercase();
+        if self.json {
+            let mut line =
+                serde_json::json!({ "level": level, "msg": msg, "time": time }).to_string();
+            line.push('\n');
+            line
+        } else {
+            format!("time={time:?} level={level} msg={msg:?}\n")
+        }
+    }
+}
+
+/// Forwards tracing events (ours and libcontainer's) as log lines.
+struct LineLayer {
+    log: Log,
+    max: Level,
+}
+
+impl<S: Subscriber> Layer<S> for LineLayer {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut visitor = Message::default();
+        event.record(&mut visitor);
+        self.log.write(*event.metadata().level(), &visitor.text);
+    }
+}
+
+/// The message of an event followed by its fields as `key=value`.
+#[derive(Default)]
+struct Message {
+    text: String,
+}
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let fields = std::mem::take(&mut self.text);
+            let _ = write!(self.text, "{value:?}");
+            if !fields.is_empty() {
+                self.text.push(' ');
+                self.text.push_str(&fields);
+            }
+        } else {
+            if !self.text.is_empty() {
+                self.text.push(' ');
+            }
+            let _ = write!(self.text, "{}={value:?}", field.name());
+        }
+    }
+}
