@@ -12,10 +12,14 @@
 //! - [`store`]: the local store (blobs, tags, snapshots, cache records, locks);
 //! - [`layer`]: deterministic layer tars, compression, whiteouts, unpacking;
 //! - [`context`]: the build context's file hashes, cached by stat data;
+//! - [`executor`]: `RUN` steps in containers through a runtime's command line;
+//! - [`image`]: images in the local store, and importing a root filesystem;
 //! - [`oci`]: the OCI image documents.
 
 pub mod context;
 pub mod executor;
+pub mod frontend;
+pub mod image;
 pub mod layer;
 pub mod oci;
 pub mod store;
