@@ -1,4 +1,290 @@
 //! Running `RUN` steps in real containers through a runc-compatible runtime's
 //! command line, on an overlayfs root made of the parent's snapshots.
+//!
+//! A step's staging directory holds the overlay's `upper` and `work`
+//! directories, the mounted `rootfs`, `config.json`, the runtime's state and the
+//! container's pid file. After the run the upper directory is the step's
+//! change set: the caller turns it into a layer and keeps it as a snapshot.
 
+pub mod config;
 pub mod mount;
+pub mod runtime;
+pub mod user;
+
+use crate::store::{Store, StoreError, tmp};
+pub use config::{BundleMount, Network};
+pub use runtime::{Runtime, Stream};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Errors of a `RUN` step.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Setting up or tearing down the container failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The overlay could not be mounted.
+    #[error("mounting the overlay root at {}: {source}\nhint: RUN steps need root and overlayfs", path.display())]
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The runtime could not be started.
+    #[error("{source}\nhint: install berth-runtime next to berth or pass --runtime runc")]
+    Runtime {
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The user does not resolve.
+    #[error(transparent)]
+    User(#[from] user::UserError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ExecError {
+    let path = path.to_path_buf();
+    move |source| ExecError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// A mount a `RUN` step asked for, resolved to host paths by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepMount {
+    /// A host directory or file bound in (context, stage or cache).
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// Container path.
+        target: String,
+        /// Whether writes are refused.
+        readonly: bool,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Container path.
+        target: String,
+        /// Size limit in bytes, if any.
+        size: Option<u64>,
+    },
+}
+
+/// Everything a `RUN` step's container needs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The command line (the shell form already wrapped in the stage's shell).
+    pub args: Vec<String>,
+    /// The environment, `KEY=value`: stage env plus the build args used.
+    pub env: Vec<String>,
+    /// `USER` (empty for root).
+    pub user: String,
+    /// `WORKDIR` (absolute).
+    pub workdir: String,
+    /// The network mode.
+    pub network: Network,
+    /// Extra mounts.
+    pub mounts: Vec<StepMount>,
+}
+
+/// The outcome of a run: the exit and the staging directory with the upper dir.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// The container's exit code and output tail.
+    pub exit: runtime::RunExit,
+    /// The staging directory; removed on drop.
+    pub staging: Staging,
+}
+
+/// A run's staging directory, unmounted and removed on drop.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    /// The overlay upper directory: the change set.
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = tmp::remove_tree(&self.dir);
+    }
+}
+
+/// Runs `spec` on an overlay of `lowers` (top first; empty for scratch).
+pub fn run_step(
+    store: &Store,
+    runtime: &Runtime,
+    lowers: &[PathBuf],
+    spec: &RunSpec,
+    on_line: &(dyn Fn(Stream, &str) + Sync),
+) -> Result<RunOutput, ExecError> {
+    let dir = tmp::fresh(&store.tmp_dir(), "run");
+    let staging = Staging { dir: dir.clone() };
+    let (upper, work, rootfs, state) = (
+        dir.join("upper"),
+        dir.join("work"),
+        dir.join("rootfs"),
+        dir.join("state"),
+    );
+    for d in [&upper, &work, &rootfs, &state] {
+        fs::create_dir_all(d).map_err(io_err("creating", d))?;
+    }
+    let lowers = if lowers.is_empty() {
+        vec![store.empty_dir()?]
+    } else {
+        lowers.to_vec()
+    };
+    mount::mount_overlay(&rootfs, &lowers, Some((&upper, &work))).map_err(|source| {
+        ExecError::Mount {
+            path: rootfs.clone(),
+            source,
+        }
+    })?;
+    let result = run_mounted(store, runtime, &dir, &rootfs, spec, on_line);
+    let _ = mount::unmount(&rootfs);
+    let exit = result?;
+    let _ = fs::remove_dir_all(&work);
+    Ok(RunOutput { exit, staging })
+}
+
+fn run_mounted(
+    _store: &Store,
+    runtime: &Runtime,
+    dir: &Path,
+    rootfs: &Path,
+    spec: &RunSpec,
+    on_line: &(dyn Fn(Stream, &str) + Sync),
+) -> Result<runtime::RunExit, ExecError> {
+    let user = user::resolve(rootfs, &spec.user)?;
+    let workdir = if spec.workdir.is_empty() {
+        "/"
+    } else {
+        &spec.workdir
+    };
+    // Like Docker, a missing working directory is created, and belongs in the layer.
+    let host_workdir = rootfs.join(workdir.trim_start_matches('/'));
+    if !host_workdir.exists() {
+        fs::create_dir_all(&host_workdir)
+            .map_err(io_err("creating the working directory", &host_workdir))?;
+    }
+
+    let mut mounts = config::standard_mounts();
+    // The host's name resolution files, only over files the image has, so the
+    // mount never creates anything in the layer.
+    let mut host_files = vec!["/etc/hosts"];
+    if spec.network != Network::None {
+        host_files.push("/etc/resolv.conf");
+    }
+    for file in host_files {
+        let in_image = rootfs.join(file.trim_start_matches('/'));
+        let is_file = fs::symlink_metadata(&in_image).is_ok_and(|m| m.is_file());
+        if is_file && Path::new(file).is_file() {
+            mounts.push(BundleMount::bind(file, file, true));
+        }
+    }
+    for m in &spec.mounts {
+        mounts.push(match m {
+            StepMount::Bind {
+                source,
+                target,
+                readonly,
+            } => BundleMount::bind(&source.to_string_lossy(), target, *readonly),
+            StepMount::Tmpfs { target, size } => BundleMount {
+                destination: target.clone(),
+                kind: "tmpfs".into(),
+                source: "tmpfs".into(),
+                options: {
+                    let mut o = vec!["nosuid".to_string(), "nodev".into()];
+                    if let Some(size) = size {
+                        o.push(format!("size={size}"));
+                    }
+                    o
+                },
+            },
+        });
+    }
+    // Mount points the runtime will create for us are not part of the step's
+    // result; remember which ones did not exist so they can be removed.
+    let created: Vec<String> = mounts
+        .iter()
+        .map(|m| m.destination.clone())
+        .filter(|d| fs::symlink_metadata(rootfs.join(d.trim_start_matches('/'))).is_err())
+        .collect();
+
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let rendered = config::render(&config::BundleConfig {
+        args: &spec.args,
+        env: &env,
+        cwd: workdir,
+        user: &user,
+        network: spec.network,
+        mounts: &mounts,
+        hostname: "buildkitsandbox",
+    });
+    let config_path = dir.join("config.json");
+    let bytes = serde_json::to_vec_pretty(&rendered)
+        .map_err(|e| io_err("rendering", &config_path)(io::Error::other(e)))?;
+    fs::write(&config_path, bytes).map_err(io_err("writing", &config_path))?;
+
+    let id = dir
+        .file_name()
+        .map(|n| format!("berth-{}", n.to_string_lossy()))
+        .unwrap_or_else(|| "berth-run".into());
+    let state = dir.join("state");
+    let exit = runtime
+        .run(&state, dir, &id, on_line)
+        .map_err(|source| ExecError::Runtime { source });
+    runtime.delete(&state, &id);
+    let exit = exit?;
+
+    for dest in created.iter().rev() {
+        remove_created_mountpoint(&dir.join("upper"), dest);
+    }
+    Ok(exit)
+}
+
+/// Removes a mount point the runtime created in the upper directory, and its
+/// parents up to the first that holds anything else.
+fn remove_created_mountpoint(upper: &Path, dest: &str) {
+    let mut path = upper.join(dest.trim_start_matches('/'));
+    let is_empty_or_file = fs::symlink_metadata(&path).is_ok_and(|m| {
+        m.is_file() && m.len() == 0
+            || m.is_dir() && fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
+    });
+    if !is_empty_or_file {
+        return;
+    }
+    if fs::remove_dir(&path).is_err() {
+        let _ = fs::remove_file(&path);
+    }
+    while let Some(parent) = path.parent().map(Path::to_path_buf) {
+        if parent == upper || fs::remove_dir(&parent).is_err() {
+            break;
+        }
+        path = parent;
+    }
+}

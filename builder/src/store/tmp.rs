@@ -41,12 +41,32 @@ pub fn remove_stale(tmp_dir: &Path) -> Result<(), StoreError> {
 /// Removes a staging tree, unmounting any mounts beneath it first so the
 /// removal never reaches into a mounted filesystem.
 pub fn remove_tree(path: &Path) -> Result<(), StoreError> {
+    kill_container(path);
     unmount_under(path);
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err("inspecting", path)(e)),
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).map_err(io_err("removing", path)),
         Ok(_) => fs::remove_file(path).map_err(io_err("removing", path)),
+    }
+}
+
+/// Kills the container a killed `RUN` step may have left running: the pid in
+/// the staging directory's pid file, if that process's root is in the staging
+/// directory (so a reused pid is never hit).
+fn kill_container(dir: &Path) {
+    let Ok(text) = fs::read_to_string(dir.join("pid")) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return;
+    };
+    let root = fs::read_link(format!("/proc/{pid}/root")).unwrap_or_default();
+    if pid > 1 && root.starts_with(dir) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
     }
 }
 

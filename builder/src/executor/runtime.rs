@@ -1,0 +1,140 @@
+//! Driving a runc-compatible runtime binary through its command line: `run`
+//! with `--bundle` and `--pid-file`, and `delete --force` for cleanup.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A runtime binary and the state directory it keeps its containers in.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// The binary (`berth-runtime`, `runc`, or a path).
+    pub binary: PathBuf,
+}
+
+/// Which stream a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// How a container run ended.
+#[derive(Debug, Clone)]
+pub struct RunExit {
+    /// The exit code (128 + signal for a signal).
+    pub code: i32,
+    /// The last lines of output, both streams interleaved.
+    pub tail: Vec<String>,
+}
+
+const TAIL_LINES: usize = 20;
+
+impl Runtime {
+    /// The default runtime: `berth-runtime` next to the running binary, else
+    /// on `PATH`.
+    pub fn default_binary() -> PathBuf {
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(dir) = exe.parent()
+            && dir.join("berth-runtime").is_file()
+        {
+            return dir.join("berth-runtime");
+        }
+        PathBuf::from("berth-runtime")
+    }
+
+    /// Runs the bundle's container in the foreground and waits for it; each
+    /// output line goes to `on_line`.
+    pub fn run(
+        &self,
+        state_root: &Path,
+        bundle: &Path,
+        id: &str,
+        on_line: &(dyn Fn(Stream, &str) + Sync),
+    ) -> io::Result<RunExit> {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--root")
+            .arg(state_root)
+            .arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(bundle.join("pid"))
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        // The runtime dies with the build, so a killed build cannot leave a
+        // runtime process waiting on a container forever.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("starting the runtime {}: {e}", self.binary.display()),
+            )
+        })?;
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        std::thread::scope(|scope| {
+            let pump = |reader: Box<dyn io::Read + Send>, stream: Stream| {
+                let tail = Arc::clone(&tail);
+                move || {
+                    for line in BufReader::new(reader).split(b'\n').map_while(Result::ok) {
+                        let line = String::from_utf8_lossy(&line).into_owned();
+                        on_line(stream, &line);
+                        if let Ok(mut tail) = tail.lock() {
+                            if tail.len() == TAIL_LINES {
+                                tail.pop_front();
+                            }
+                            tail.push_back(line);
+                        }
+                    }
+                }
+            };
+            if let Some(out) = stdout {
+                scope.spawn(pump(Box::new(out), Stream::Stdout));
+            }
+            if let Some(err) = stderr {
+                scope.spawn(pump(Box::new(err), Stream::Stderr));
+            }
+        });
+        let status = child.wait()?;
+        use std::os::unix::process::ExitStatusExt;
+        let code = status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1);
+        let tail = tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok(RunExit { code, tail })
+    }
+
+    /// Force-deletes a container, ignoring a container that is already gone.
+    pub fn delete(&self, state_root: &Path, id: &str) {
+        let _ = Command::new(&self.binary)
+            .arg("--root")
+            .arg(state_root)
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
