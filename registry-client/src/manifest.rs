@@ -1,0 +1,357 @@
+//! Manifests and indexes: the four media types, the blobs they reference, and
+//! platform selection.
+//!
+//! Manifests are kept as the exact bytes the registry or store served; this
+//! module only reads them, so digests never change on the way through.
+
+use crate::digest::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE as DOCKER_MANIFEST_LIST,
+    IMAGE_MANIFEST_MEDIA_TYPE as DOCKER_MANIFEST, OCI_IMAGE_INDEX_MEDIA_TYPE as OCI_INDEX,
+    OCI_IMAGE_MEDIA_TYPE as OCI_MANIFEST,
+};
+
+/// The largest manifest accepted, as in the reference registry: anything larger
+/// is refused before it is read whole.
+pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+
+/// The `Accept` header value listing every manifest type this client reads.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// The annotation that names a manifest in an OCI layout's `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+/// A content descriptor: what a manifest, an index or `index.json` says about
+/// one piece of content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// The media type of the content.
+    pub media_type: String,
+    /// The digest of the content.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The platform, for entries of an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Where else the content can be fetched from (foreign layers); kept as read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    /// The artifact type, for entries of an index or referrers list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    /// A descriptor without platform, annotations or URLs.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+            urls: None,
+            artifact_type: None,
+        }
+    }
+}
+
+/// An image's platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// Operating system, e.g. `linux`.
+    pub os: String,
+    /// CPU architecture in Go's naming, e.g. `amd64`, `arm64`.
+    pub architecture: String,
+    /// Architecture variant, e.g. `v7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// OS version (Windows).
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
+}
+
+impl Platform {
+    /// The platform this program runs on, in Go's architecture names.
+    pub fn host() -> Platform {
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", Some("v8")),
+            "x86" => ("386", None),
+            "arm" => ("arm", Some("v7")),
+            "powerpc64" => ("ppc64le", None),
+            "s390x" => ("s390x", None),
+            "riscv64" => ("riscv64", None),
+            other => (other, None),
+        };
+        Platform {
+            os: std::env::consts::OS.to_owned(),
+            architecture: architecture.to_owned(),
+            variant: variant.map(str::to_owned),
+            os_version: None,
+        }
+    }
+
+    /// Parses `os/arch[/variant]`, e.g. `linux/arm64/v8`.
+    pub fn parse(text: &str) -> Option<Platform> {
+        let mut parts = text.split('/');
+        let os = parts.next().filter(|s| !s.is_empty())?;
+        let architecture = parts.next().filter(|s| !s.is_empty())?;
+        let variant = parts.next().map(str::to_owned);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Platform {
+            os: os.to_owned(),
+            architecture: architecture.to_owned(),
+            variant,
+            os_version: None,
+        })
+    }
+
+    /// Whether an index entry with platform `candidate` runs here. A missing
+    /// variant on either side matches, except that `arm64` treats a missing
+    /// variant as `v8` (as containerd does).
+    pub fn matches(&self, candidate: &Platform) -> bool {
+        if self.os != candidate.os || self.architecture != candidate.architecture {
+            return false;
+        }
+        let normalise = |variant: &Option<String>| match (self.architecture.as_str(), variant) {
+            ("arm64", None) => Some("v8".to_owned()),
+            (_, v) => v.clone(),
+        };
+        match (normalise(&self.variant), normalise(&candidate.variant)) {
+            (Some(want), Some(have)) => want == have,
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a manifest document turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    /// An image manifest (OCI or Docker schema2): a config and layers.
+    Image {
+        /// The image configuration blob.
+        config: Box<Descriptor>,
+        /// The layers, bottom first.
+        layers: Vec<Descriptor>,
+        /// The manifest this one refers to (OCI referrers), if any.
+        subject: Option<Box<Descriptor>>,
+    },
+    /// An index or manifest list: one manifest per platform (or artifact).
+    Index {
+        /// The manifests it lists.
+        manifests: Vec<Descriptor>,
+    },
+}
+
+/// Why manifest bytes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not JSON of the expected shape.
+    #[error("malformed manifest {digest}: {source}")]
+    Malformed {
+        /// The digest of the bytes.
+        digest: Digest,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// Neither layers nor manifests.
+    #[error("manifest {digest} has unsupported media type '{media_type}'")]
+    Unsupported {
+        /// The digest of the bytes.
+        digest: Digest,
+        /// The media type it declared or was served with.
+        media_type: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    subject: Option<Descriptor>,
+}
+
+impl Manifest {
+    /// Reads a manifest or index. `served_as` is the Content-Type or descriptor
+    /// media type, used when the document does not declare its own.
+    pub fn parse(bytes: &[u8], served_as: Option<&str>) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest =
+            serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed {
+                digest: Digest::of(bytes),
+                source,
+            })?;
+        let media_type = raw
+            .media_type
+            .clone()
+            .or_else(|| served_as.map(str::to_owned))
+            .unwrap_or_default();
+        match (raw.config, raw.layers, raw.manifests) {
+            (Some(config), layers, None) => Ok(Manifest::Image {
+                config: Box::new(config),
+                layers: layers.unwrap_or_default(),
+                subject: raw.subject.map(Box::new),
+            }),
+            (None, None, Some(manifests)) => Ok(Manifest::Index { manifests }),
+            _ => Err(ManifestError::Unsupported {
+                digest: Digest::of(bytes),
+                media_type,
+            }),
+        }
+    }
+
+    /// The media type for a manifest body: the declared one, else guessed from
+    /// its shape (OCI).
+    pub fn media_type_of(bytes: &[u8]) -> Option<String> {
+        let raw: RawManifest = serde_json::from_slice(bytes).ok()?;
+        raw.media_type.or_else(|| {
+            if raw.manifests.is_some() {
+                Some(OCI_INDEX.to_owned())
+            } else {
+                Some(OCI_MANIFEST.to_owned())
+            }
+        })
+    }
+
+    /// The blobs an image manifest references (config first, then layers);
+    /// empty for an index.
+    pub fn blobs(&self) -> Vec<&Descriptor> {
+        match self {
+            Manifest::Image { config, layers, .. } => {
+                std::iter::once(&**config).chain(layers.iter()).collect()
+            }
+            Manifest::Index { .. } => Vec::new(),
+        }
+    }
+
+    /// The index entry to use for `platform`: the first whose platform matches.
+    pub fn select_platform(&self, platform: &Platform) -> Option<&Descriptor> {
+        match self {
+            Manifest::Index { manifests } => manifests.iter().find(|entry| {
+                entry
+                    .platform
+                    .as_ref()
+                    .is_some_and(|candidate| platform.matches(candidate))
+            }),
+            Manifest::Image { .. } => None,
+        }
+    }
+}
+
+/// Whether a media type names an index or manifest list.
+pub fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// Whether a media type names a manifest or index (as opposed to a blob).
+pub fn is_manifest(media_type: &str) -> bool {
+    is_index(media_type) || media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(os: &str, arch: &str, variant: Option<&str>) -> String {
+        let variant = variant.map_or(String::new(), |v| format!(r#","variant":"{v}""#));
+        format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1,"platform":{{"os":"{os}","architecture":"{arch}"{variant}}}}}"#,
+            Digest::of(format!("{os}{arch}").as_bytes())
+        )
+    }
+
+    #[test]
+    fn selects_platform_from_index() {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{},{},{},{}]}}"#,
+            entry("linux", "amd64", None),
+            entry("linux", "arm", Some("v6")),
+            entry("linux", "arm", Some("v7")),
+            entry("linux", "arm64", Some("v8")),
+        );
+        let manifest = Manifest::parse(index.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"));
+        let cases = [
+            ("linux/amd64", Some("linuxamd64")),
+            ("linux/arm/v7", Some("linuxarm")),
+            ("linux/arm64", Some("linuxarm64")),
+            ("linux/s390x", None),
+            ("windows/amd64", None),
+        ];
+        for (wanted, expected) in cases {
+            let platform = Platform::parse(wanted).unwrap_or_else(|| panic!("{wanted}"));
+            let found = manifest
+                .select_platform(&platform)
+                .map(|d| d.digest.clone());
+            assert_eq!(
+                found,
+                expected.map(|s| Digest::of(s.as_bytes())),
+                "{wanted}"
+            );
+        }
+        let v7 =
+            manifest.select_platform(&Platform::parse("linux/arm/v7").unwrap_or_else(|| panic!()));
+        assert_eq!(
+            v7.and_then(|d| d.platform.as_ref()?.variant.clone()),
+            Some("v7".into())
+        );
+    }
+
+    #[test]
+    fn reads_docker_schema2_and_lists_blobs() {
+        let config = Digest::of(b"config");
+        let layer = Digest::of(b"layer");
+        let doc = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}",
+              "config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":6,"digest":"{config}"}},
+              "layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":5,"digest":"{layer}"}}]}}"#
+        );
+        let manifest = Manifest::parse(doc.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"));
+        let blobs: Vec<_> = manifest.blobs().iter().map(|d| d.digest.clone()).collect();
+        assert_eq!(blobs, vec![config, layer]);
+        assert_eq!(
+            Manifest::media_type_of(doc.as_bytes()).as_deref(),
+            Some(DOCKER_MANIFEST)
+        );
+    }
+
+    #[test]
+    fn rejects_documents_that_are_not_manifests() {
+        assert!(Manifest::parse(b"not json", None).is_err());
+        assert!(Manifest::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None).is_err());
+    }
+}
