@@ -23,14 +23,19 @@ pub mod directives;
 pub mod dockerignore;
 pub mod glob;
 pub mod heredoc;
+pub mod instruction;
 mod line_parsers;
 pub mod parser;
+pub mod plan;
+pub mod platform;
 pub mod shell;
 pub mod shell_pattern;
 
 pub use ast::{Dockerfile, Heredoc, Node};
 pub use diagnostic::{Diagnostic, Severity};
 pub use parser::parse;
+pub use plan::{BuildPlan, PlanError, PlanOptions, plan};
+pub use platform::Platform;
 
 use std::path::{Path, PathBuf};
 use thiserror::Error;
