@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::state::{self, State, status_name};
 use crate::{foreground, signal};
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::state::StateError;
 use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use oci_spec::runtime::Spec;
@@ -178,7 +180,7 @@ impl Runtime {
             let path = entry.path();
             // A directory without a loadable state is a create in progress or
             // one that failed half way; runc's list skips those too.
-            let Ok(container) = Container::load(path.clone()) else {
+            let Ok(container) = load_dir(path.clone()) else {
                 continue;
             };
             let mut state = state::of_container(&container);
@@ -244,7 +246,7 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         validate_id(id)?;
         let dir = self.container_dir(id);
-        let mut container = match Container::load(dir.clone()) {
+        let mut container = match load_dir(dir.clone()) {
             Ok(container) => container,
             Err(_) => {
                 // A directory without a loadable state is what an aborted
@@ -319,7 +321,23 @@ impl Runtime {
         if !dir.join("state.json").exists() {
             return Err(Error::NotFound { id: id.to_owned() });
         }
-        Container::load(dir).map_err(|source| Error::container("loading", id, source))
+        load_dir(dir).map_err(|source| Error::container("loading", id, source))
+    }
+}
+
+/// Loads the container whose state is in `dir`. libcontainer rewrites
+/// state.json in place (truncate, then write), so a reader racing a writer can
+/// see it empty or cut short; such a read is retried briefly instead of failing.
+fn load_dir(dir: PathBuf) -> std::result::Result<Container, LibcontainerError> {
+    let mut attempts = 0;
+    loop {
+        match Container::load(dir.clone()) {
+            Err(LibcontainerError::State(StateError::ParseStateFile { .. })) if attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -130,3 +130,86 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_runc_style_invocations() {
+        let cases: &[&[&str]] = &[
+            &[
+                "berth-runtime",
+                "--root",
+                "/r",
+                "--log",
+                "/l",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/p",
+                "c1",
+            ],
+            &["berth-runtime", "run", "-d", "--keep", "-b", "/b", "c1"],
+            &[
+                "berth-runtime",
+                "exec",
+                "--detach",
+                "--pid-file",
+                "/p",
+                "--process",
+                "/p.json",
+                "c1",
+            ],
+            &[
+                "berth-runtime",
+                "exec",
+                "-t",
+                "-e",
+                "A=1",
+                "--cwd",
+                "/",
+                "c1",
+                "sh",
+                "-c",
+                "echo",
+            ],
+            &["berth-runtime", "kill", "--all", "c1", "KILL"],
+            &["berth-runtime", "delete", "--force", "c1"],
+            &[
+                "berth-runtime",
+                "--systemd-cgroup",
+                "--rootless",
+                "false",
+                "state",
+                "c1",
+            ],
+            &["berth-runtime", "ps", "--format", "json", "c1"],
+            &["berth-runtime", "events", "--stats", "c1"],
+            &["berth-runtime", "update", "--resources", "-", "c1"],
+            &[
+                "berth-runtime",
+                "update",
+                "--memory",
+                "64m",
+                "--cpu-quota",
+                "-1",
+                "--pids-limit",
+                "10",
+                "c1",
+            ],
+        ];
+        for argv in cases {
+            assert!(Cli::try_parse_from(*argv).is_ok(), "{argv:?}");
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 /// Flags of `create`, as runc's.
 #[derive(Debug, clap::Args)]
+#[group(skip)]
 pub struct Args {
     /// The bundle directory (holds config.json).
     #[arg(short, long, default_value = ".")]

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 /// The flags `create`, `run` and `exec` share about the new process's
 /// terminal, pid and inherited file descriptors.
 #[derive(Debug, clap::Args)]
+#[group(skip)]
 pub struct ProcessArgs {
     /// A unix socket that receives the pty master when the process has a terminal.
     #[arg(long)]
