@@ -77,7 +77,18 @@ impl Log {
     /// Reports the error that ends the command: to the log, and to stderr
     /// when the log is a file.
     pub fn fatal(&self, err: &anyhow::Error) {
-        let msg = format!("{err:#}");
+        // Library errors repeat their source in their own message; print
+        // each distinct part of the chain once.
+        let mut msg = String::new();
+        for cause in err.chain() {
+            let text = cause.to_string();
+            if !msg.contains(&text) {
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&text);
+            }
+        }
         if self.file.is_some() {
             self.write(Level::ERROR, &msg);
             eprintln!("berth-runtime: {msg}");

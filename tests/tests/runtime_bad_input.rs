@@ -1,0 +1,146 @@
+//! Bad input to berth-runtime fails with a message naming the problem and a
+//! non-zero exit code, and leaves no state directory, cgroup or mount behind.
+
+mod runtime_support;
+
+use berth_e2e::bundle::Bundle;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+use runtime_support::{Runtime, unique_id};
+
+/// Creates a container from `bundle` expecting failure; checks the message
+/// contains every one of `wants` and that nothing of the container remains.
+fn create_fails(rt: &Runtime, bundle: &std::path::Path, wants: &[&str]) {
+    let id = unique_id("bad");
+    let err = rt.fails(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    for want in wants {
+        assert!(
+            err.contains(want),
+            "the error should mention {want:?}: {err}"
+        );
+    }
+    rt.assert_gone(&id);
+    // run fails the same way and leaves nothing either.
+    let err = rt.fails(&["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(err.contains(wants[0]), "run: {err}");
+    rt.assert_gone(&id);
+}
+
+#[test]
+fn malformed_and_invalid_configs_are_rejected() {
+    let rt = Runtime::new();
+
+    let bundle = Bundle::busybox(&["/bin/true"]);
+    std::fs::write(
+        bundle.path().join("config.json"),
+        "{\"ociVersion\": \"1.0.0\", ",
+    )
+    .unwrap();
+    create_fails(&rt, bundle.path(), &["config.json", "invalid config"]);
+
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        spec.set_version("2.0.0".into());
+    });
+    create_fails(&rt, bundle.path(), &["ociVersion", "2.0.0"]);
+
+    let bundle = Bundle::busybox(&[]);
+    create_fails(&rt, bundle.path(), &["process.args is empty"]);
+
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        spec.set_root(None);
+    });
+    create_fails(&rt, bundle.path(), &["no root"]);
+}
+
+#[test]
+fn missing_bundle_rootfs_and_program_are_rejected() {
+    let rt = Runtime::new();
+    let missing = tempfile::tempdir().unwrap().path().join("no-such-bundle");
+    create_fails(&rt, &missing, &["no-such-bundle"]);
+
+    let bundle = Bundle::busybox(&["/bin/true"]);
+    std::fs::remove_dir_all(bundle.rootfs()).unwrap();
+    create_fails(&rt, bundle.path(), &["rootfs", "not a directory"]);
+
+    // These fail only once the container's cgroup and namespaces exist: the
+    // runtime must undo them.
+    let bundle = Bundle::busybox(&["/no/such/program"]);
+    create_fails(&rt, bundle.path(), &["/no/such/program"]);
+
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let mut linux = spec.linux().clone().unwrap();
+        let mut namespaces = linux.namespaces().clone().unwrap();
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
+        let mut joined = LinuxNamespace::default();
+        joined.set_typ(LinuxNamespaceType::Network);
+        joined.set_path(Some("/proc/999999999/ns/net".into()));
+        namespaces.push(joined);
+        linux.set_namespaces(Some(namespaces));
+        spec.set_linux(Some(linux));
+    });
+    create_fails(&rt, bundle.path(), &["creating container"]);
+}
+
+#[test]
+fn ids_duplicate_unknown_and_invalid_are_rejected() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let logs = tempfile::tempdir().unwrap();
+    let id = unique_id("dup");
+    rt.create(&id, bundle.path(), logs.path(), &[]);
+    let pid = rt.state(&id)["pid"].clone();
+
+    let err = rt.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert!(err.contains("already exists"), "{err}");
+    // The first container is untouched by the failed duplicate.
+    let state = rt.state(&id);
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["pid"], pid);
+
+    let unknown = unique_id("unknown");
+    for args in [
+        vec!["state", unknown.as_str()],
+        vec!["start", unknown.as_str()],
+        vec!["kill", unknown.as_str(), "KILL"],
+        vec!["delete", unknown.as_str()],
+        vec!["pause", unknown.as_str()],
+        vec!["ps", unknown.as_str()],
+        vec!["exec", unknown.as_str(), "/bin/true"],
+        vec!["events", "--stats", unknown.as_str()],
+    ] {
+        let err = rt.fails(&args);
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+        assert!(
+            !rt.root.path().join(&unknown).exists(),
+            "{args:?} left state"
+        );
+    }
+
+    for bad in ["../escape", "a/b", "."] {
+        let err = rt.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), bad]);
+        assert!(err.contains("invalid container id"), "{bad}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(rt.root.path()).unwrap().count(),
+        1,
+        "only the first container's state may exist"
+    );
+
+    let err = rt.fails(&["kill", &id, "NOTASIGNAL"]);
+    assert!(err.contains("invalid signal"), "{err}");
+    let err = rt.fails(&["kill", &id, "99"]);
+    assert!(err.contains("invalid signal"), "{err}");
+    assert_eq!(rt.state(&id)["status"], "created");
+
+    // start works once; a second start, on a running container, is refused.
+    rt.ok(&["start", &id]);
+    let err = rt.fails(&["start", &id]);
+    assert!(
+        err.contains("cannot start") && err.contains("running"),
+        "{err}"
+    );
+    let err = rt.fails(&["resume", &id]);
+    assert!(err.contains("cannot resume"), "{err}");
+
+    rt.ok(&["delete", "--force", &id]);
+    rt.assert_gone(&id);
+}
