@@ -18,6 +18,7 @@
 //! Dockerfile, the ignore file, and walking the context directory.
 
 pub mod ast;
+pub mod context_walk;
 pub mod diagnostic;
 pub mod directives;
 pub mod dockerignore;
