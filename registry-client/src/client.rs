@@ -48,6 +48,8 @@ pub struct ClientOptions {
     pub chunk_size: Option<u64>,
     /// The largest manifest accepted.
     pub max_manifest_size: u64,
+    /// Tags asked for per page when listing tags.
+    pub tag_page_size: u32,
 }
 
 impl Default for ClientOptions {
@@ -65,6 +67,7 @@ impl Default for ClientOptions {
             monolithic_limit: 32 * 1024 * 1024,
             chunk_size: None,
             max_manifest_size: MAX_MANIFEST_SIZE,
+            tag_page_size: 1000,
         }
     }
 }
@@ -240,6 +243,15 @@ impl Client {
     /// Fetches the manifest or index the reference points at, keeping its exact
     /// bytes. A reference by digest is checked against that digest.
     pub async fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest, Error> {
+        self.fetch_manifest(reference, &NoProgress).await
+    }
+
+    /// [`Client::get_manifest`], reporting retries to `progress`.
+    pub(crate) async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+        progress: &dyn Progress,
+    ) -> Result<FetchedManifest, Error> {
         let target = reference::target(reference);
         let mut call = self
             .call(
@@ -249,7 +261,7 @@ impl Client {
                 "pull",
             )
             .header(ACCEPT_HEADER, ACCEPT);
-        let sent = self.send(&mut call, &NoProgress).await?;
+        let sent = self.send(&mut call, progress).await?;
         if sent.response.status() != StatusCode::OK {
             return Err(status_error(&call, sent, &format!("manifest {reference}")).await);
         }

@@ -44,7 +44,7 @@ impl Client {
         options: &PullOptions,
         progress: ProgressSink,
     ) -> Result<PullReport, Error> {
-        let fetched = self.get_manifest(reference).await?;
+        let fetched = self.fetch_manifest(reference, &*progress).await?;
         let mut images: Vec<FetchedManifest> = Vec::new();
         let mut indexes: Vec<FetchedManifest> = Vec::new();
         let named = match fetched.parse()? {
@@ -55,7 +55,7 @@ impl Client {
             Manifest::Index { manifests } if options.all_platforms => {
                 for child in &manifests {
                     let child_ref = reference.clone_with_digest(child.digest.to_string());
-                    images.push(self.get_manifest(&child_ref).await?);
+                    images.push(self.fetch_manifest(&child_ref, &*progress).await?);
                 }
                 indexes.push(fetched.clone());
                 fetched
@@ -78,7 +78,10 @@ impl Client {
                     }
                 })?;
                 let child = self
-                    .get_manifest(&reference.clone_with_digest(chosen.digest.to_string()))
+                    .fetch_manifest(
+                        &reference.clone_with_digest(chosen.digest.to_string()),
+                        &*progress,
+                    )
                     .await?;
                 images.push(child.clone());
                 child

@@ -18,6 +18,9 @@ pub const PACKAGES: &[&str] = &[
     // Peers: the reference registry and runtime.
     "docker-registry",
     "runc",
+    // Registry client tests and benchmark: interop peer and htpasswd files.
+    "skopeo",
+    "apache2-utils",
 ];
 
 /// Whether dpkg reports the package as installed.
