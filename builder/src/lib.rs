@@ -12,14 +12,18 @@
 //! - [`store`]: the local store (blobs, tags, snapshots, cache records, locks);
 //! - [`layer`]: deterministic layer tars, compression, whiteouts, unpacking;
 //! - [`context`]: the build context's file hashes, cached by stat data;
+//! - [`engine`]: walks the plan, computes cache keys, builds stages in parallel;
 //! - [`executor`]: `RUN` steps in containers through a runtime's command line;
 //! - [`image`]: images in the local store, and importing a root filesystem;
-//! - [`oci`]: the OCI image documents.
+//! - [`oci`]: the OCI image documents;
+//! - [`output`]: tags, OCI layouts and Docker archives.
 
 pub mod context;
+pub mod engine;
 pub mod executor;
 pub mod frontend;
 pub mod image;
 pub mod layer;
 pub mod oci;
+pub mod output;
 pub mod store;

@@ -56,7 +56,7 @@ fn busybox_store() -> (tempfile::TempDir, Store, PathBuf) {
 #[test]
 fn run_step_in_runc_produces_layer_with_whiteouts_and_no_mountpoints() {
     let runc = require_root_and_runc();
-    let (dir, store, lower) = busybox_store();
+    let (_dir, store, lower) = busybox_store();
     let cache_dir = tempfile::tempdir().unwrap();
 
     let spec = RunSpec {

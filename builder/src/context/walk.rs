@@ -102,16 +102,7 @@ impl Context {
                 };
                 let path = child.path();
                 let meta = fs::symlink_metadata(&path).map_err(err(&path))?;
-                let ft = meta.file_type();
-                let kind = if ft.is_dir() {
-                    FileKind::Dir
-                } else if ft.is_symlink() {
-                    FileKind::Symlink
-                } else if ft.is_file() {
-                    FileKind::File
-                } else {
-                    FileKind::Other
-                };
+                let kind = kind_of(&meta);
                 let decision = visit(&rel, kind == FileKind::Dir);
                 if kind == FileKind::Dir && decision != Visit::Exclude {
                     stack.push((path.clone(), rel.clone()));
@@ -119,24 +110,46 @@ impl Context {
                 if decision != Visit::Include {
                     continue;
                 }
-                let link = if kind == FileKind::Symlink {
-                    Some(fs::read_link(&path).map_err(err(&path))?)
+                let entry = stat_entry(rel.clone(), &path, &meta)?;
+                files.insert(rel, entry);
+            }
+        }
+        Ok(Context {
+            root: root.to_path_buf(),
+            files,
+        })
+    }
+
+    /// Walks only `root/sub` (everything kept), naming entries relative to
+    /// `root`; the entry for `sub` itself is included. A missing `sub` gives an
+    /// empty listing.
+    pub fn walk_under(root: &Path, sub: &str) -> Result<Context, WalkError> {
+        let mut files = BTreeMap::new();
+        let top = root.join(sub);
+        let meta = match fs::symlink_metadata(&top) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Context {
+                    root: root.to_path_buf(),
+                    files,
+                });
+            }
+            Err(source) => return Err(WalkError { path: top, source }),
+        };
+        if !sub.is_empty() {
+            let entry = stat_entry(sub.to_string(), &top, &meta)?;
+            files.insert(sub.to_string(), entry);
+        }
+        if meta.is_dir() {
+            let inner = Context::walk(&top, &|_, _| Visit::Include)?;
+            for (rel, mut file) in inner.files {
+                let full = if sub.is_empty() {
+                    rel
                 } else {
-                    None
+                    format!("{sub}/{rel}")
                 };
-                files.insert(
-                    rel.clone(),
-                    ContextFile {
-                        rel,
-                        kind,
-                        mode: meta.mode() & 0o7777,
-                        size: meta.len(),
-                        mtime: meta.mtime(),
-                        mtime_nsec: meta.mtime_nsec(),
-                        ino: meta.ino(),
-                        link,
-                    },
-                );
+                file.rel = full.clone();
+                files.insert(full, file);
             }
         }
         Ok(Context {
@@ -187,6 +200,41 @@ impl Context {
     pub fn host_path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
+}
+
+fn kind_of(meta: &fs::Metadata) -> FileKind {
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        FileKind::Dir
+    } else if ft.is_symlink() {
+        FileKind::Symlink
+    } else if ft.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    }
+}
+
+fn stat_entry(rel: String, path: &Path, meta: &fs::Metadata) -> Result<ContextFile, WalkError> {
+    let kind = kind_of(meta);
+    let link = if kind == FileKind::Symlink {
+        Some(fs::read_link(path).map_err(|source| WalkError {
+            path: path.to_path_buf(),
+            source,
+        })?)
+    } else {
+        None
+    };
+    Ok(ContextFile {
+        rel,
+        kind,
+        mode: meta.mode() & 0o7777,
+        size: meta.len(),
+        mtime: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec(),
+        ino: meta.ino(),
+        link,
+    })
 }
 
 /// Hashes a file's content.

@@ -34,7 +34,7 @@ impl Store {
             tmp::remove_tree(staging)?;
             return Ok(dest);
         }
-        super::atomic::sync_parent(&staging.join("x")).map_err(io_err("syncing", staging))?;
+        sync_filesystem(staging).map_err(io_err("syncing", staging))?;
         match fs::rename(staging, &dest) {
             Ok(()) => {
                 super::atomic::sync_parent(&dest).map_err(io_err("syncing", &dest))?;
@@ -59,5 +59,19 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(path),
             Err(e) => Err(io_err("creating", &path)(e)),
         }
+    }
+}
+
+/// Flushes the filesystem holding `path` (one `syncfs`, instead of an fsync
+/// per file of the tree), so a snapshot is durable before its rename makes it
+/// visible.
+fn sync_filesystem(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = fs::File::open(path)?;
+    // SAFETY: syncfs takes a valid open descriptor, which `dir` owns.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

@@ -1,0 +1,865 @@
+//! The build engine: it walks the frontend's plan, builds only the stages the
+//! target needs (independent stages in parallel), computes each step's cache
+//! key, reuses cached layers, runs the rest, and writes the image.
+
+pub mod chmod;
+pub mod convert;
+pub mod copy;
+pub mod key;
+pub mod metadata;
+pub mod progress;
+pub mod run;
+pub mod step;
+pub mod view;
+
+use crate::context::{Context, HashCache, Visit};
+use crate::executor::Runtime;
+use crate::frontend::dockerignore::Matcher;
+use crate::frontend::plan::{self, BuildPlan};
+use crate::image::{self, ImageError};
+use crate::layer::{Compression, LayerError, WriteOptions, extract, write_layer};
+use crate::oci::{Descriptor, History, ImageConfig, RootFs, rfc3339};
+use crate::store::cache::{CacheRecord, LayerRecord};
+use crate::store::{Digest, Store, StoreError};
+pub use progress::{Event, NoProgress, Progress, StepId};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use step::{CopyFrom, CopyStep, Instruction, Step};
+
+/// Errors of a build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A step failed; the message names the Dockerfile line.
+    #[error("{file}:{line}: {instruction}\n{source}")]
+    Step {
+        /// The Dockerfile name.
+        file: String,
+        /// The line.
+        line: usize,
+        /// The instruction as written.
+        instruction: String,
+        /// What went wrong.
+        source: Box<BuildError>,
+    },
+    /// A stage's base could not be loaded.
+    #[error("stage '{stage}': base image '{image}': {source}")]
+    Base {
+        /// The stage.
+        stage: String,
+        /// The image.
+        image: String,
+        /// Why.
+        source: ImageError,
+    },
+    /// A stage this one needs failed.
+    #[error("stage {0} failed")]
+    Dependency(usize),
+    /// Converting a step.
+    #[error(transparent)]
+    Convert(#[from] convert::ConvertError),
+    /// COPY/ADD.
+    #[error(transparent)]
+    Copy(#[from] copy::CopyError),
+    /// RUN.
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+    /// Layers.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// Unpacking.
+    #[error(transparent)]
+    Extract(#[from] extract::ExtractError),
+    /// Images.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The context.
+    #[error(transparent)]
+    Context(#[from] crate::context::walk::WalkError),
+    /// Something the engine does not do.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The caller's choices for a build.
+pub struct BuildOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The `.dockerignore` rules.
+    pub ignore: Matcher,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--compression`.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<i64>,
+    /// The runtime binary for `RUN`.
+    pub runtime: Runtime,
+    /// `--secret id=…,src=…`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// The Dockerfile's escape character (for re-expansion).
+    pub escape: char,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    /// The manifest descriptor in the store.
+    pub manifest: Descriptor,
+    /// The image configuration.
+    pub config: ImageConfig,
+    /// The layers, base first.
+    pub layers: Vec<LayerRecord>,
+    /// Steps that ran.
+    pub steps_run: usize,
+    /// Steps served from the cache.
+    pub steps_cached: usize,
+}
+
+/// A finished stage.
+#[derive(Debug, Clone)]
+struct StageState {
+    config: ImageConfig,
+    layers: Vec<LayerRecord>,
+    key: Digest,
+    steps_run: usize,
+    steps_cached: usize,
+}
+
+type Slot = Option<Result<StageState, ()>>;
+
+/// Shared per-build state.
+struct Build<'a> {
+    store: &'a Store,
+    plan: &'a BuildPlan,
+    options: &'a BuildOptions,
+    progress: &'a dyn Progress,
+    stage_names: BTreeMap<String, usize>,
+    results: Mutex<BTreeMap<usize, Slot>>,
+    ready: Condvar,
+    context: OnceLock<Result<(Context, HashCache), String>>,
+    now: i64,
+}
+
+/// Builds `plan`'s target stage into an image in `store` (not tagged).
+pub fn build(
+    store: &Store,
+    plan: &BuildPlan,
+    options: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<BuildOutput, BuildError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let b = Build {
+        store,
+        plan,
+        options,
+        progress,
+        stage_names: plan
+            .stages
+            .iter()
+            .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
+            .collect(),
+        results: Mutex::new(plan.stages.iter().map(|s| (s.index, None)).collect()),
+        ready: Condvar::new(),
+        context: OnceLock::new(),
+        now,
+    };
+    let mut results: BTreeMap<usize, Result<StageState, BuildError>> = BTreeMap::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .stages
+            .iter()
+            .map(|stage| {
+                let b = &b;
+                (stage.index, scope.spawn(move || b.build_stage(stage)))
+            })
+            .collect();
+        for (index, handle) in handles {
+            let result = handle
+                .join()
+                .unwrap_or_else(|_| Err(BuildError::Unsupported("a build thread panicked".into())));
+            results.insert(index, result);
+        }
+    });
+    if let Some(Ok((context, cache))) = b.context.get() {
+        let _ = cache.save(&|rel| context.get(rel).is_some());
+    }
+    // Report the root cause: the first stage that failed on its own, not a
+    // stage that only waited for it.
+    let state = match results.remove(&plan.target) {
+        Some(Ok(state)) => state,
+        Some(Err(BuildError::Dependency(_))) => {
+            let cause = results
+                .into_values()
+                .filter_map(Result::err)
+                .find(|e| !matches!(e, BuildError::Dependency(_)));
+            return Err(cause.unwrap_or(BuildError::Unsupported("a stage failed".into())));
+        }
+        Some(Err(e)) => return Err(e),
+        None => {
+            return Err(BuildError::Unsupported(
+                "the plan has no target stage".into(),
+            ));
+        }
+    };
+    let mut config = state.config.clone();
+    config.created = Some(rfc3339(options.source_date_epoch.unwrap_or(now)));
+    let manifest = image::write(store, &config, &state.layers)?;
+    progress.event(Event::ImageWritten {
+        digest: manifest.digest.to_string(),
+    });
+    Ok(BuildOutput {
+        manifest,
+        config,
+        layers: state.layers,
+        steps_run: state.steps_run,
+        steps_cached: state.steps_cached,
+    })
+}
+
+impl Build<'_> {
+    fn publish(&self, index: usize, result: Result<StageState, ()>) {
+        if let Ok(mut results) = self.results.lock() {
+            results.insert(index, Some(result));
+        }
+        self.ready.notify_all();
+    }
+
+    /// Waits for another stage of the plan.
+    fn wait_for(&self, index: usize) -> Result<StageState, BuildError> {
+        let Ok(mut results) = self.results.lock() else {
+            return Err(BuildError::Dependency(index));
+        };
+        loop {
+            match results.get(&index) {
+                None => {
+                    return Err(BuildError::Unsupported(format!(
+                        "stage {index} is not part of the plan"
+                    )));
+                }
+                Some(Some(Ok(state))) => return Ok(state.clone()),
+                Some(Some(Err(()))) => return Err(BuildError::Dependency(index)),
+                Some(None) => {
+                    results = match self.ready.wait(results) {
+                        Ok(r) => r,
+                        Err(_) => return Err(BuildError::Dependency(index)),
+                    };
+                }
+            }
+        }
+    }
+
+    fn build_stage(&self, stage: &plan::Stage) -> Result<StageState, BuildError> {
+        let result = self.build_stage_inner(stage);
+        self.publish(
+            stage.index,
+            result.as_ref().map(Clone::clone).map_err(|_| ()),
+        );
+        result
+    }
+
+    fn created(&self) -> String {
+        rfc3339(self.options.source_date_epoch.unwrap_or(self.now))
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            compression: self.options.compression,
+            source_date_epoch: self.options.source_date_epoch,
+        }
+    }
+
+    fn base(&self, stage: &plan::Stage) -> Result<StageState, BuildError> {
+        let platform = format!(
+            "{}/{}{}",
+            stage.platform.os,
+            stage.platform.architecture,
+            if stage.platform.variant.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", stage.platform.variant)
+            }
+        );
+        match &stage.base {
+            plan::Base::Scratch => Ok(StageState {
+                config: ImageConfig {
+                    architecture: stage.platform.architecture.clone(),
+                    os: stage.platform.os.clone(),
+                    variant: (!stage.platform.variant.is_empty())
+                        .then(|| stage.platform.variant.clone()),
+                    rootfs: RootFs::default(),
+                    ..Default::default()
+                },
+                layers: Vec::new(),
+                key: key::base_key("scratch", "", &platform),
+                steps_run: 0,
+                steps_cached: 0,
+            }),
+            plan::Base::Stage { index } => {
+                let mut state = self.wait_for(*index)?;
+                state.steps_run = 0;
+                state.steps_cached = 0;
+                Ok(state)
+            }
+            plan::Base::Image { reference } => {
+                let loaded =
+                    image::load(self.store, reference).map_err(|source| BuildError::Base {
+                        stage: stage.display_name(),
+                        image: reference.clone(),
+                        source,
+                    })?;
+                let layers = loaded.layers();
+                Ok(StageState {
+                    config: loaded.config.clone(),
+                    layers,
+                    key: key::base_key("image", loaded.descriptor.digest.as_str(), &platform),
+                    steps_run: 0,
+                    steps_cached: 0,
+                })
+            }
+        }
+    }
+
+    fn build_stage_inner(&self, stage: &plan::Stage) -> Result<StageState, BuildError> {
+        let total = stage.steps.len() + 1;
+        let label = stage.display_name();
+        let id = |index| StepId {
+            stage: label.clone(),
+            index,
+            total,
+        };
+        let from_started = Instant::now();
+        self.progress.event(Event::StepStarted {
+            id: id(0),
+            text: format!("FROM {}", base_text(stage)),
+        });
+        let mut state = self.base(stage)?;
+        self.progress.event(Event::StepFinished {
+            id: id(0),
+            duration: from_started.elapsed(),
+            cached: true,
+            layer_bytes: None,
+        });
+
+        // ONBUILD triggers of the base run first, and are not inherited further.
+        let triggers = state.config.config.on_build.take().unwrap_or_default();
+        for trigger in triggers {
+            let step = onbuild_step(
+                &trigger,
+                stage,
+                &state.config.config.env,
+                &self.stage_names,
+                self.options.escape,
+            )?;
+            self.execute_step(stage, &mut state, &step, id(0))?;
+        }
+
+        for (i, planned) in stage.steps.iter().enumerate() {
+            let step = convert::convert(
+                planned,
+                &state.config.config.env,
+                &self.stage_names,
+                self.options.escape,
+            )?;
+            self.execute_step(stage, &mut state, &step, id(i + 1))?;
+        }
+        Ok(state)
+    }
+
+    fn execute_step(
+        &self,
+        stage: &plan::Stage,
+        state: &mut StageState,
+        step: &Step,
+        id: StepId,
+    ) -> Result<(), BuildError> {
+        let started = Instant::now();
+        self.progress.event(Event::StepStarted {
+            id: id.clone(),
+            text: step.text.clone(),
+        });
+        let wrap = |e: BuildError| BuildError::Step {
+            file: self.plan.file.clone(),
+            line: step.line,
+            instruction: step.text.clone(),
+            source: Box::new(e),
+        };
+        let normalized = format!("{:?}", step.instruction);
+        if !step.instruction.touches_filesystem() {
+            metadata::apply(&mut state.config, &step.instruction);
+            state.key = key::step_key(Some(&state.key), &normalized, &step.build_args, &[]);
+            if !matches!(step.instruction, Instruction::Arg) {
+                state.config.history.push(History {
+                    created: Some(self.created()),
+                    created_by: Some(history_text(step)),
+                    comment: Some("berth.build".into()),
+                    empty_layer: true,
+                });
+            }
+            self.progress.event(Event::StepFinished {
+                id,
+                duration: started.elapsed(),
+                cached: false,
+                layer_bytes: None,
+            });
+            return Ok(());
+        }
+        let (key, record, cached) = match &step.instruction {
+            Instruction::Copy(copy) => self.copy_step(state, step, copy, &normalized, &id),
+            Instruction::Run(run) => self.run_step(stage, state, step, run, &normalized, &id),
+            other => Err(BuildError::Unsupported(format!(
+                "{other:?} is not a filesystem step"
+            ))),
+        }
+        .map_err(wrap)?;
+        state.key = key;
+        if cached {
+            state.steps_cached += 1;
+        } else {
+            state.steps_run += 1;
+        }
+        let layer_bytes = record.layer.as_ref().map(|l| l.descriptor.size);
+        if let Some(layer) = &record.layer {
+            state.config.rootfs.diff_ids.push(layer.diff_id.clone());
+            state.layers.push(layer.clone());
+        }
+        state.config.history.push(History {
+            created: Some(record.created.clone()),
+            created_by: Some(history_text(step)),
+            comment: Some("berth.build".into()),
+            empty_layer: record.layer.is_none(),
+        });
+        self.progress.event(Event::StepFinished {
+            id,
+            duration: started.elapsed(),
+            cached,
+            layer_bytes,
+        });
+        Ok(())
+    }
+
+    fn lookup(&self, key: &Digest, id: &StepId) -> Result<Option<CacheRecord>, BuildError> {
+        if self.options.no_cache {
+            return Ok(None);
+        }
+        let hit = self.store.cache_lookup(key)?;
+        if hit.is_some() {
+            self.progress.event(Event::StepCached { id: id.clone() });
+        }
+        Ok(hit)
+    }
+
+    fn context(&self) -> Result<&(Context, HashCache), BuildError> {
+        let ctx = self.context.get_or_init(|| {
+            let started = Instant::now();
+            let ignore = &self.options.ignore;
+            let visit = |rel: &str, is_dir: bool| {
+                if !ignore.is_excluded(rel) {
+                    Visit::Include
+                } else if is_dir && ignore.may_keep_inside(rel) {
+                    Visit::ExcludeButDescend
+                } else {
+                    Visit::Exclude
+                }
+            };
+            let result = Context::walk(&self.options.context, &visit)
+                .map(|c| {
+                    let cache = HashCache::load(self.store, &self.options.context);
+                    (c, cache)
+                })
+                .map_err(|e| e.to_string());
+            if let Ok((c, _)) = &result {
+                self.progress.event(Event::Context {
+                    files: c.files().count(),
+                    duration: started.elapsed(),
+                });
+            }
+            result
+        });
+        ctx.as_ref().map_err(|e| BuildError::Unsupported(e.clone()))
+    }
+
+    /// The snapshots of `layers`, top first, unpacking any that are missing.
+    fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, BuildError> {
+        let mut out = Vec::with_capacity(layers.len());
+        for l in layers.iter().rev() {
+            out.push(extract::ensure_snapshot(
+                self.store,
+                &l.descriptor.digest,
+                &l.diff_id,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The state a `--from` names: a stage of the plan or a local image.
+    fn state_of(&self, from: &CopyFrom) -> Result<StageState, BuildError> {
+        match from {
+            CopyFrom::Stage(i) => self.wait_for(*i),
+            CopyFrom::Image(name) => {
+                let loaded = image::load(self.store, name)?;
+                Ok(StageState {
+                    config: loaded.config.clone(),
+                    layers: loaded.layers(),
+                    key: key::base_key("image", loaded.descriptor.digest.as_str(), ""),
+                    steps_run: 0,
+                    steps_cached: 0,
+                })
+            }
+        }
+    }
+
+    fn copy_step(
+        &self,
+        state: &StageState,
+        step: &Step,
+        copy: &CopyStep,
+        normalized: &str,
+        id: &StepId,
+    ) -> Result<(Digest, CacheRecord, bool), BuildError> {
+        if copy
+            .sources
+            .iter()
+            .any(|s| s.contains("://") || s.starts_with("git@"))
+        {
+            return Err(BuildError::Unsupported(format!(
+                "ADD from a URL or git repository is not supported yet: {}",
+                copy.sources.join(" ")
+            )));
+        }
+        let parent = (!copy.link).then_some(&state.key);
+        // Sources from another stage or image are pinned by that state's key;
+        // sources from the context by their content.
+        let inputs = match &copy.from {
+            Some(from) => vec![format!("from\0{}", self.state_of(from)?.key)],
+            None if copy.sources.is_empty() => {
+                copy::key_inputs(&HashCache::in_memory(), Path::new("/"), &[], &copy.heredocs)?
+            }
+            None => {
+                let (ctx, cache) = self.context()?;
+                let selected = copy::select(ctx, copy)?;
+                copy::key_inputs(cache, ctx.root(), &selected, &copy.heredocs)?
+            }
+        };
+        let mut key_inputs = inputs;
+        key_inputs.push(format!(
+            "workdir\0{}",
+            state.config.config.working_dir.as_deref().unwrap_or("/")
+        ));
+        let key = key::step_key(parent, normalized, &step.build_args, &key_inputs);
+        if let Some(record) = self.lookup(&key, id)? {
+            return Ok((key, record, true));
+        }
+
+        let lowers = if copy.link {
+            Vec::new()
+        } else {
+            self.lowers(&state.layers)?
+        };
+        let lower_view = view::View::mount(self.store, &lowers)?;
+        let owner = match &copy.chown {
+            Some(spec) => copy::resolve_chown(spec, Some(lower_view.root()))?,
+            None => (0, 0),
+        };
+        let chmod = copy::parse_chmod(copy)?;
+        let workdir = state
+            .config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into());
+        let options = copy::EntryOptions {
+            workdir: &workdir,
+            lower: (!copy.link).then(|| lower_view.root()),
+            owner,
+            chmod,
+            created_dir_mtime: self.options.source_date_epoch.unwrap_or(self.now),
+        };
+        let layer = match &copy.from {
+            Some(from) => {
+                let other = self.state_of(from)?;
+                let other_lowers = self.lowers(&other.layers)?;
+                let source_view = view::View::mount(self.store, &other_lowers)?;
+                let mut selected = Vec::new();
+                for source in &copy.sources {
+                    // Symlinks along the literal part resolve inside the
+                    // stage's filesystem; the wildcard part is matched below it.
+                    let trimmed = source.trim_start_matches('/');
+                    let literal = literal_prefix(source);
+                    let resolved = view::resolve_in_root(source_view.root(), &literal, true)
+                        .map_err(|e| {
+                            BuildError::Unsupported(format!("resolving '{source}': {e}"))
+                        })?;
+                    let tree = Context::walk_under(source_view.root(), &resolved)?;
+                    let mut single = copy.clone();
+                    single.sources = vec![format!(
+                        "{resolved}{}",
+                        trimmed.get(literal.len()..).unwrap_or("")
+                    )];
+                    single.heredocs.clear();
+                    let mut found = copy::select(&tree, &single).map_err(|e| match e {
+                        copy::CopyError::Missing(_) => copy::CopyError::Missing(source.clone()),
+                        other => other,
+                    })?;
+                    selected.append(&mut found);
+                }
+                let entries = copy::plan_entries(copy, &selected, source_view.root(), &options)?;
+                write_layer(self.store.blobs(), entries, self.write_options())?
+            }
+            None => {
+                let selected = if copy.sources.is_empty() {
+                    Vec::new()
+                } else {
+                    let (ctx, _) = self.context()?;
+                    copy::select(ctx, copy)?
+                };
+                let root = self.options.context.clone();
+                let mut unpacked = Vec::new();
+                let entries = if copy.add {
+                    add_entries(self.store, copy, &selected, &root, &options, &mut unpacked)?
+                } else {
+                    copy::plan_entries(copy, &selected, &root, &options)?
+                };
+                let layer = write_layer(self.store.blobs(), entries, self.write_options());
+                for dir in unpacked {
+                    let _ = crate::store::tmp::remove_tree(&dir);
+                }
+                layer?
+            }
+        };
+        drop(lower_view);
+        extract::ensure_snapshot(self.store, &layer.descriptor.digest, &layer.diff_id)?;
+        let record = CacheRecord {
+            layer: Some(layer),
+            created: self.created(),
+        };
+        self.store.cache_store(&key, &record)?;
+        Ok((key, record, false))
+    }
+
+    fn run_step(
+        &self,
+        _stage: &plan::Stage,
+        state: &StageState,
+        step: &Step,
+        run: &step::RunStep,
+        normalized: &str,
+        id: &StepId,
+    ) -> Result<(Digest, CacheRecord, bool), BuildError> {
+        let mut inputs = Vec::new();
+        let mut from_roots_states = Vec::new();
+        for m in &run.mounts {
+            if let step::MountSpec::Bind { source, from, .. } = m {
+                match from {
+                    None => {
+                        let (ctx, cache) = self.context()?;
+                        let probe = CopyStep {
+                            sources: vec![if source.is_empty() {
+                                ".".into()
+                            } else {
+                                source.clone()
+                            }],
+                            ..Default::default()
+                        };
+                        let selected = copy::select(ctx, &probe)?;
+                        inputs.extend(copy::key_inputs(cache, ctx.root(), &selected, &[])?);
+                    }
+                    Some(f) => {
+                        let other = self.state_of(f)?;
+                        inputs.push(format!("bind-from\0{}", other.key));
+                        from_roots_states.push((format!("{f:?}"), other));
+                    }
+                }
+            }
+        }
+        let key = key::step_key(Some(&state.key), normalized, &step.build_args, &inputs);
+        if let Some(record) = self.lookup(&key, id)? {
+            return Ok((key, record, true));
+        }
+        let lowers = self.lowers(&state.layers)?;
+        let mut views = Vec::new();
+        let mut from_roots = BTreeMap::new();
+        for (name, other) in from_roots_states {
+            let view = view::View::mount(self.store, &self.lowers(&other.layers)?)?;
+            from_roots.insert(name, view.root().to_path_buf());
+            views.push(view);
+        }
+        let inputs = run::RunInputs {
+            context: &self.options.context,
+            from_roots: &from_roots,
+            secrets: &self.options.secrets,
+        };
+        let progress = self.progress;
+        let on_line = |stream, line: &str| {
+            progress.event(Event::StepOutput {
+                id: id.clone(),
+                stream,
+                line: line.to_string(),
+            });
+        };
+        let layer = run::execute(
+            self.store,
+            &self.options.runtime,
+            &state.config,
+            &lowers,
+            run,
+            &step.build_args,
+            &inputs,
+            self.write_options(),
+            &on_line,
+        )?;
+        drop(views);
+        let record = CacheRecord {
+            layer,
+            created: self.created(),
+        };
+        self.store.cache_store(&key, &record)?;
+        Ok((key, record, false))
+    }
+}
+
+/// The part of a source path before its first wildcard component.
+fn literal_prefix(source: &str) -> String {
+    let trimmed = source.trim_start_matches('/');
+    let mut parts = Vec::new();
+    for part in trimmed.split('/') {
+        if part.contains(['*', '?', '[']) {
+            break;
+        }
+        parts.push(part);
+    }
+    if parts.len() == trimmed.split('/').count() {
+        trimmed.to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+fn base_text(stage: &plan::Stage) -> String {
+    match &stage.base {
+        plan::Base::Scratch => "scratch".into(),
+        plan::Base::Image { reference } => reference.clone(),
+        plan::Base::Stage { index } => format!("stage {index}"),
+    }
+}
+
+/// The history `created_by` text, as BuildKit writes it.
+fn history_text(step: &Step) -> String {
+    let text = step.text.trim();
+    match &step.instruction {
+        Instruction::Run(_) => {
+            let rest = text
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, r)| r.trim());
+            format!("RUN {rest} # buildkit")
+        }
+        Instruction::Copy(_) => format!("{text} # buildkit"),
+        _ => text.to_string(),
+    }
+}
+
+/// Turns an `ONBUILD` trigger into a step of the stage that uses the image.
+fn onbuild_step(
+    trigger: &str,
+    stage: &plan::Stage,
+    env: &[String],
+    stage_names: &BTreeMap<String, usize>,
+    escape: char,
+) -> Result<Step, BuildError> {
+    let source = format!("FROM scratch\n{trigger}\n");
+    let parsed = crate::frontend::parse(&source, "ONBUILD")
+        .map_err(|d| BuildError::Unsupported(format!("ONBUILD trigger '{trigger}': {d}")))?;
+    let planned = plan::plan(&parsed, &plan::PlanOptions::default())
+        .map_err(|e| BuildError::Unsupported(format!("ONBUILD trigger '{trigger}': {e}")))?;
+    let Some(step) = planned.stages.first().and_then(|s| s.steps.first()) else {
+        return Err(BuildError::Unsupported(format!(
+            "ONBUILD trigger '{trigger}' has no instruction"
+        )));
+    };
+    let mut step = step.clone();
+    step.start_line = stage.line;
+    step.unresolved = vec!["*".into()];
+    Ok(convert::convert(&step, env, stage_names, escape)?)
+}
+
+/// `ADD`: local tar archives (gzip, zstd or plain, detected by content) are
+/// extracted into the destination; other sources are copied as `COPY` does.
+fn add_entries(
+    store: &Store,
+    copy: &CopyStep,
+    selected: &[copy::Selected],
+    root: &Path,
+    options: &copy::EntryOptions<'_>,
+    unpacked: &mut Vec<PathBuf>,
+) -> Result<Vec<crate::layer::Entry>, BuildError> {
+    let mut plain = Vec::new();
+    let mut entries = Vec::new();
+    for s in selected {
+        let is_archive = s.files.len() == 1
+            && s.files[0].kind == crate::context::FileKind::File
+            && is_tar_archive(&root.join(&s.files[0].rel));
+        if !is_archive {
+            plain.push(s.clone());
+            continue;
+        }
+        let staging = store.snapshot_staging()?;
+        unpacked.push(staging.clone());
+        let file = std::fs::File::open(root.join(&s.files[0].rel))
+            .map_err(crate::store::io_err("opening", &root.join(&s.files[0].rel)))?;
+        extract::unpack(std::io::BufReader::new(file), &staging, &s.path)?;
+        let dest = metadata::resolve_path(options.workdir, &copy.dest);
+        let dest_rel = dest.trim_start_matches('/');
+        let scanned = crate::layer::scan::scan_tree(&staging, crate::layer::scan::TreeKind::Plain)
+            .map_err(|e| BuildError::Unsupported(e.to_string()))?;
+        for mut e in scanned {
+            e.path = if dest_rel.is_empty() {
+                e.path
+            } else {
+                format!("{dest_rel}/{}", e.path)
+            };
+            if let crate::layer::EntryKind::Hardlink(t) = &e.kind {
+                e.kind = crate::layer::EntryKind::Hardlink(if dest_rel.is_empty() {
+                    t.clone()
+                } else {
+                    format!("{dest_rel}/{t}")
+                });
+            }
+            entries.push(e);
+        }
+    }
+    let mut rest_step = copy.clone();
+    rest_step.sources = plain.iter().map(|s| s.path.clone()).collect();
+    let mut planned = if plain.is_empty() && copy.heredocs.is_empty() {
+        Vec::new()
+    } else {
+        copy::plan_entries(&rest_step, &plain, root, options)?
+    };
+    planned.append(&mut entries);
+    Ok(planned)
+}
+
+/// Whether a file is a tar archive, compressed or not, judged by its content.
+fn is_tar_archive(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut reader) = crate::layer::compress::decompress(std::io::BufReader::new(file)) else {
+        return false;
+    };
+    let mut header = [0u8; 512];
+    let mut read = 0;
+    while read < header.len() {
+        match std::io::Read::read(&mut reader, &mut header[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    read == 512 && &header[257..262] == b"ustar"
+}

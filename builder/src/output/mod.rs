@@ -1,0 +1,317 @@
+//! Build outputs: tags in the local store, an OCI image layout (directory or
+//! tar), and a Docker archive that `docker load` and `podman load` accept.
+
+use crate::image::StoredImage;
+use crate::layer::compress::decompress;
+use crate::oci::{ANNOTATION_REF_NAME, Descriptor, Index};
+use crate::store::{Digest, Store, StoreError, atomic, io_err, tmp};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Errors writing an output.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the destination failed.
+    #[error("writing the output {}: {source}", path.display())]
+    Write {
+        /// The destination.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A bad `--output` value.
+    #[error(
+        "invalid --output '{0}': expected type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar"
+    )]
+    Invalid(String),
+}
+
+/// Where an image goes besides the local store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// An OCI image layout directory.
+    OciDir(PathBuf),
+    /// An OCI image layout as a tar file.
+    OciTar(PathBuf),
+    /// A Docker archive (`docker save` format).
+    DockerTar(PathBuf),
+}
+
+impl std::str::FromStr for Output {
+    type Err = OutputError;
+    fn from_str(text: &str) -> Result<Output, OutputError> {
+        let mut kind = None;
+        let mut dest = None;
+        for part in text.split(',') {
+            match part.split_once('=') {
+                Some(("type", v)) => kind = Some(v.to_string()),
+                Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+                _ => return Err(OutputError::Invalid(text.to_string())),
+            }
+        }
+        let dest = dest.ok_or_else(|| OutputError::Invalid(text.to_string()))?;
+        let is_tar = dest.extension().is_some_and(|e| e == "tar");
+        match kind.as_deref() {
+            Some("oci") if is_tar => Ok(Output::OciTar(dest)),
+            Some("oci") => Ok(Output::OciDir(dest)),
+            Some("docker") => Ok(Output::DockerTar(dest)),
+            _ => Err(OutputError::Invalid(text.to_string())),
+        }
+    }
+}
+
+/// Writes `image` to `output`, naming it `names` (the first name is used
+/// where a format has room for one).
+pub fn write(
+    store: &Store,
+    image: &StoredImage,
+    names: &[String],
+    output: &Output,
+) -> Result<(), OutputError> {
+    match output {
+        Output::OciDir(dir) => write_oci_dir(store, image, names, dir),
+        Output::OciTar(path) => write_tar_file(path, |tar| write_oci_tar(store, image, names, tar)),
+        Output::DockerTar(path) => {
+            write_tar_file(path, |tar| write_docker_tar(store, image, names, tar))
+        }
+    }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError {
+    let path = path.to_path_buf();
+    move |source| OutputError::Write { path, source }
+}
+
+fn blobs_of(image: &StoredImage) -> Vec<Descriptor> {
+    let mut blobs = vec![image.descriptor.clone(), image.manifest.config.clone()];
+    blobs.extend(image.manifest.layers.iter().cloned());
+    blobs
+}
+
+fn index_for(image: &StoredImage, names: &[String]) -> Index {
+    let mut index = Index::default();
+    let tags: Vec<String> = if names.is_empty() {
+        vec![String::new()]
+    } else {
+        names
+            .iter()
+            .map(|n| crate::store::tags::normalize(n))
+            .collect()
+    };
+    for tag in tags {
+        let mut d = image.descriptor.clone();
+        if !tag.is_empty() {
+            d.annotations.insert(ANNOTATION_REF_NAME.to_string(), tag);
+        }
+        index.manifests.push(d);
+    }
+    index
+}
+
+fn write_oci_dir(
+    store: &Store,
+    image: &StoredImage,
+    names: &[String],
+    dir: &Path,
+) -> Result<(), OutputError> {
+    let blob_dir = dir.join("blobs/sha256");
+    fs::create_dir_all(&blob_dir).map_err(write_err(&blob_dir))?;
+    atomic::write(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .map_err(write_err(dir))?;
+    for d in blobs_of(image) {
+        let dest = blob_dir.join(d.digest.hex());
+        if dest.exists() {
+            continue;
+        }
+        let src = store.blobs().path(&d.digest);
+        // A hard link costs nothing on the same filesystem; copy otherwise.
+        if fs::hard_link(&src, &dest).is_err() {
+            let tmp = atomic::temp_sibling(&dest);
+            fs::copy(&src, &tmp).map_err(write_err(&dest))?;
+            fs::rename(&tmp, &dest).map_err(write_err(&dest))?;
+        }
+    }
+    let index = serde_json::to_vec_pretty(&index_for(image, names))
+        .map_err(|e| write_err(dir)(io::Error::other(e)))?;
+    atomic::write(&dir.join("index.json"), &index).map_err(write_err(dir))
+}
+
+fn write_tar_file(
+    path: &Path,
+    fill: impl FnOnce(&mut tar::Builder<io::BufWriter<File>>) -> Result<(), OutputError>,
+) -> Result<(), OutputError> {
+    let tmp = atomic::temp_sibling(path);
+    let file = File::create(&tmp).map_err(write_err(path))?;
+    let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file));
+    let result = fill(&mut builder).and_then(|()| {
+        let writer = builder.into_inner().map_err(write_err(path))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| write_err(path)(e.into_error()))?;
+        file.sync_all().map_err(write_err(path))?;
+        fs::rename(&tmp, path).map_err(write_err(path))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    bytes: &[u8],
+    dest: &Path,
+) -> Result<(), OutputError> {
+    let mut h = header(bytes.len() as u64);
+    tar.append_data(&mut h, name, bytes)
+        .map_err(write_err(dest))
+}
+
+fn append_dir<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    dest: &Path,
+) -> Result<(), OutputError> {
+    let mut h = header(0);
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    tar.append_data(&mut h, name, io::empty())
+        .map_err(write_err(dest))
+}
+
+fn append_blob<W: Write>(
+    tar: &mut tar::Builder<W>,
+    store: &Store,
+    digest: &Digest,
+    dest: &Path,
+) -> Result<(), OutputError> {
+    let file = store.blobs().open(digest)?;
+    let size = file
+        .metadata()
+        .map_err(io_err("reading", &store.blobs().path(digest)))?
+        .len();
+    let mut h = header(size);
+    tar.append_data(&mut h, format!("blobs/sha256/{}", digest.hex()), file)
+        .map_err(write_err(dest))
+}
+
+fn write_oci_tar<W: Write>(
+    store: &Store,
+    image: &StoredImage,
+    names: &[String],
+    tar: &mut tar::Builder<W>,
+) -> Result<(), OutputError> {
+    let dest = PathBuf::from("(oci archive)");
+    append_bytes(
+        tar,
+        "oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+        &dest,
+    )?;
+    let index = serde_json::to_vec(&index_for(image, names))
+        .map_err(|e| write_err(&dest)(io::Error::other(e)))?;
+    append_bytes(tar, "index.json", &index, &dest)?;
+    append_dir(tar, "blobs/", &dest)?;
+    append_dir(tar, "blobs/sha256/", &dest)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for d in blobs_of(image) {
+        if seen.insert(d.digest.clone()) {
+            append_blob(tar, store, &d.digest, &dest)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_docker_tar<W: Write>(
+    store: &Store,
+    image: &StoredImage,
+    names: &[String],
+    tar: &mut tar::Builder<W>,
+) -> Result<(), OutputError> {
+    let dest = PathBuf::from("(docker archive)");
+    append_dir(tar, "blobs/", &dest)?;
+    append_dir(tar, "blobs/sha256/", &dest)?;
+    append_blob(tar, store, &image.manifest.config.digest, &dest)?;
+    // Docker archives carry uncompressed layers, named by diffID.
+    let mut layer_paths = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (layer, diff_id) in image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids)
+    {
+        let name = format!("blobs/sha256/{}", diff_id.hex());
+        layer_paths.push(name.clone());
+        if !seen.insert(diff_id.clone()) {
+            continue;
+        }
+        let staging = tmp::fresh(&store.tmp_dir(), "docker-layer");
+        let result = (|| {
+            let blob = store.blobs().open(&layer.digest)?;
+            let mut reader =
+                decompress(BufReader::with_capacity(1 << 20, blob)).map_err(write_err(&staging))?;
+            let mut out = File::create(&staging).map_err(write_err(&staging))?;
+            let size = io::copy(&mut reader, &mut out).map_err(write_err(&staging))?;
+            drop(out);
+            let mut h = header(size);
+            let file = File::open(&staging).map_err(write_err(&staging))?;
+            tar.append_data(&mut h, &name, file)
+                .map_err(write_err(&dest))
+        })();
+        let _ = fs::remove_file(&staging);
+        result?;
+    }
+    let repo_tags: Vec<String> = names
+        .iter()
+        .map(|n| crate::store::tags::normalize(n))
+        .collect();
+    let manifest = serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", image.manifest.config.digest.hex()),
+        "RepoTags": repo_tags,
+        "Layers": layer_paths,
+    }]);
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| write_err(&dest)(io::Error::other(e)))?;
+    append_bytes(tar, "manifest.json", &bytes, &dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_flags_parse() {
+        assert_eq!(
+            "type=oci,dest=out".parse::<Output>().unwrap(),
+            Output::OciDir("out".into())
+        );
+        assert_eq!(
+            "type=oci,dest=o.tar".parse::<Output>().unwrap(),
+            Output::OciTar("o.tar".into())
+        );
+        assert_eq!(
+            "type=docker,dest=d.tar".parse::<Output>().unwrap(),
+            Output::DockerTar("d.tar".into())
+        );
+        for bad in ["type=oci", "dest=x", "type=zip,dest=x", "oci"] {
+            assert!(bad.parse::<Output>().is_err(), "{bad}");
+        }
+    }
+}
