@@ -1,6 +1,7 @@
 //! One module per `berth` subcommand; this one holds the argument tree and the
 //! dispatch.
 
+mod build;
 mod version;
 
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,8 @@ impl GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build an image from a Dockerfile (only --check so far: validate the Dockerfile).
+    Build(build::BuildArgs),
     /// Show the version of berth, the commit it was built from and the OCI specs it speaks.
     Version(version::VersionArgs),
 }
@@ -45,6 +48,7 @@ pub enum Command {
 /// Runs the chosen subcommand and returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Build(args) => build::run(&args),
         Command::Version(args) => version::run(&args),
     }
 }

@@ -3,7 +3,9 @@
 //! each instruction gets.
 
 use super::ast::{Heredoc, Node};
+use super::diagnostic::suggest;
 use super::heredoc::{chomp_content, parse_heredoc};
+use super::parser::INSTRUCTIONS;
 use super::shell::{Environment, ExpandError, Lexer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -500,11 +502,15 @@ impl Instruction {
                     .to_string();
                 Instruction::Onbuild(trigger)
             }
-            other => {
-                return Err(format!(
-                    "unknown instruction: {}",
-                    other.to_ascii_uppercase()
-                ));
+            _ => {
+                let mut message = format!("unknown instruction: {}", node.keyword);
+                if let Some(candidate) = suggest(&name, INSTRUCTIONS.iter().copied()) {
+                    message.push_str(&format!(
+                        " (did you mean {}?)",
+                        candidate.to_ascii_uppercase()
+                    ));
+                }
+                return Err(message);
             }
         })
     }
@@ -845,6 +851,15 @@ mod tests {
             (
                 "FROM a b",
                 Err("FROM requires either one or three arguments"),
+            ),
+            (
+                "RUNN x",
+                Err("unknown instruction: RUNN (did you mean RUN?)"),
+            ),
+            ("frobnicate x", Err("unknown instruction: frobnicate")),
+            (
+                "ONBUILD CPY a b",
+                Err("unknown instruction: CPY (did you mean COPY?)"),
             ),
             (
                 "FROM a AS 1x",

@@ -3,7 +3,7 @@
 //! It follows BuildKit's parser so that both read every file the same way.
 
 use super::ast::{Dockerfile, Node};
-use super::diagnostic::{Diagnostic, suggest};
+use super::diagnostic::Diagnostic;
 use super::directives::{DirectiveParser, Found};
 use super::heredoc;
 use super::line_parsers::{Shape, extract_flags, parse_args, split_whitespace_runs};
@@ -257,16 +257,9 @@ impl<'a> Parser<'a> {
             None => (String::new(), Vec::new()),
         };
         let name = keyword.to_ascii_lowercase();
-        let Some(shape) = shape_of(&name) else {
-            let mut message = format!("unknown instruction: {keyword}");
-            if let Some(candidate) = suggest(&name, INSTRUCTIONS.iter().copied()) {
-                message.push_str(&format!(
-                    " (did you mean {}?)",
-                    candidate.to_ascii_uppercase()
-                ));
-            }
-            return Err(message);
-        };
+        // Unknown instructions are kept, without arguments, as BuildKit keeps
+        // them; giving nodes their types reports them with every other error.
+        let shape = shape_of(&name);
         let mut node = Node {
             keyword,
             flags,
@@ -278,6 +271,10 @@ impl<'a> Parser<'a> {
             comments: Vec::new(),
             start_line: start,
             end_line: end,
+        };
+        let Some(shape) = shape else {
+            node.args = vec![String::new()];
+            return Ok(node);
         };
         if shape == Shape::SubCommand {
             if !args_text.is_empty() {
@@ -382,11 +379,6 @@ mod tests {
             (
                 "FROM a\nRUN <<EOF\nno end\n",
                 "unterminated heredoc \"EOF\"",
-                2,
-            ),
-            (
-                "FROM a\nRUNN x\n",
-                "unknown instruction: RUNN (did you mean RUN?)",
                 2,
             ),
             ("FROM a\nENV x\n", "ENV must have two arguments", 2),
