@@ -4,8 +4,10 @@
 //!   and every test. This is the one test command; `.ci/run` calls it.
 //! - `deps`: install the Debian packages the tests need, if any are missing.
 //! - `fixtures`: build the test fixtures under `target/fixtures`.
+//! - `bench <name>`: run a benchmark and print its figures.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod deps;
 mod fixtures;
@@ -18,7 +20,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci         install test prerequisites, build fixtures, run fmt, clippy and every test
   deps       install the Debian packages the tests need (needs root)
-  fixtures   build the test fixtures under target/fixtures";
+  fixtures   build the test fixtures under target/fixtures
+  bench NAME run a benchmark (registry) and print its figures";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run_all(),
         Some("deps") => deps::ensure_installed(),
         Some("fixtures") => fixtures::build().map(|_| ()),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
