@@ -12,6 +12,7 @@
 
 pub mod cgroup;
 pub mod error;
+pub mod exe;
 pub mod exec;
 pub mod features;
 mod foreground;

@@ -103,6 +103,17 @@ fn main() -> ExitCode {
         eprintln!("berth-runtime: no command given; see 'berth-runtime --help'");
         return ExitCode::FAILURE;
     };
+    // Commands that put processes into a container run from a sealed copy of
+    // this binary, so the container can never write to the host's file
+    // (CVE-2019-5736).
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) && let Err(err) = berth_runtime::exe::reexec_sealed()
+    {
+        eprintln!("berth-runtime: {err}");
+        return ExitCode::FAILURE;
+    }
     let log = logging::init(&cli.global);
     let global = &cli.global;
     let result = match command {

@@ -1,6 +1,9 @@
 //! Bad input to berth-runtime fails with a message naming the problem and a
 //! non-zero exit code, and leaves no state directory, cgroup or mount behind.
 
+// Helpers outside #[test] functions fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod runtime_support;
 
 use berth_e2e::bundle::Bundle;

@@ -3,6 +3,9 @@
 //! pause/resume, kill, delete --force, events --stats, ps, list, update,
 //! features, spec and runc's JSON log lines.
 
+// Helpers outside #[test] functions fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod runtime_support;
 
 use berth_e2e::bundle::Bundle;

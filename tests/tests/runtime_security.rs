@@ -1,0 +1,226 @@
+//! Security regressions: the host's runtime binary cannot be overwritten
+//! through /proc/PID/exe (CVE-2019-5736), no runtime file descriptor reaches
+//! the container (CVE-2024-21626), and a mount destination that is a symlink
+//! out of the rootfs stays inside it.
+
+// Helpers outside #[test] functions fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod runtime_support;
+
+use berth_e2e::bundle::Bundle;
+use oci_spec::runtime::MountBuilder;
+use runtime_support::{Runtime, unique_id};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, symlink};
+
+fn contents(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// The attack of CVE-2019-5736, done with more power than a container has: a
+/// created container's init is still a clone of the runtime, so its
+/// /proc/PID/exe is the runtime binary. Keep that open, let the runtime
+/// finish (`start` execs the user's program), then reopen it for writing and
+/// write. The runtime binary on the host must be unchanged.
+#[test]
+fn container_cannot_overwrite_the_runtime_binary_through_proc_exe() {
+    let mut rt = Runtime::new();
+    // Attack a private copy, so a regression cannot break the real binary.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("berth-runtime");
+    std::fs::copy(&rt.bin, &copy).unwrap();
+    rt.bin = copy.clone();
+    let before = contents(&copy);
+
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let logs = tempfile::tempdir().unwrap();
+    let id = unique_id("cve-2019-5736");
+    rt.create(&id, bundle.path(), logs.path(), &[]);
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let exe = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    use std::os::fd::AsRawFd;
+    let held = format!("/proc/self/fd/{}", exe.as_raw_fd());
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "running");
+
+    let mut outcome = String::new();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&held)
+    {
+        Ok(mut file) => match file.write_all(b"#!/bin/sh\necho pwned\n") {
+            Ok(()) => outcome.push_str("the write through /proc/PID/exe succeeded"),
+            Err(err) => outcome.push_str(&format!("write refused: {err}")),
+        },
+        Err(err) => outcome.push_str(&format!("open refused: {err}")),
+    }
+    rt.ok(&["delete", "--force", &id]);
+    assert!(
+        contents(&copy) == before,
+        "the runtime binary was overwritten from the container side ({outcome})"
+    );
+    assert!(!outcome.contains("succeeded"), "{outcome}");
+}
+
+/// No descriptor of the runtime is open in the container's process: only
+/// stdio (and what --preserve-fds passes), so nothing like the leaked host
+/// cgroup directory of CVE-2024-21626 is reachable.
+#[test]
+fn no_runtime_file_descriptor_leaks_into_the_container() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let id = unique_id("cve-2024-21626");
+    rt.run_detached(&id, bundle.path());
+    // The init process (sleep, PID 1), listed from an exec'd process.
+    let out = rt.ok(&["exec", &id, "/bin/ls", "/proc/1/fd"]);
+    let fds: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2"],
+        "descriptors open in the container's init"
+    );
+    // An exec'd process (the shell), listed by its child; `; true` keeps the
+    // shell from exec'ing ls in its place.
+    let out = rt.ok(&["exec", &id, "/bin/sh", "-c", "ls /proc/$$/fd; true"]);
+    let fds: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2"],
+        "descriptors open in the exec'd process"
+    );
+    // --preserve-fds passes exactly the descriptors asked for.
+    let extra = std::fs::File::open("/dev/null").unwrap();
+    use std::os::fd::AsRawFd;
+    let mut cmd = rt.cmd(&[
+        "exec",
+        "--preserve-fds",
+        "1",
+        &id,
+        "/bin/sh",
+        "-c",
+        "ls /proc/$$/fd; true",
+    ]);
+    let raw = extra.as_raw_fd();
+    // SAFETY: dup2 in the child before exec only touches the child's table.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep FD_CLOEXEC, so clear it then.
+            let rc = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fds: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "--preserve-fds 1");
+
+    // A cwd through /proc/self/fd, the CVE's entry point, never lands
+    // outside the rootfs.
+    for fd in 3..10 {
+        let cwd = format!("/proc/self/fd/{fd}");
+        let out = rt.output(&["exec", "--cwd", &cwd, &id, "/bin/sh", "-c", "pwd -P; ls .."]);
+        if out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !text.contains("sys/fs/cgroup") && !text.contains("berth-rt-root"),
+                "cwd {cwd} reached the host: {text}"
+            );
+        }
+    }
+    rt.ok(&["delete", "--force", &id]);
+    rt.assert_gone(&id);
+}
+
+/// A mount whose destination is a symlink pointing out of the rootfs (by an
+/// absolute path or by `..`) is resolved inside the rootfs.
+#[test]
+fn symlinked_mount_destination_cannot_escape_the_rootfs() {
+    let rt = Runtime::new();
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("from-source"), "x").unwrap();
+
+    let bundle = Bundle::busybox_with(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo written > /absolute/escaped; echo written > /relative/escaped; ls /absolute /relative",
+        ],
+        |spec| {
+            let mut mounts = spec.mounts().clone().unwrap();
+            mounts.push(
+                MountBuilder::default()
+                    .destination("/absolute")
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(vec!["nosuid".to_string()])
+                    .build()
+                    .unwrap(),
+            );
+            mounts.push(
+                MountBuilder::default()
+                    .destination("/relative")
+                    .typ("bind")
+                    .source(source.path())
+                    .options(vec!["rbind".to_string(), "rw".to_string()])
+                    .build()
+                    .unwrap(),
+            );
+            spec.set_mounts(Some(mounts));
+        },
+    );
+    let rootfs = bundle.rootfs();
+    symlink(&target, rootfs.join("absolute")).unwrap();
+    let depth = rootfs.components().count() + 2;
+    let climb = "../".repeat(depth);
+    symlink(
+        format!("{climb}{}", target.strip_prefix("/").unwrap().display()),
+        rootfs.join("relative"),
+    )
+    .unwrap();
+
+    let id = unique_id("symlink-mount");
+    let out = rt.output(&["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let leaked: Vec<_> = std::fs::read_dir(&target)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the container wrote to the host through a mount: {leaked:?}"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(target.to_str().unwrap()),
+        "a mount landed on the host target {}",
+        target.display()
+    );
+    // Either the runtime refused the mounts, or it made them inside the rootfs.
+    if out.status.success() {
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(listing.contains("escaped"), "{listing}");
+        assert!(listing.contains("from-source"), "{listing}");
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.is_empty(), "a refused mount must say why");
+    }
+    rt.assert_gone(&id);
+}
