@@ -2,6 +2,9 @@
 //! reports every error and warning with its line, and exits non-zero when the
 //! Dockerfile is invalid.
 
+// Test helpers outside #[test] functions fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use berth_e2e::bins;
 use std::fs;
 use std::path::Path;
