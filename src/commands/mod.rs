@@ -2,6 +2,7 @@
 //! dispatch.
 
 mod build;
+mod import;
 mod version;
 
 use clap::{Args, Parser, Subcommand};
@@ -39,8 +40,10 @@ impl GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build an image from a Dockerfile (only --check so far: validate the Dockerfile).
+    /// Build an image from a Dockerfile and a context directory (--check: only validate).
     Build(build::BuildArgs),
+    /// Make an image in the local store from a root filesystem directory.
+    Import(import::ImportArgs),
     /// Show the version of berth, the commit it was built from and the OCI specs it speaks.
     Version(version::VersionArgs),
 }
@@ -49,6 +52,7 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Version(args) => version::run(&args),
     }
 }

@@ -24,6 +24,7 @@ use crate::store::{Digest, Store, StoreError};
 pub use progress::{Event, NoProgress, Progress, StepId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use step::{CopyFrom, CopyStep, Instruction, Step};
@@ -126,8 +127,6 @@ struct StageState {
     config: ImageConfig,
     layers: Vec<LayerRecord>,
     key: Digest,
-    steps_run: usize,
-    steps_cached: usize,
 }
 
 type Slot = Option<Result<StageState, ()>>;
@@ -143,6 +142,8 @@ struct Build<'a> {
     ready: Condvar,
     context: OnceLock<Result<(Context, HashCache), String>>,
     now: i64,
+    steps_run: AtomicUsize,
+    steps_cached: AtomicUsize,
 }
 
 /// Builds `plan`'s target stage into an image in `store` (not tagged).
@@ -170,6 +171,8 @@ pub fn build(
         ready: Condvar::new(),
         context: OnceLock::new(),
         now,
+        steps_run: AtomicUsize::new(0),
+        steps_cached: AtomicUsize::new(0),
     };
     let mut results: BTreeMap<usize, Result<StageState, BuildError>> = BTreeMap::new();
     std::thread::scope(|scope| {
@@ -219,8 +222,8 @@ pub fn build(
         manifest,
         config,
         layers: state.layers,
-        steps_run: state.steps_run,
-        steps_cached: state.steps_cached,
+        steps_run: b.steps_run.load(Ordering::Relaxed),
+        steps_cached: b.steps_cached.load(Ordering::Relaxed),
     })
 }
 
@@ -299,15 +302,8 @@ impl Build<'_> {
                 },
                 layers: Vec::new(),
                 key: key::base_key("scratch", "", &platform),
-                steps_run: 0,
-                steps_cached: 0,
             }),
-            plan::Base::Stage { index } => {
-                let mut state = self.wait_for(*index)?;
-                state.steps_run = 0;
-                state.steps_cached = 0;
-                Ok(state)
-            }
+            plan::Base::Stage { index } => self.wait_for(*index),
             plan::Base::Image { reference } => {
                 let loaded =
                     image::load(self.store, reference).map_err(|source| BuildError::Base {
@@ -320,8 +316,6 @@ impl Build<'_> {
                     config: loaded.config.clone(),
                     layers,
                     key: key::base_key("image", loaded.descriptor.digest.as_str(), &platform),
-                    steps_run: 0,
-                    steps_cached: 0,
                 })
             }
         }
@@ -421,9 +415,9 @@ impl Build<'_> {
         .map_err(wrap)?;
         state.key = key;
         if cached {
-            state.steps_cached += 1;
+            self.steps_cached.fetch_add(1, Ordering::Relaxed);
         } else {
-            state.steps_run += 1;
+            self.steps_run.fetch_add(1, Ordering::Relaxed);
         }
         let layer_bytes = record.layer.as_ref().map(|l| l.descriptor.size);
         if let Some(layer) = &record.layer {
@@ -509,8 +503,6 @@ impl Build<'_> {
                     config: loaded.config.clone(),
                     layers: loaded.layers(),
                     key: key::base_key("image", loaded.descriptor.digest.as_str(), ""),
-                    steps_run: 0,
-                    steps_cached: 0,
                 })
             }
         }

@@ -1,0 +1,165 @@
+//! The real build path of `berth build`: plan the Dockerfile, run the engine
+//! against the local store, then tag and write the requested outputs.
+
+use super::progress::{Mode, Renderer};
+use anyhow::{Context as _, bail};
+use berth_builder::engine::{self, BuildOptions};
+use berth_builder::executor::Runtime;
+use berth_builder::frontend::{self, FrontendError, PlanOptions, dockerignore};
+use berth_builder::image;
+use berth_builder::layer::Compression;
+use berth_builder::output::{self, Output};
+use berth_builder::store::Store;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// What `berth build` was asked for, beyond `--check`.
+pub struct Request<'a> {
+    /// The context directory.
+    pub context: &'a Path,
+    /// The Dockerfile.
+    pub dockerfile: PathBuf,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--platform` (one).
+    pub platform: Option<frontend::Platform>,
+    /// `-t`.
+    pub tags: &'a [String],
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--progress`.
+    pub progress: Mode,
+    /// `--output`.
+    pub outputs: &'a [String],
+    /// `--runtime`.
+    pub runtime: Option<PathBuf>,
+    /// `--root`.
+    pub root: Option<PathBuf>,
+    /// `--compression`.
+    pub compression: Compression,
+    /// `--secret id=…,src=…`.
+    pub secrets: &'a [String],
+}
+
+fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut secrets = BTreeMap::new();
+    for value in values {
+        let mut id = None;
+        let mut src = None;
+        for part in value.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                _ => bail!("invalid --secret '{value}': expected id=NAME,src=FILE"),
+            }
+        }
+        let (Some(id), Some(src)) = (id, src) else {
+            bail!("invalid --secret '{value}': expected id=NAME,src=FILE");
+        };
+        if !src.is_file() {
+            bail!("--secret {id}: {} is not a file", src.display());
+        }
+        secrets.insert(id, src);
+    }
+    Ok(secrets)
+}
+
+/// Builds, tags and writes outputs.
+pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
+    if !request.context.is_dir() {
+        bail!(
+            "the build context {} is not a directory",
+            request.context.display()
+        );
+    }
+    let outputs: Vec<Output> = request
+        .outputs
+        .iter()
+        .map(|o| o.parse::<Output>())
+        .collect::<Result<_, _>>()?;
+    let secrets = parse_secrets(request.secrets)?;
+    let dockerfile = match frontend::parse_file(&request.dockerfile) {
+        Ok(d) => d,
+        Err(FrontendError::Invalid(diagnostic)) => {
+            let source = std::fs::read(&request.dockerfile).unwrap_or_default();
+            eprintln!("{}", diagnostic.rendered(&String::from_utf8_lossy(&source)));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let plan = match frontend::plan(
+        &dockerfile,
+        &PlanOptions {
+            build_args: request.build_args.clone(),
+            target: request.target.clone(),
+            target_platform: request.platform.clone(),
+            build_platform: None,
+        },
+    ) {
+        Ok(plan) => plan,
+        Err(err) => {
+            for d in &err.diagnostics {
+                eprintln!("{}", d.rendered(&dockerfile.source));
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for warning in &plan.warnings {
+        tracing::warn!("{}", warning.rendered(&dockerfile.source));
+    }
+    let (ignore, _) = dockerignore::for_build(&request.dockerfile, request.context)
+        .with_context(|| format!("reading the ignore file of {}", request.context.display()))?;
+    let root = request.root.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&root)
+        .with_context(|| format!("opening the local store at {}", root.display()))?;
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(
+            v.parse::<i64>()
+                .with_context(|| format!("SOURCE_DATE_EPOCH='{v}' is not a number of seconds"))?,
+        ),
+        _ => None,
+    };
+    let options = BuildOptions {
+        context: request
+            .context
+            .canonicalize()
+            .with_context(|| format!("resolving {}", request.context.display()))?,
+        ignore,
+        no_cache: request.no_cache,
+        compression: request.compression,
+        source_date_epoch,
+        runtime: Runtime {
+            binary: request
+                .runtime
+                .clone()
+                .unwrap_or_else(Runtime::default_binary),
+        },
+        secrets,
+        escape: dockerfile.escape,
+    };
+    let renderer = Renderer::new(request.progress);
+    let result = engine::build(&store, &plan, &options, &renderer);
+    renderer.finish();
+    let built = result?;
+    for tag in request.tags {
+        store
+            .tag(tag, &built.manifest)
+            .with_context(|| format!("tagging the image as {tag}"))?;
+        eprintln!("naming to {}", berth_builder::store::tags::normalize(tag));
+    }
+    if !outputs.is_empty() {
+        let stored = image::load_descriptor(&store, "(built image)", built.manifest.clone())?;
+        for out in &outputs {
+            output::write(&store, &stored, request.tags, out)?;
+        }
+    }
+    eprintln!(
+        "built {} ({} steps run, {} cached)",
+        built.manifest.digest, built.steps_run, built.steps_cached
+    );
+    println!("{}", built.manifest.digest);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,222 @@
+//! Showing build progress: live bars on a terminal (indicatif), plain
+//! numbered lines without one (CI logs), or one JSON object per event.
+
+use berth_builder::engine::{Event, Progress, StepId};
+use berth_builder::executor::Stream;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// tty on a terminal, plain otherwise.
+    Auto,
+    /// Live bars.
+    Tty,
+    /// Plain lines.
+    Plain,
+    /// JSON lines.
+    Json,
+}
+
+/// Renders events on stderr.
+pub struct Renderer {
+    mode: Mode,
+    state: Mutex<State>,
+    multi: MultiProgress,
+}
+
+#[derive(Default)]
+struct State {
+    numbers: HashMap<StepId, usize>,
+    bars: HashMap<StepId, ProgressBar>,
+    next: usize,
+}
+
+fn label(id: &StepId) -> String {
+    format!("[{} {}/{}]", id.stage, id.index, id.total.saturating_sub(1))
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+impl Renderer {
+    /// A renderer for the chosen mode (`auto` looks at stderr).
+    pub fn new(mode: Mode) -> Renderer {
+        let mode = match mode {
+            Mode::Auto if std::io::stderr().is_terminal() => Mode::Tty,
+            Mode::Auto => Mode::Plain,
+            other => other,
+        };
+        let target = if mode == Mode::Tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Renderer {
+            mode,
+            state: Mutex::new(State::default()),
+            multi: MultiProgress::with_draw_target(target),
+        }
+    }
+
+    fn number(state: &mut State, id: &StepId) -> usize {
+        if let Some(n) = state.numbers.get(id) {
+            return *n;
+        }
+        state.next += 1;
+        state.numbers.insert(id.clone(), state.next);
+        state.next
+    }
+
+    fn line(&self, text: &str) {
+        if self.mode == Mode::Tty {
+            let _ = self.multi.println(text);
+        } else {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{text}");
+        }
+    }
+
+    fn json(&self, event: &Event) {
+        let value = match event {
+            Event::Context { files, duration } => serde_json::json!({
+                "event": "context", "files": files, "seconds": duration.as_secs_f64()
+            }),
+            Event::StepStarted { id, text } => serde_json::json!({
+                "event": "started", "stage": id.stage, "step": id.index, "total": id.total, "instruction": text
+            }),
+            Event::StepCached { id } => serde_json::json!({
+                "event": "cached", "stage": id.stage, "step": id.index
+            }),
+            Event::StepOutput { id, stream, line } => serde_json::json!({
+                "event": "output", "stage": id.stage, "step": id.index,
+                "stream": if *stream == Stream::Stdout { "stdout" } else { "stderr" }, "line": line
+            }),
+            Event::StepFinished {
+                id,
+                duration,
+                cached,
+                layer_bytes,
+            } => serde_json::json!({
+                "event": "finished", "stage": id.stage, "step": id.index, "cached": cached,
+                "seconds": duration.as_secs_f64(), "layer_bytes": layer_bytes
+            }),
+            Event::ImageWritten { digest } => {
+                serde_json::json!({"event": "image", "digest": digest})
+            }
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{value}");
+    }
+
+    /// Clears the live display.
+    pub fn finish(&self) {
+        let _ = self.multi.clear();
+    }
+}
+
+impl Progress for Renderer {
+    fn event(&self, event: Event) {
+        if self.mode == Mode::Json {
+            self.json(&event);
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        match event {
+            Event::Context { files, duration } => {
+                self.line(&format!(
+                    "#0 context: {files} files after .dockerignore, walked in {}",
+                    seconds(duration)
+                ));
+            }
+            Event::StepStarted { id, text } => {
+                let n = Self::number(&mut state, &id);
+                let title = format!("#{n} {} {text}", label(&id));
+                if self.mode == Mode::Tty {
+                    let bar = self.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_message(title);
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    state.bars.insert(id, bar);
+                } else {
+                    self.line(&title);
+                }
+            }
+            // The finish line says CACHED, with the layer size.
+            Event::StepCached { .. } => {}
+            Event::StepOutput { id, line, .. } => {
+                let n = Self::number(&mut state, &id);
+                self.line(&format!("#{n} {line}"));
+            }
+            Event::StepFinished {
+                id,
+                duration,
+                cached,
+                layer_bytes,
+            } => {
+                let n = Self::number(&mut state, &id);
+                let size = layer_bytes
+                    .map(|b| format!(" ({})", human_bytes(b)))
+                    .unwrap_or_default();
+                let status = if cached && id.index > 0 {
+                    "CACHED"
+                } else {
+                    "DONE"
+                };
+                if let Some(bar) = state.bars.remove(&id) {
+                    let title = bar.message();
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                    self.line(&format!("{title} {status} {}{size}", seconds(duration)));
+                } else {
+                    self.line(&format!("#{n} {status} {}{size}", seconds(duration)));
+                }
+            }
+            Event::ImageWritten { digest } => {
+                self.line(&format!("#{} writing image {digest} done", state.next + 1));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_labels_read_well() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1_500_000), "1.5MB");
+        let id = StepId {
+            stage: "build".into(),
+            index: 2,
+            total: 4,
+        };
+        assert_eq!(label(&id), "[build 2/3]");
+    }
+}
