@@ -21,6 +21,8 @@ pub const PACKAGES: &[&str] = &[
     // Registry client tests and benchmark: interop peer and htpasswd files.
     "skopeo",
     "apache2-utils",
+    // Frontend: the .dockerignore differential test builds with buildah.
+    "buildah",
 ];
 
 /// Whether dpkg reports the package as installed.
