@@ -5,7 +5,6 @@ use crate::foreground;
 use crate::lifecycle::Runtime;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
 use oci_spec::runtime::{Capability, Process, Spec};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -85,7 +84,7 @@ impl Runtime {
         };
         let process_file = options.process.clone().or_else(|| process_path.clone());
         let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-            .with_executor(DefaultExecutor {})
+            .with_executor(crate::executor::RuncExecutor::new())
             .with_root_path(self.root())
             .and_then(|b| b.with_pid_file(options.pid_file.as_ref()))
             .map(|b| {

@@ -9,7 +9,6 @@ use libcontainer::container::state::StateError;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
 use oci_spec::runtime::Spec;
 use std::path::{Path, PathBuf};
 
@@ -71,9 +70,9 @@ impl Runtime {
         if dir.exists() {
             return Err(Error::AlreadyExists { id: id.to_owned() });
         }
-        let bundle = check_bundle(&options.bundle)?;
+        let (bundle, spec) = check_bundle(&options.bundle)?;
         let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-            .with_executor(DefaultExecutor {})
+            .with_executor(crate::executor::RuncExecutor::new())
             .with_pid_file(options.pid_file.as_ref())
             .and_then(|b| b.with_root_path(&self.root))
             .map(|b| {
@@ -88,7 +87,15 @@ impl Runtime {
                     .build()
             });
         match built {
-            Ok(container) => Ok(container),
+            Ok(mut container) => {
+                if let Err(err) = readonly_cgroups(&container, &spec) {
+                    if let Err(cleanup) = container.delete(true) {
+                        tracing::warn!(id, err = %cleanup, "deleting a container whose cgroups stayed writable");
+                    }
+                    return Err(err);
+                }
+                Ok(container)
+            }
             Err(source) => {
                 // libcontainer removes what it made once the process was
                 // spawned, but not a state directory it made before failing
@@ -371,7 +378,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 /// Checks a bundle before anything is created, so that a bad bundle fails
 /// with a message naming the file and the problem, and leaves nothing behind.
 /// Returns the absolute bundle path.
-fn check_bundle(bundle: &Path) -> Result<PathBuf> {
+fn check_bundle(bundle: &Path) -> Result<(PathBuf, Spec)> {
     let bundle_error = |path: &Path, reason: String| Error::Bundle {
         path: path.to_owned(),
         reason,
@@ -423,7 +430,26 @@ fn check_bundle(bundle: &Path) -> Result<PathBuf> {
             "the config has no linux section".into(),
         ));
     }
-    Ok(absolute)
+    Ok((absolute, spec))
+}
+
+/// Makes the container's cgroup v1 mounts read-only when the spec asks for it
+/// (see the `remount` module for why libcontainer needs the help).
+fn readonly_cgroups(container: &Container, spec: &Spec) -> Result<()> {
+    let Some(destination) = crate::remount::readonly_cgroup_destination(spec) else {
+        return Ok(());
+    };
+    let unified = matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    );
+    let Some(pid) = container.pid() else {
+        return Ok(());
+    };
+    if unified {
+        return Ok(());
+    }
+    crate::remount::cgroup_v1_readonly(pid, &destination)
 }
 
 #[cfg(test)]

@@ -116,7 +116,10 @@ impl Runtime {
     pub fn wait_status(&self, id: &str, status: &str) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let state = self.state(id);
+            // A container a concurrent `run` is still creating does not exist yet.
+            let out = self.output(&["state", id]);
+            let state: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
             if state["status"] == status {
                 return state;
             }

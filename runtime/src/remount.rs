@@ -1,0 +1,162 @@
+//! Read-only cgroup v1 mounts inside the container.
+//!
+//! The runtime-spec's `/sys/fs/cgroup` mount usually carries `ro`, and runc
+//! mounts each v1 hierarchy read-only. libcontainer 0.7 mounts the v1
+//! hierarchies read-write whatever the options say, which would let the
+//! container rewrite its own limits. After `create`, while the init process
+//! still waits for `start`, this remounts them read-only from inside the
+//! container's mount namespace.
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use std::path::PathBuf;
+
+/// The destination of a read-only `cgroup` mount in the spec, if any.
+pub(crate) fn readonly_cgroup_destination(spec: &Spec) -> Option<PathBuf> {
+    spec.mounts().as_ref()?.iter().find_map(|mount| {
+        let is_cgroup = mount.typ().as_deref() == Some("cgroup");
+        let readonly = mount
+            .options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|opt| opt == "ro"));
+        (is_cgroup && readonly).then(|| mount.destination().clone())
+    })
+}
+
+/// Remounts every cgroup v1 mount below `destination` in the mount namespace
+/// of `pid` read-only. Runs in a forked child, since joining a mount
+/// namespace changes the caller's root.
+pub(crate) fn cgroup_v1_readonly(pid: Pid, destination: &std::path::Path) -> Result<()> {
+    let ns_path = format!("/proc/{}/ns/mnt", pid.as_raw());
+    let ns = std::fs::File::open(&ns_path).map_err(|e| Error::io("opening", &ns_path, e))?;
+    let prefix = format!("{}/", destination.display());
+    // The container's procfs does not know this process, so its mount table
+    // is read from the host's /proc, where paths are relative to its root.
+    let mountinfo_path = format!("/proc/{}/mountinfo", pid.as_raw());
+    let mountinfo = std::fs::read_to_string(&mountinfo_path)
+        .map_err(|e| Error::io("reading", &mountinfo_path, e))?;
+    let targets = cgroup_mounts(&mountinfo, &prefix);
+    if targets.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: the child only makes system calls and reads a file before
+    // _exit; the runtime is single-threaded here, so no lock can be held.
+    match unsafe { libc::fork() } {
+        -1 => Err(Error::Sys {
+            action: "forking to remount cgroups read-only",
+            source: Errno::last(),
+        }),
+        0 => {
+            let code = match remount_in_child(&ns, &targets) {
+                Ok(()) => 0,
+                Err(errno) => errno as i32,
+            };
+            // SAFETY: _exit is always safe; it skips the parent's atexit state.
+            unsafe { libc::_exit(code) }
+        }
+        child => {
+            let status = nix::sys::wait::waitpid(Pid::from_raw(child), None).map_err(|source| {
+                Error::Sys {
+                    action: "waiting for the cgroup remount",
+                    source,
+                }
+            })?;
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                nix::sys::wait::WaitStatus::Exited(_, errno) => Err(Error::Sys {
+                    action: "remounting the container's cgroup hierarchies read-only",
+                    source: Errno::from_raw(errno),
+                }),
+                other => Err(Error::InvalidInput(format!(
+                    "the cgroup remount helper ended with {other:?}"
+                ))),
+            }
+        }
+    }
+}
+
+/// The cgroup mounts below `prefix` in a mount table, each with the flags to
+/// remount it read-only while keeping its other flags.
+fn cgroup_mounts(mountinfo: &str, prefix: &str) -> Vec<(std::ffi::CString, libc::c_ulong)> {
+    let mut targets = Vec::new();
+    for line in mountinfo.lines() {
+        // Fields: id parent major:minor root mountpoint options ... - fstype source superoptions
+        let mut fields = line.split(' ');
+        let mountpoint = fields.nth(4).unwrap_or_default();
+        let options = fields.next().unwrap_or_default();
+        let fstype = line
+            .split(" - ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_default();
+        if fstype != "cgroup" || !mountpoint.starts_with(prefix) {
+            continue;
+        }
+        let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+        for (name, flag) in [
+            ("nosuid", libc::MS_NOSUID),
+            ("nodev", libc::MS_NODEV),
+            ("noexec", libc::MS_NOEXEC),
+            ("relatime", libc::MS_RELATIME),
+            ("noatime", libc::MS_NOATIME),
+        ] {
+            if options.split(',').any(|o| o == name) {
+                flags |= flag;
+            }
+        }
+        if let Ok(target) = std::ffi::CString::new(mountpoint) {
+            targets.push((target, flags));
+        }
+    }
+    targets
+}
+
+fn remount_in_child(
+    ns: &std::fs::File,
+    targets: &[(std::ffi::CString, libc::c_ulong)],
+) -> std::result::Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on an fd we own; the child is single-threaded.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+        return Err(Errno::last());
+    }
+    for (target, flags) in targets {
+        // SAFETY: a remount with a valid path and no data.
+        let rc = unsafe {
+            libc::mount(
+                std::ptr::null(),
+                target.as_ptr(),
+                std::ptr::null(),
+                *flags,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cgroup_mounts_below_the_destination() {
+        let mountinfo = "\
+1 0 8:1 / / rw,relatime - ext4 /dev/vda rw
+2 1 0:5 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
+3 2 0:6 /c /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,memory
+4 2 0:7 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+5 1 0:6 / /elsewhere rw - cgroup cgroup rw,memory";
+        let found = cgroup_mounts(mountinfo, "/sys/fs/cgroup/");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.to_str().unwrap(), "/sys/fs/cgroup/memory");
+        let flags = found[0].1;
+        assert!(flags & libc::MS_RDONLY != 0 && flags & libc::MS_NOEXEC != 0);
+        assert!(flags & libc::MS_NOATIME == 0);
+    }
+}
