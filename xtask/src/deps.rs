@@ -23,6 +23,12 @@ pub const PACKAGES: &[&str] = &[
     "apache2-utils",
     // Frontend: the .dockerignore differential test builds with buildah.
     "buildah",
+    // berth build tests: unpack/validate OCI output, load docker archives,
+    // read zstd layers; buildah is also the build benchmark's peer.
+    "umoci",
+    "podman",
+    "zstd",
+    "tar",
 ];
 
 /// Whether dpkg reports the package as installed.
