@@ -2,6 +2,8 @@
 //! slashes, --chown, --chmod, --parents, --exclude, heredocs, symlinks,
 //! archives, and the error for a missing source.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod build_common;
 
 use build_common::BuildEnv;

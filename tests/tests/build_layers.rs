@@ -2,6 +2,8 @@
 //! whiteouts (and opaque directories), clean builds with SOURCE_DATE_EPOCH are
 //! reproducible, and zstd layers are correct.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod build_common;
 
 use berth_e2e::require;
