@@ -139,12 +139,15 @@ pub(crate) fn scope(repository: &str, actions: &str) -> String {
 
 impl Client {
     /// Builds a client. TLS uses rustls on the ring provider, with the
-    /// platform's trust store.
+    /// platform's trust store (read on the first TLS connection).
     pub fn new(options: ClientOptions) -> Result<Client, Error> {
         // Another part of the process may have installed a provider already;
         // that one is used then.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = crate::tls::client_config()
+            .map_err(|err| Error::HttpSetup(format!("configuring TLS: {err}")))?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
@@ -299,14 +302,12 @@ impl Client {
         if let Some(expected) = reference::pinned_digest(reference)?
             && expected != digest
         {
-            {
-                return Err(Error::DigestMismatch {
-                    what: format!("manifest {reference}"),
-                    url: call.url,
-                    expected,
-                    actual: digest,
-                });
-            }
+            return Err(Error::DigestMismatch {
+                what: format!("manifest {reference}"),
+                url: call.url,
+                expected,
+                actual: digest,
+            });
         }
         let media_type = match media_type.filter(|t| crate::manifest::is_manifest(t)) {
             Some(served) => served,

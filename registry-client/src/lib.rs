@@ -25,6 +25,7 @@ mod pull;
 mod push;
 pub mod reference;
 pub mod store;
+mod tls;
 mod transport;
 
 pub use client::{Client, ClientOptions, FetchedManifest, Referrers};

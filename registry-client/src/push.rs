@@ -77,17 +77,15 @@ impl Client {
         if let Some(remote) = self.head_manifest(reference).await?
             && remote.digest == root.digest
         {
-            {
-                tracing::debug!(%reference, digest = %root.digest, "the registry has this manifest already");
-                return Ok(PushReport {
-                    digest: root.digest,
-                    up_to_date: true,
-                    uploaded: 0,
-                    mounted: 0,
-                    present: 0,
-                    bytes_uploaded: 0,
-                });
-            }
+            tracing::debug!(%reference, digest = %root.digest, "the registry has this manifest already");
+            return Ok(PushReport {
+                digest: root.digest,
+                up_to_date: true,
+                uploaded: 0,
+                mounted: 0,
+                present: 0,
+                bytes_uploaded: 0,
+            });
         }
         let parts = collect(store, &root, root_bytes, limit).await?;
         let results = run_bounded(parts.blobs, self.options().concurrency, |blob| {
