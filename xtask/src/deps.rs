@@ -29,6 +29,11 @@ pub const PACKAGES: &[&str] = &[
     "podman",
     "zstd",
     "tar",
+    // berth-runtime tests: real clients (podman through conmon, containerd
+    // through its runc shim) and the host ps behind `ps`'s table format.
+    "conmon",
+    "containerd",
+    "procps",
 ];
 
 /// Whether dpkg reports the package as installed.
