@@ -1,7 +1,6 @@
 //! `berth import`: make a one-layer image in the local store from a root
 //! filesystem directory, like `docker import` of a directory.
 
-use anyhow::Context as _;
 use berth_builder::image;
 use berth_builder::store::Store;
 use clap::Args;
@@ -28,8 +27,7 @@ pub struct ImportArgs {
 /// Imports the directory and prints the manifest digest.
 pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let root = args.root.clone().unwrap_or_else(Store::default_root);
-    let store = Store::open(&root)
-        .with_context(|| format!("opening the local store at {}", root.display()))?;
+    let store = Store::open(&root).map_err(|e| anyhow::anyhow!("opening the local store: {e}"))?;
     // SOURCE_DATE_EPOCH pins the creation time, so imports are reproducible.
     let created = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -37,7 +35,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(0);
     let cmd: Vec<&str> = args.cmd.iter().map(String::as_str).collect();
     let descriptor = image::import_rootfs(&store, &args.rootfs, &args.name, &cmd, created)
-        .with_context(|| format!("importing {}", args.rootfs.display()))?;
+        .map_err(|e| anyhow::anyhow!("importing {}: {e}", args.rootfs.display()))?;
     println!("{}", descriptor.digest);
     Ok(ExitCode::SUCCESS)
 }

@@ -113,8 +113,7 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     let (ignore, _) = dockerignore::for_build(&request.dockerfile, request.context)
         .with_context(|| format!("reading the ignore file of {}", request.context.display()))?;
     let root = request.root.clone().unwrap_or_else(Store::default_root);
-    let store = Store::open(&root)
-        .with_context(|| format!("opening the local store at {}", root.display()))?;
+    let store = Store::open(&root).map_err(|e| anyhow::anyhow!("opening the local store: {e}"))?;
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             v.parse::<i64>()
@@ -143,17 +142,21 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     let renderer = Renderer::new(request.progress);
     let result = engine::build(&store, &plan, &options, &renderer);
     renderer.finish();
-    let built = result?;
+    // The builder's messages already contain their causes; chaining them
+    // again would print every cause twice.
+    let built = result.map_err(|e| anyhow::anyhow!("{e}"))?;
     for tag in request.tags {
         store
             .tag(tag, &built.manifest)
-            .with_context(|| format!("tagging the image as {tag}"))?;
+            .map_err(|e| anyhow::anyhow!("tagging the image as {tag}: {e}"))?;
         eprintln!("naming to {}", berth_builder::store::tags::normalize(tag));
     }
     if !outputs.is_empty() {
-        let stored = image::load_descriptor(&store, "(built image)", built.manifest.clone())?;
+        let stored = image::load_descriptor(&store, "(built image)", built.manifest.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         for out in &outputs {
-            output::write(&store, &stored, request.tags, out)?;
+            output::write(&store, &stored, request.tags, out)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     eprintln!(
