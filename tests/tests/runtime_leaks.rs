@@ -19,16 +19,18 @@ fn assert_root_empty(rt: &Runtime) {
     assert!(left.is_empty(), "state left under the root: {left:?}");
 }
 
-/// Processes whose command line names the bundle: a container process that
-/// outlived its container.
-fn processes_using(bundle: &std::path::Path) -> Vec<String> {
-    let needle = bundle.to_string_lossy().into_owned();
+/// Live processes whose cgroup path names `prefix`: container processes that
+/// outlived their container. Zombies waiting for PID 1 to reap them hold no
+/// resources and are not counted.
+fn processes_in_cgroups_naming(prefix: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(root) = std::fs::read_link(entry.path().join("root")) else {
+        let Ok(cgroups) = std::fs::read_to_string(entry.path().join("cgroup")) else {
             continue;
         };
-        if root.to_string_lossy().starts_with(&needle) {
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .is_ok_and(|stat| stat.contains(") Z "));
+        if cgroups.contains(prefix) && !zombie {
             found.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
@@ -61,7 +63,7 @@ fn fifty_sequential_containers_leave_nothing_behind() {
     }
     assert_root_empty(&rt);
     assert_no_leftovers(&prefix);
-    assert!(processes_using(bundle.path()).is_empty());
+    assert_eq!(processes_in_cgroups_naming(&prefix), Vec::<String>::new());
 }
 
 #[test]
@@ -95,7 +97,7 @@ fn ten_concurrent_containers_leave_nothing_behind() {
     }
     assert_root_empty(&rt);
     assert_no_leftovers(&prefix);
-    assert!(processes_using(bundle.path()).is_empty());
+    assert_eq!(processes_in_cgroups_naming(&prefix), Vec::<String>::new());
 
     // delete --force of ten running containers at once.
     let ids: Vec<String> = (0..10).map(|n| format!("{prefix}-d{n}")).collect();
@@ -103,6 +105,15 @@ fn ten_concurrent_containers_leave_nothing_behind() {
     for id in &ids {
         rt.run_detached(id, long.path());
     }
+    assert_eq!(
+        processes_in_cgroups_naming(&prefix).len(),
+        10,
+        "each running container's process is found by its cgroup"
+    );
+    assert!(
+        runtime_support::cgroup_dirs_naming(&prefix).len() >= 10,
+        "each running container's cgroup directories are found"
+    );
     let deletes: Vec<_> = ids
         .iter()
         .map(|id| {
@@ -122,14 +133,5 @@ fn ten_concurrent_containers_leave_nothing_behind() {
     }
     assert_root_empty(&rt);
     assert_no_leftovers(&prefix);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    // Killed processes may linger as zombies of PID 1 for a moment; a zombie
-    // has no root link, so it does not count.
-    while !processes_using(long.path()).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "container processes survived delete --force"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert_eq!(processes_in_cgroups_naming(&prefix), Vec::<String>::new());
 }
