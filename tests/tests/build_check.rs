@@ -149,15 +149,3 @@ fn file_target_platform_and_build_args_are_honoured() {
     );
     assert!(text.contains("hint: did you mean \"release\"?"), "{text}");
 }
-
-#[test]
-fn building_without_check_is_not_available_yet() {
-    let dir = context("FROM alpine\n");
-    let out = berth_build(dir.path(), &["."]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("not available yet: only --check is implemented"),
-        "{stderr}"
-    );
-}

@@ -13,7 +13,7 @@ use super::ast::{Dockerfile, Node};
 use super::diagnostic::{Diagnostic, Severity, suggest};
 use super::instruction::{Command, Instruction};
 use super::platform::Platform;
-use super::shell::Lexer;
+use super::shell::{Environment, Lexer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -262,38 +262,33 @@ impl CheckConfig {
     }
 }
 
-/// Per-stage scope while planning.
+/// Per-stage scope while planning. Maps keep lookups cheap, so planning
+/// stays linear in the number of instructions.
 #[derive(Default, Clone)]
 struct Scope {
-    /// ARGs declared in the stage that have a value, in order.
-    args: Vec<(String, String)>,
+    /// ARGs declared in the stage that have a value.
+    args: BTreeMap<String, String>,
     /// ENV of the stage (inherited from a base stage first).
-    env: Vec<(String, String)>,
+    env: BTreeMap<String, String>,
+}
+
+impl Environment for Scope {
+    /// ENV wins over an ARG of the same name.
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .or_else(|| self.args.get(name))
+            .map(String::as_str)
+    }
 }
 
 impl Scope {
-    /// The expansion environment: ARGs, overridden by ENV of the same name.
-    fn environment(&self) -> Vec<(String, String)> {
-        self.args.iter().chain(self.env.iter()).cloned().collect()
-    }
-
-    fn set(list: &mut Vec<(String, String)>, key: &str, value: String) {
-        list.retain(|(k, _)| k != key);
-        list.push((key.to_string(), value));
-    }
-
     /// The build args among `names`: ARGs not shadowed by an ENV.
     fn args_used(&self, names: &BTreeSet<String>) -> BTreeMap<String, String> {
         names
             .iter()
-            .filter(|name| !self.env.iter().any(|(k, _)| k == *name))
-            .filter_map(|name| {
-                self.args
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == name)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-            })
+            .filter(|name| !self.env.contains_key(*name))
+            .filter_map(|name| self.args.get(name).map(|v| (name.clone(), v.clone())))
             .collect()
     }
 }
@@ -369,9 +364,9 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
     }
 
     // The platform args are in the global scope without being declared.
-    let mut platform_args: Vec<(String, String)> = target_platform.args("TARGET").into();
+    let mut platform_args: BTreeMap<String, String> = target_platform.args("TARGET").into();
     platform_args.extend(build_platform.args("BUILD"));
-    let mut global_env: Vec<(String, String)> = platform_args.clone();
+    let mut global_env = platform_args.clone();
     let mut global_declared: BTreeSet<String> = BTreeSet::new();
     let first_from = typed
         .iter()
@@ -397,7 +392,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
             };
             global_declared.insert(decl.name.clone());
             if let Some(value) = options.build_args.get(&decl.name).cloned().or(default) {
-                Scope::set(&mut global_env, &decl.name, value);
+                global_env.insert(decl.name.clone(), value);
             }
         }
     }
@@ -443,7 +438,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
     };
 
     let mut stages: Vec<Stage> = Vec::with_capacity(stage_nodes.len());
-    let mut final_env: Vec<Vec<(String, String)>> = Vec::new();
+    let mut final_env: Vec<BTreeMap<String, String>> = Vec::new();
     for (index, (from_node, from_instruction, body)) in stage_nodes.iter().enumerate() {
         let Instruction::From(from) = from_instruction else {
             continue;
@@ -550,7 +545,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
         };
         let from_build_args = matched
             .iter()
-            .filter_map(|name| global_env.iter().rev().find(|(k, _)| k == name).cloned())
+            .filter_map(|name| global_env.get(name).map(|v| (name.clone(), v.clone())))
             .collect();
 
         let mut scope = Scope::default();
@@ -565,15 +560,13 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
         let mut seen_single: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut workdir_set = matches!(base, Base::Stage { .. });
         for (node, instruction) in body {
-            let environment = scope.environment();
-            let (expanded, matched, unmatched) =
-                match instruction.expand(&planner.lexer, &environment) {
-                    Ok(result) => result,
-                    Err(err) => {
-                        planner.error(node, err.to_string());
-                        continue;
-                    }
-                };
+            let (expanded, matched, unmatched) = match instruction.expand(&planner.lexer, &scope) {
+                Ok(result) => result,
+                Err(err) => {
+                    planner.error(node, err.to_string());
+                    continue;
+                }
+            };
             let mut build_args = scope.args_used(&matched);
             match &expanded {
                 Instruction::Arg(decls) => {
@@ -585,32 +578,30 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
                             .or_else(|| decl.default.clone())
                             .or_else(|| {
                                 global_env
-                                    .iter()
-                                    .rev()
-                                    .find(|(k, _)| *k == decl.name)
-                                    .filter(|(k, _)| {
-                                        global_declared.contains(k)
-                                            || platform_args.iter().any(|(p, _)| p == k)
+                                    .get(&decl.name)
+                                    .filter(|_| {
+                                        global_declared.contains(&decl.name)
+                                            || platform_args.contains_key(&decl.name)
                                     })
-                                    .map(|(_, v)| v.clone())
+                                    .cloned()
                             });
                         if let Some(value) = value {
                             build_args.insert(decl.name.clone(), value.clone());
-                            Scope::set(&mut scope.args, &decl.name, value);
+                            scope.args.insert(decl.name.clone(), value);
                         }
                     }
                 }
                 Instruction::Env(pairs) => {
                     for pair in pairs {
-                        Scope::set(&mut scope.env, &pair.key, pair.value.clone());
+                        scope.env.insert(pair.key.clone(), pair.value.clone());
                     }
                 }
                 Instruction::Run(run) => {
                     build_args = scope
                         .args
                         .iter()
-                        .filter(|(k, _)| !scope.env.iter().any(|(e, _)| e == k))
-                        .cloned()
+                        .filter(|(k, _)| !scope.env.contains_key(*k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
                     for proxy in PROXY_ARGS {
                         if let Some(value) = options.build_args.get(*proxy) {
@@ -668,10 +659,8 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
                     planner.warn(node, "MultipleInstructionsDisallowed", format!("multiple {single} instructions should not be used in the same stage because only the last one will be used"));
                 }
             }
-            let unresolved = unmatched
-                .into_iter()
-                .filter(|name| !environment.iter().any(|(k, _)| k == name))
-                .collect();
+            // Names not set at expansion time may come from the base image.
+            let unresolved = unmatched.into_iter().collect();
             steps.push(Step {
                 start_line: node.start_line,
                 end_line: node.end_line,
