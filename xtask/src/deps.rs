@@ -44,9 +44,18 @@ fn installed(package: &str) -> bool {
 
 /// Installs the missing packages with apt-get, after an `apt-get update`.
 pub fn ensure_installed() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    ensure(PACKAGES)
+}
+
+/// Installs those of `packages` that are missing (`cargo xtask demo` needs
+/// only a few).
+pub fn ensure(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
-        eprintln!("xtask: all {} test packages are installed", PACKAGES.len());
+        eprintln!(
+            "xtask: all {} needed packages are installed",
+            packages.len()
+        );
         return Ok(());
     }
     if !is_root() {

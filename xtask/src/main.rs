@@ -5,10 +5,13 @@
 //! - `deps`: install the Debian packages the tests need, if any are missing.
 //! - `fixtures`: build the test fixtures under `target/fixtures`.
 //! - `bench <name>`: run a benchmark and print its figures.
+//! - `demo`: berth's main job on a fresh machine: build the example project,
+//!   run it, rebuild from the cache.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
 mod ci;
+mod demo;
 mod deps;
 mod fixtures;
 mod util;
@@ -21,6 +24,7 @@ tasks:
   ci         install test prerequisites, build fixtures, run fmt, clippy and every test
   deps       install the Debian packages the tests need (needs root)
   fixtures   build the test fixtures under target/fixtures
+  demo       build examples/demo with berth, run it with berth-runtime, rebuild from cache (root)
   bench NAME run a benchmark (registry) and print its figures";
 
 fn main() -> ExitCode {
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
         Some("deps") => deps::ensure_installed(),
         Some("fixtures") => fixtures::build().map(|_| ()),
         Some("bench") => bench::run(&args[1..]),
+        Some("demo") => demo::run_demo(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
