@@ -257,6 +257,29 @@ async fn round_trip_moves_only_missing_blobs() {
     assert_eq!((mounted.mounted, mounted.uploaded), (4, 0), "{mounted:?}");
     assert_eq!(blob_uploads(&registry, "berth/copy"), 0);
 
+    // Mounting from a repository that lacks the blobs: the registry answers
+    // 202 with an upload session, and the client uploads through it.
+    let fallback = parse(&format!("{}/berth/fallback:v2", registry.host()));
+    let options = PushOptions {
+        mount_from: vec!["berth/empty".into()],
+    };
+    let uploaded = client
+        .push(&source, "v2", &fallback, &options, quiet())
+        .await
+        .unwrap();
+    assert_eq!(
+        (uploaded.mounted, uploaded.uploaded),
+        (0, 3),
+        "{uploaded:?}"
+    );
+    assert_eq!(blob_uploads(&registry, "berth/fallback"), 3);
+
+    // Blob deletion.
+    let layer = Digest::of(&random_bytes(3, 1000));
+    assert!(client.head_blob(&other, &layer).await.unwrap().is_some());
+    client.delete_blob(&other, &layer).await.unwrap();
+    assert!(client.head_blob(&other, &layer).await.unwrap().is_none());
+
     // Tags, referrers fallback and deletion.
     let mut tags = client.list_tags(&target).await.unwrap();
     tags.sort();
@@ -626,6 +649,111 @@ async fn token_auth_with_scoped_reused_tokens() {
         .unwrap();
     assert_eq!(report.digest, image.digest);
     assert_eq!(blob_files(pulled.root()).len(), 6);
+}
+
+/// Writes a Docker manifest list of two schema2 images (linux/amd64 and
+/// linux/arm64/v8) under `tag`; returns (list, amd64, arm64) descriptors.
+async fn make_docker_list(layout: &OciLayout, tag: &str) -> (Descriptor, Descriptor, Descriptor) {
+    const SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let mut entries = Vec::new();
+    for (seed, arch, variant) in [(50u64, "amd64", None), (51, "arm64", Some("v8"))] {
+        let layer = random_bytes(seed, 20_000);
+        let layer_digest = layout.put_blob(&layer).await.unwrap();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
+        }))
+        .unwrap();
+        let config_digest = layout.put_blob(&config).await.unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": SCHEMA2,
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": config_digest},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}],
+        }))
+        .unwrap();
+        let digest = layout.put_blob(&manifest).await.unwrap();
+        let mut descriptor = Descriptor::new(SCHEMA2, digest, manifest.len() as u64);
+        descriptor.platform = Some(berth_registry_client::manifest::Platform {
+            os: "linux".into(),
+            architecture: arch.into(),
+            variant: variant.map(str::to_owned),
+            os_version: None,
+        });
+        entries.push(descriptor);
+    }
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": LIST, "manifests": entries,
+    }))
+    .unwrap();
+    let digest = layout.put_blob(&list).await.unwrap();
+    let descriptor = Descriptor::new(LIST, digest, list.len() as u64);
+    layout.tag(tag, &descriptor).await.unwrap();
+    (descriptor, entries[0].clone(), entries[1].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_lists_push_whole_and_pull_one_platform() {
+    use berth_registry_client::manifest::Platform;
+    let registry = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = OciLayout::create(dir.path().join("source")).await.unwrap();
+    let (list, amd64, arm64) = make_docker_list(&source, "multi").await;
+    let target = parse(&format!("{}/multi/app:latest", registry.host()));
+    let pushed = client()
+        .push(&source, "multi", &target, &PushOptions::default(), quiet())
+        .await
+        .unwrap();
+    assert_eq!(
+        (pushed.digest.clone(), pushed.uploaded),
+        (list.digest.clone(), 4)
+    );
+    let remote = client().get_manifest(&target).await.unwrap();
+    assert_eq!(
+        remote.digest, list.digest,
+        "the list's bytes changed on the way"
+    );
+    assert_eq!(remote.media_type, list.media_type);
+
+    // Pulling picks one platform and names its manifest.
+    let arm = OciLayout::create(dir.path().join("arm")).await.unwrap();
+    let options = PullOptions {
+        platform: Platform::parse("linux/arm64"),
+        all_platforms: false,
+    };
+    let report = client()
+        .pull(&target, &arm, "app", &options, quiet())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.digest.clone(), report.downloaded),
+        (arm64.digest.clone(), 2)
+    );
+    assert!(!arm.has_blob(&amd64.digest).await.unwrap());
+
+    let all = OciLayout::create(dir.path().join("all")).await.unwrap();
+    let options = PullOptions {
+        platform: None,
+        all_platforms: true,
+    };
+    let report = client()
+        .pull(&target, &all, "app", &options, quiet())
+        .await
+        .unwrap();
+    assert_eq!((report.digest, report.downloaded), (list.digest, 4));
+    assert_eq!(blob_files(all.root()), blob_files(source.root()));
+
+    let options = PullOptions {
+        platform: Platform::parse("linux/s390x"),
+        all_platforms: false,
+    };
+    let err = client()
+        .pull(&target, &all, "x", &options, quiet())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err:?}");
+    assert!(err.to_string().contains("linux/arm64/v8"), "{err}");
 }
 
 mod fault_proxy {
