@@ -338,6 +338,39 @@ async fn chunked_upload_and_many_tags_paginate() {
         tag_page_size: 2,
         ..ClientOptions::default()
     });
+    // Above the monolithic limit without a chunk size: one streamed PATCH.
+    let streamed_target = parse(&format!("{}/streamed/app:big", registry.host()));
+    let report = streamed
+        .push(
+            &source,
+            "big",
+            &streamed_target,
+            &PushOptions::default(),
+            quiet(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.uploaded, 2, "{report:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        registry.count_requests("PATCH", "/v2/streamed/app/blobs/uploads/"),
+        1
+    );
+    let streamed_back = OciLayout::create(dir.path().join("streamed"))
+        .await
+        .unwrap();
+    streamed
+        .pull(
+            &streamed_target,
+            &streamed_back,
+            "big",
+            &PullOptions::default(),
+            quiet(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blob_files(streamed_back.root()), blob_files(source.root()));
+
     let mut wanted = vec!["big".to_owned()];
     for i in 0..3 {
         let tag = format!("t{i}");
