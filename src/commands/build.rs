@@ -1,8 +1,8 @@
 //! `berth build`: build an image from a Dockerfile and a context directory.
 //!
-//! Only `--check` is available so far: it parses and plans the Dockerfile
-//! without building or touching the network, and reports every error and
-//! warning with its line, like `docker build --check`.
+//! With `--check` it only parses and plans the Dockerfile, without building
+//! or touching the network, and reports every error and warning with its
+//! line, like `docker build --check`. Without it, `exec` runs the build.
 
 mod exec;
 mod progress;
