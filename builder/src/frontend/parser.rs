@@ -177,9 +177,9 @@ impl<'a> Parser<'a> {
                         "NoEmptyContinuation",
                         start_line,
                         current_line,
-                        "empty continuation line found; empty continuation lines will become errors in a future release",
+                        format!("empty continuation line found in: {joined}"),
                     )
-                    .with_hint("remove the empty line or end the previous line without the escape character"),
+                    .with_hint("empty continuation lines will become errors in a future release; remove the empty line"),
                 );
             }
             let mut node = self
@@ -424,6 +424,22 @@ mod tests {
             dump("FROM a\nRUN a \\\\\n"),
             "(from \"a\")\n(run \"a \\\\\\\\\")"
         );
+    }
+
+    #[test]
+    fn warns_on_empty_continuation_lines() {
+        // BuildKit's TestParseWarnsOnEmptyContinutationLine.
+        let source = "\nFROM alpine:3.6\n\nRUN valid \\\n    continuation\n\nRUN something \\\n\n    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\nRUN non-indented \\\n# this is a comment\n   after-comment\n\nRUN indented \\\n    # this is an indented comment\n    comment\n\t";
+        let parsed = parse(source, "Dockerfile").unwrap();
+        let messages: Vec<&str> = parsed.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "empty continuation line found in: RUN something     following     more",
+                "empty continuation line found in: RUN another     thing",
+            ]
+        );
+        assert_eq!(parsed.nodes[5].original, "RUN indented     comment");
     }
 
     #[test]
