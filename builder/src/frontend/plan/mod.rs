@@ -11,6 +11,7 @@
 
 mod check;
 mod graph;
+mod lint;
 mod stage;
 #[cfg(test)]
 mod tests;
@@ -403,6 +404,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
             Err(message) => planner.error(node, message),
         }
     }
+    planner.lint(&typed);
     let first_from = typed
         .iter()
         .position(|(_, i)| matches!(i, Instruction::From(_)))

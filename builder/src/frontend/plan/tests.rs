@@ -270,6 +270,46 @@ fn entrypoint_cmd_interplay_table() {
 }
 
 #[test]
+fn lint_table() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "FROM a\nENV A 1\nLABEL b c\n",
+            &["LegacyKeyValueFormat", "LegacyKeyValueFormat"],
+        ),
+        ("FROM a\nENV A=1\nLABEL b=c\n", &[]),
+        (
+            "FROM --platform=$TARGETPLATFORM a\n",
+            &["RedundantTargetPlatform"],
+        ),
+        ("FROM --platform=$BUILDPLATFORM a\n", &[]),
+        (
+            "FROM a\nARG DB_PASSWORD\nENV API_TOKEN=x\n",
+            &["SecretsUsedInArgOrEnv", "SecretsUsedInArgOrEnv"],
+        ),
+        ("FROM a\nARG PUBLIC_KEY\n", &[]),
+        (
+            "FROM a\nrun true\nRUN true\n",
+            &["ConsistentInstructionCasing"],
+        ),
+        (
+            "from a\nrun true\nRUN true\n",
+            &["ConsistentInstructionCasing"],
+        ),
+        ("from a\nrun true\n", &[]),
+        ("FROM a\nRun true\n", &["ConsistentInstructionCasing"]),
+    ];
+    for (source, expected) in cases {
+        let plan = plan_of(source, &options(&[], None)).unwrap();
+        let rules: Vec<&str> = plan
+            .warnings
+            .iter()
+            .filter_map(|d| d.rule.as_deref())
+            .collect();
+        assert_eq!(rules, *expected, "{source}");
+    }
+}
+
+#[test]
 fn warnings_and_check_directive() {
     let source =
         "FROM a as Build\nMAINTAINER me\nCMD run\nCMD [\"x\"]\nWORKDIR rel\nFROM $UNDECLARED\n";
