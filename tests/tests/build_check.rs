@@ -48,8 +48,9 @@ fn every_error_is_reported_with_its_line_and_the_exit_code_fails() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let text = stdout(&out);
     for expected in [
-        "error: unknown instruction: RUNN (did you mean RUN?)\n --> ./Dockerfile:2\n2 | RUNN echo hi\n  | ^^^^^^^^^^^^",
+        "error: unknown instruction: RUNN (did you mean RUN?)\n --> ./Dockerfile:2\n2 | RUNN echo hi\n  | ^^^^\n",
         "error: unknown flag: --bogus for COPY",
+        "3 | COPY --bogus=1 a b\n  |      ^^^^^^^\n",
         " --> ./Dockerfile:3\n",
         "error: invalid stage index 7: the Dockerfile has 1 stage(s)\n --> ./Dockerfile:4\n",
         "warning: JSONArgsRecommended: JSON arguments recommended for CMD",

@@ -32,6 +32,10 @@ pub struct Diagnostic {
     pub start_line: usize,
     /// The last line involved (1-based, inclusive).
     pub end_line: usize,
+    /// The columns of the offending word on the first line (0-based, in
+    /// characters, end exclusive), when known; the caret underlines them.
+    #[serde(default)]
+    pub columns: Option<(usize, usize)>,
 }
 
 impl Diagnostic {
@@ -50,6 +54,7 @@ impl Diagnostic {
             file: file.to_string(),
             start_line,
             end_line: end_line.max(start_line),
+            columns: None,
         }
     }
 
@@ -69,7 +74,22 @@ impl Diagnostic {
             file: file.to_string(),
             start_line,
             end_line: end_line.max(start_line),
+            columns: None,
         }
+    }
+
+    /// The same diagnostic pointing at `token` on its first line of
+    /// `source`, if the token is there.
+    pub fn at_token(mut self, source: &str, token: &str) -> Self {
+        let line = source
+            .lines()
+            .nth(self.start_line.wrapping_sub(1))
+            .unwrap_or_default();
+        if let Some(index) = line.find(token).filter(|_| !token.is_empty()) {
+            let start = line[..index].chars().count();
+            self.columns = Some((start, start + token.chars().count()));
+        }
+        self
     }
 
     /// The same diagnostic with a hint.
@@ -108,14 +128,21 @@ impl Diagnostic {
                 let text = lines[number - 1].trim_end_matches('\r');
                 writeln!(out, "{number:>width$} | {text}")?;
                 if number == self.start_line {
-                    let indent = text.len() - text.trim_start().len();
-                    let span = text.trim().chars().count().max(1);
+                    let (start, end) = self.columns.unwrap_or_else(|| {
+                        let indent = text.chars().take_while(|c| c.is_whitespace()).count();
+                        (indent, indent + text.trim().chars().count())
+                    });
+                    // Tabs are kept so the caret lines up under them.
+                    let indent: String = text
+                        .chars()
+                        .take(start)
+                        .map(|c| if c == '\t' { '\t' } else { ' ' })
+                        .collect();
                     writeln!(
                         out,
-                        "{:>width$} | {}{}",
+                        "{:>width$} | {indent}{}",
                         "",
-                        &text[..indent],
-                        "^".repeat(span)
+                        "^".repeat(end.saturating_sub(start).max(1))
                     )?;
                 }
             }
@@ -202,6 +229,20 @@ mod tests {
             text,
             "error: unknown instruction: RUNN\n --> Dockerfile:2\n2 |   RUNN echo hi\n  |   ^^^^^^^^^^^^\nhint: did you mean RUN?\n"
         );
+    }
+
+    #[test]
+    fn caret_points_at_the_token() {
+        let source = "FROM alpine\n\tCOPY --bogus=1 a b\n";
+        let diagnostic = Diagnostic::error("Dockerfile", 2, 2, "unknown flag: --bogus for COPY")
+            .at_token(source, "--bogus");
+        assert_eq!(diagnostic.columns, Some((6, 13)));
+        assert_eq!(
+            diagnostic.rendered(source),
+            "error: unknown flag: --bogus for COPY\n --> Dockerfile:2\n2 | \tCOPY --bogus=1 a b\n  | \t     ^^^^^^^\n"
+        );
+        let missing = Diagnostic::error("Dockerfile", 2, 2, "x").at_token(source, "--nope");
+        assert_eq!(missing.columns, None);
     }
 
     #[test]

@@ -188,6 +188,34 @@ pub enum Instruction {
     Maintainer(String),
 }
 
+/// Why a node is not a valid instruction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InstructionError {
+    /// What is wrong.
+    pub message: String,
+    /// The word of the instruction line at fault (a flag, the keyword), if one is.
+    pub token: Option<String>,
+}
+
+impl InstructionError {
+    fn at(token: &str, message: String) -> Self {
+        InstructionError {
+            message,
+            token: Some(token.to_string()),
+        }
+    }
+}
+
+impl std::convert::From<String> for InstructionError {
+    fn from(message: String) -> Self {
+        InstructionError {
+            message,
+            token: None,
+        }
+    }
+}
+
 /// The flags one instruction accepts.
 struct FlagSpec {
     strings: &'static [&'static str],
@@ -202,16 +230,20 @@ struct Flags {
 }
 
 impl Flags {
-    fn parse(keyword: &str, words: &[String], spec: &FlagSpec) -> Result<Flags, String> {
+    fn parse(keyword: &str, words: &[String], spec: &FlagSpec) -> Result<Flags, InstructionError> {
         let mut flags = Flags::default();
         for word in words {
             let Some(body) = word.strip_prefix("--") else {
-                return Err(format!("{keyword}: flag should start with --: {word}"));
+                return Err(InstructionError::at(
+                    word,
+                    format!("{keyword}: flag should start with --: {word}"),
+                ));
             };
             let (name, value) = match body.split_once('=') {
                 Some((name, value)) => (name, Some(value)),
                 None => (body, None),
             };
+            let flag = format!("--{name}");
             let known: Vec<&str> = spec
                 .strings
                 .iter()
@@ -227,26 +259,35 @@ impl Flags {
                     let names: Vec<String> = known.iter().map(|k| format!("--{k}")).collect();
                     message.push_str(&format!(" (it takes {})", names.join(", ")));
                 }
-                return Err(message);
+                return Err(InstructionError::at(&flag, message));
             }
             let value = if spec.bools.contains(&name) {
                 match value.map(str::to_ascii_lowercase).as_deref() {
                     None | Some("true") => "true".to_string(),
                     Some("false") => "false".to_string(),
                     Some(other) => {
-                        return Err(format!(
-                            "{keyword}: --{name} expects true or false, not {other:?}"
+                        return Err(InstructionError::at(
+                            &flag,
+                            format!("{keyword}: --{name} expects true or false, not {other:?}"),
                         ));
                     }
                 }
             } else {
                 match value {
                     Some(value) => value.to_string(),
-                    None => return Err(format!("{keyword}: missing a value on flag --{name}")),
+                    None => {
+                        return Err(InstructionError::at(
+                            &flag,
+                            format!("{keyword}: missing a value on flag --{name}"),
+                        ));
+                    }
                 }
             };
             if !spec.multi.contains(&name) && flags.values.iter().any(|(n, _)| n == name) {
-                return Err(format!("{keyword}: duplicate flag specified: --{name}"));
+                return Err(InstructionError::at(
+                    &flag,
+                    format!("{keyword}: duplicate flag specified: --{name}"),
+                ));
             }
             flags.values.push((name.to_string(), value));
         }
@@ -341,7 +382,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 impl Instruction {
     /// Checks a node and gives it its type. Errors say what is wrong with the
     /// instruction; the caller adds the location.
-    pub fn from_node(node: &Node) -> Result<Instruction, String> {
+    pub fn from_node(node: &Node) -> Result<Instruction, InstructionError> {
         let name = node.name();
         let keyword = name.to_ascii_uppercase();
         let require_args = |min: usize| -> Result<(), String> {
@@ -373,11 +414,15 @@ impl Instruction {
                         if !valid_stage_name(stage) {
                             return Err(format!(
                                 "invalid name for build stage: {stage:?}, name can't start with a number or contain symbols"
-                            ));
+                            ).into());
                         }
                         Some(stage.to_ascii_lowercase())
                     }
-                    _ => return Err("FROM requires either one or three arguments".to_string()),
+                    _ => {
+                        return Err("FROM requires either one or three arguments"
+                            .to_string()
+                            .into());
+                    }
                 };
                 Instruction::From(From {
                     image: node.args[0].clone(),
@@ -395,7 +440,7 @@ impl Instruction {
                         None => (word.clone(), None),
                     };
                     if name.is_empty() {
-                        return Err("ARG names can not be blank".to_string());
+                        return Err("ARG names can not be blank".to_string().into());
                     }
                     decls.push(ArgDecl { name, default });
                 }
@@ -404,11 +449,11 @@ impl Instruction {
             "env" | "label" => {
                 no_flags()?;
                 if node.args.is_empty() {
-                    return Err(format!("{keyword} requires at least one argument"));
+                    return Err(format!("{keyword} requires at least one argument").into());
                 }
                 let pairs = key_values(node);
                 if pairs.iter().any(|kv| kv.key.is_empty()) {
-                    return Err(format!("{keyword} names can not be blank"));
+                    return Err(format!("{keyword} names can not be blank").into());
                 }
                 if name == "env" {
                     Instruction::Env(pairs)
@@ -459,7 +504,7 @@ impl Instruction {
             "workdir" | "user" | "stopsignal" | "maintainer" => {
                 no_flags()?;
                 let Some(value) = node.args.first().cloned() else {
-                    return Err(format!("{keyword} requires exactly one argument"));
+                    return Err(format!("{keyword} requires exactly one argument").into());
                 };
                 match name.as_str() {
                     "workdir" => Instruction::Workdir(value),
@@ -481,7 +526,9 @@ impl Instruction {
             "shell" => {
                 no_flags()?;
                 if !node.json {
-                    return Err("SHELL requires the arguments to be in JSON form".to_string());
+                    return Err("SHELL requires the arguments to be in JSON form"
+                        .to_string()
+                        .into());
                 }
                 require_args(1)?;
                 Instruction::Shell(node.args.clone())
@@ -490,7 +537,7 @@ impl Instruction {
             "onbuild" => {
                 no_flags()?;
                 let Some(child) = &node.child else {
-                    return Err("ONBUILD requires at least one argument".to_string());
+                    return Err("ONBUILD requires at least one argument".to_string().into());
                 };
                 // The trigger must itself be a valid instruction.
                 Instruction::from_node(child)?;
@@ -510,7 +557,7 @@ impl Instruction {
                         candidate.to_ascii_uppercase()
                     ));
                 }
-                return Err(message);
+                return Err(InstructionError::at(&node.keyword, message));
             }
         })
     }
@@ -628,7 +675,7 @@ fn valid_stage_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn transfer(node: &Node, keyword: &str) -> Result<Instruction, String> {
+fn transfer(node: &Node, keyword: &str) -> Result<Instruction, InstructionError> {
     let is_copy = keyword == "COPY";
     let spec = if is_copy {
         FlagSpec {
@@ -647,7 +694,7 @@ fn transfer(node: &Node, keyword: &str) -> Result<Instruction, String> {
     if node.args.len() < 2 {
         return Err(format!(
             "{keyword} requires at least two arguments, but only one was provided. Destination could not be determined"
-        ));
+        ).into());
     }
     let (dest, sources) = node.args.split_last().unwrap_or((&node.args[0], &[]));
     let mut heredocs = node.heredocs.iter();
@@ -673,9 +720,7 @@ fn transfer(node: &Node, keyword: &str) -> Result<Instruction, String> {
         Some("true") => Some(true),
         Some("false") => Some(false),
         Some(other) => {
-            return Err(format!(
-                "ADD: --unpack expects true or false, not {other:?}"
-            ));
+            return Err(format!("ADD: --unpack expects true or false, not {other:?}").into());
         }
     };
     let transfer = Transfer {
@@ -698,7 +743,7 @@ fn transfer(node: &Node, keyword: &str) -> Result<Instruction, String> {
     })
 }
 
-fn healthcheck(node: &Node, keyword: &str) -> Result<Instruction, String> {
+fn healthcheck(node: &Node, keyword: &str) -> Result<Instruction, InstructionError> {
     let flags = Flags::parse(
         keyword,
         &node.flags,
@@ -715,22 +760,24 @@ fn healthcheck(node: &Node, keyword: &str) -> Result<Instruction, String> {
         },
     )?;
     let Some(kind) = node.args.first() else {
-        return Err("HEALTHCHECK requires an argument: NONE or CMD".to_string());
+        return Err("HEALTHCHECK requires an argument: NONE or CMD"
+            .to_string()
+            .into());
     };
     match kind.to_ascii_uppercase().as_str() {
         "NONE" => {
             if node.args.len() > 1 {
-                return Err("HEALTHCHECK NONE takes no arguments".to_string());
+                return Err("HEALTHCHECK NONE takes no arguments".to_string().into());
             }
             if !node.flags.is_empty() {
-                return Err("HEALTHCHECK NONE takes no options".to_string());
+                return Err("HEALTHCHECK NONE takes no options".to_string().into());
             }
             Ok(Instruction::Healthcheck(Healthcheck::None))
         }
         "CMD" => {
             let rest = &node.args[1..];
             if rest.is_empty() {
-                return Err("missing command after HEALTHCHECK CMD".to_string());
+                return Err("missing command after HEALTHCHECK CMD".to_string().into());
             }
             let test = if node.json {
                 Command::Exec(rest.to_vec())
@@ -767,7 +814,7 @@ fn healthcheck(node: &Node, keyword: &str) -> Result<Instruction, String> {
                 retries,
             }))
         }
-        other => Err(format!("unknown type {other:?} in HEALTHCHECK (try CMD)")),
+        other => Err(format!("unknown type {other:?} in HEALTHCHECK (try CMD)").into()),
     }
 }
 
@@ -779,7 +826,7 @@ mod tests {
 
     fn typed(line: &str) -> Result<Instruction, String> {
         let parsed = parse(&format!("FROM a\n{line}\n"), "Dockerfile").map_err(|d| d.message)?;
-        Instruction::from_node(&parsed.nodes[1])
+        Instruction::from_node(&parsed.nodes[1]).map_err(|e| e.message)
     }
 
     #[test]

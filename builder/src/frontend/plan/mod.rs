@@ -221,6 +221,8 @@ type StageNodes<'a> = (&'a Node, &'a Instruction, Vec<(&'a Node, &'a Instruction
 /// stage names, and the diagnostics collected so far.
 struct Planner<'a> {
     file: &'a str,
+    /// The Dockerfile text, to point diagnostics at words.
+    source: &'a str,
     lexer: Lexer,
     options: &'a PlanOptions,
     target_platform: Platform,
@@ -371,6 +373,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
     platform_args.extend(build_platform.args("BUILD"));
     let mut planner = Planner {
         file: &dockerfile.file,
+        source: &dockerfile.source,
         lexer: Lexer::new(dockerfile.escape),
         options,
         target_platform: target_platform.clone(),
@@ -401,7 +404,18 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
     for node in &dockerfile.nodes {
         match Instruction::from_node(node) {
             Ok(instruction) => typed.push((node, instruction)),
-            Err(message) => planner.error(node, message),
+            Err(err) => {
+                let diagnostic = Diagnostic::error(
+                    &dockerfile.file,
+                    node.start_line,
+                    node.end_line,
+                    err.message,
+                );
+                planner.diagnostics.push(match &err.token {
+                    Some(token) => diagnostic.at_token(planner.source, token),
+                    None => diagnostic,
+                });
+            }
         }
     }
     planner.lint(&typed);
