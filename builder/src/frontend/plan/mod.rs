@@ -341,6 +341,8 @@ impl Planner<'_> {
                     && !self.global_declared.contains(*name)
                     && !PROXY_ARGS.contains(name)
                     && !name.starts_with("BUILDKIT_")
+                    // The build reads it to pin timestamps, without an ARG.
+                    && *name != "SOURCE_DATE_EPOCH"
             })
             .collect();
         if !unused.is_empty() {

@@ -333,7 +333,15 @@ fn warnings_and_check_directive() {
     );
     let plan = plan_of(
         "FROM a\nMAINTAINER me\n",
-        &options(&[("UNUSED", "1")], None),
+        &options(
+            &[
+                ("UNUSED", "1"),
+                ("SOURCE_DATE_EPOCH", "0"),
+                ("BUILDKIT_INLINE_CACHE", "1"),
+                ("HTTP_PROXY", "x"),
+            ],
+            None,
+        ),
     )
     .unwrap();
     let rules: Vec<&str> = plan
@@ -342,6 +350,10 @@ fn warnings_and_check_directive() {
         .filter_map(|d| d.rule.as_deref())
         .collect();
     assert_eq!(rules, ["MaintainerDeprecated", "UnusedBuildArg"]);
+    assert_eq!(
+        plan.warnings[1].message,
+        "one or more build args were not consumed: UNUSED"
+    );
     let plan = plan_of(
         "# check=skip=MaintainerDeprecated\nFROM a\nMAINTAINER me\n",
         &options(&[], None),
