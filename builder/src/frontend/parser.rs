@@ -205,16 +205,17 @@ impl<'a> Parser<'a> {
                         content.push_str(raw);
                     }
                     if !terminated {
-                        return Err(self
-                            .error(
-                                start_line,
-                                current_line,
-                                format!("unterminated heredoc {:?}", doc.name),
-                            )
-                            .with_hint_boxed(format!(
-                                "end the heredoc with a line holding only {}",
-                                doc.name
-                            )));
+                        let diagnostic = Diagnostic::error(
+                            self.file,
+                            start_line,
+                            current_line,
+                            format!("unterminated heredoc {:?}", doc.name),
+                        )
+                        .with_hint(format!(
+                            "end the heredoc with a line holding only {}",
+                            doc.name
+                        ));
+                        return Err(Box::new(diagnostic));
                     }
                     doc.content = content;
                     node.heredocs.push(doc);
@@ -229,9 +230,9 @@ impl<'a> Parser<'a> {
             nodes.push(node);
         }
         if nodes.is_empty() {
-            return Err(self
-                .error(0, 0, "file with no instructions")
-                .with_hint_boxed("a Dockerfile needs at least a FROM instruction".to_string()));
+            let diagnostic = Diagnostic::error(self.file, 0, 0, "file with no instructions")
+                .with_hint("a Dockerfile needs at least a FROM instruction");
+            return Err(Box::new(diagnostic));
         }
         let escape = self.escape;
         Ok(Dockerfile {
@@ -294,16 +295,6 @@ impl<'a> Parser<'a> {
         node.args = parsed.args;
         node.json = parsed.json;
         Ok(node)
-    }
-}
-
-trait WithHintBoxed {
-    fn with_hint_boxed(self, hint: String) -> Self;
-}
-
-impl WithHintBoxed for Box<Diagnostic> {
-    fn with_hint_boxed(self, hint: String) -> Self {
-        Box::new((*self).with_hint(hint))
     }
 }
 
