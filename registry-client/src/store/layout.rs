@@ -10,17 +10,18 @@ use super::{BlobReader, BlobWriter, ContentStore, StoreError};
 use crate::digest::{Digest, Verifier};
 use crate::manifest::{Descriptor, OCI_INDEX, REF_NAME_ANNOTATION};
 use serde::{Deserialize, Serialize};
+use std::io::{Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 const LAYOUT_FILE: &str = "oci-layout";
 const INDEX_FILE: &str = "index.json";
 const INGEST_DIR: &str = ".ingest";
 const LAYOUT_VERSION: &str = "1.0.0";
 /// Writes are batched to this size: network reads arrive in small pieces and
-/// each file write is a round trip to tokio's blocking pool.
+/// each file write is a trip to tokio's blocking pool.
 const WRITE_BUFFER: usize = 1024 * 1024;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -266,15 +267,14 @@ impl ContentStore for OciLayout {
             .await
             .map_err(io_error("creating", &ingest))?;
         let temp = self.temp_path(&expected.digest);
-        let file = tokio::fs::File::create(&temp)
-            .await
-            .map_err(io_error("creating", &temp))?;
+        let file = std::fs::File::create(&temp).map_err(io_error("creating", &temp))?;
         Ok(LayoutWriter {
             expected: expected.clone(),
             target: self.blob_path(&expected.digest),
             temp,
-            file: Some(file),
+            file: Arc::new(file),
             buffer: Vec::with_capacity(WRITE_BUFFER),
+            in_flight: None,
             verifier: Verifier::new(),
         })
     }
@@ -339,30 +339,47 @@ impl ContentStore for OciLayout {
 }
 
 /// A blob being written into an [`OciLayout`]; see [`BlobWriter`].
+///
+/// Bytes are gathered into a buffer that, once full, is written by tokio's
+/// blocking pool while the next one fills: one write in flight, no copy.
 #[derive(Debug)]
 pub struct LayoutWriter {
     expected: Descriptor,
     target: PathBuf,
     temp: PathBuf,
-    file: Option<tokio::fs::File>,
+    file: Arc<std::fs::File>,
     buffer: Vec<u8>,
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
     verifier: Verifier,
 }
 
 impl LayoutWriter {
-    async fn flush_buffer(&mut self) -> Result<(), StoreError> {
+    /// Waits for the write in flight, returning its buffer for reuse.
+    async fn settle(&mut self) -> Result<Vec<u8>, StoreError> {
+        let Some(write) = self.in_flight.take() else {
+            return Ok(Vec::with_capacity(WRITE_BUFFER));
+        };
+        let mut buffer = write
+            .await
+            .map_err(|err| std::io::Error::other(err.to_string()))
+            .and_then(|result| result)
+            .map_err(io_error("writing", &self.temp))?;
+        buffer.clear();
+        Ok(buffer)
+    }
+
+    /// Hands the full buffer to the blocking pool after the previous write.
+    async fn submit(&mut self) -> Result<(), StoreError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let file = self.file.as_mut().ok_or_else(|| StoreError::Io {
-            action: "writing",
-            path: self.temp.clone(),
-            source: std::io::Error::other("the writer was already finished"),
-        })?;
-        file.write_all(&self.buffer)
-            .await
-            .map_err(io_error("writing", &self.temp))?;
-        self.buffer.clear();
+        let spare = self.settle().await?;
+        let full = std::mem::replace(&mut self.buffer, spare);
+        let file = Arc::clone(&self.file);
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            (&*file).write_all(&full)?;
+            Ok(full)
+        }));
         Ok(())
     }
 }
@@ -381,7 +398,7 @@ impl BlobWriter for LayoutWriter {
         }
         self.buffer.extend_from_slice(bytes);
         if self.buffer.len() >= WRITE_BUFFER {
-            self.flush_buffer().await?;
+            self.submit().await?;
         }
         Ok(())
     }
@@ -391,26 +408,20 @@ impl BlobWriter for LayoutWriter {
     }
 
     async fn restart(&mut self) -> Result<(), StoreError> {
-        self.buffer.clear();
+        self.buffer = self.settle().await?;
         self.verifier = Verifier::new();
-        if let Some(file) = self.file.as_mut() {
-            file.set_len(0)
-                .await
-                .map_err(io_error("truncating", &self.temp))?;
-            file.rewind()
-                .await
-                .map_err(io_error("rewinding", &self.temp))?;
-        }
+        self.file
+            .set_len(0)
+            .map_err(io_error("truncating", &self.temp))?;
+        (&*self.file)
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(io_error("rewinding", &self.temp))?;
         Ok(())
     }
 
     async fn commit(mut self) -> Result<(), StoreError> {
-        self.flush_buffer().await?;
-        if let Some(mut file) = self.file.take() {
-            file.flush()
-                .await
-                .map_err(io_error("writing", &self.temp))?;
-        }
+        self.submit().await?;
+        self.settle().await?;
         let verifier = std::mem::take(&mut self.verifier);
         let size = verifier.len();
         if size != self.expected.size {
