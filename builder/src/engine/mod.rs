@@ -480,6 +480,42 @@ impl Build<'_> {
         ctx.as_ref().map_err(|e| BuildError::Unsupported(e.clone()))
     }
 
+    /// Writes a layer blob from `entries` and, at the same time, its snapshot
+    /// straight from the same sources (no second pass through the blob).
+    fn layer_and_snapshot(
+        &self,
+        entries: Vec<crate::layer::Entry>,
+    ) -> Result<LayerRecord, BuildError> {
+        let ordered = crate::layer::entry::canonical_order(entries);
+        let staging = self.store.snapshot_staging()?;
+        let epoch = self.options.source_date_epoch;
+        let (layer, snapshot) = std::thread::scope(|scope| {
+            let snapshot =
+                scope.spawn(|| crate::layer::materialize::materialize(&ordered, &staging, epoch));
+            let layer = write_layer(self.store.blobs(), ordered.clone(), self.write_options());
+            (layer, snapshot.join())
+        });
+        let layer = match layer {
+            Ok(layer) => layer,
+            Err(e) => {
+                let _ = crate::store::tmp::remove_tree(&staging);
+                return Err(e.into());
+            }
+        };
+        match snapshot {
+            Ok(Ok(())) => {
+                self.store.commit_snapshot(&staging, &layer.diff_id)?;
+            }
+            other => {
+                // The blob is good; unpack it instead.
+                tracing::warn!(error = ?other.map_err(|_| "panicked"), "writing a snapshot directly failed; unpacking the layer");
+                let _ = crate::store::tmp::remove_tree(&staging);
+                extract::ensure_snapshot(self.store, &layer.descriptor.digest, &layer.diff_id)?;
+            }
+        }
+        Ok(layer)
+    }
+
     /// The snapshots of `layers`, top first, unpacking any that are missing.
     fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, BuildError> {
         let mut out = Vec::with_capacity(layers.len());
@@ -526,6 +562,7 @@ impl Build<'_> {
                 copy.sources.join(" ")
             )));
         }
+        let started = Instant::now();
         let parent = (!copy.link).then_some(&state.key);
         // Sources from another stage or image are pinned by that state's key;
         // sources from the context by their content.
@@ -546,6 +583,7 @@ impl Build<'_> {
             state.config.config.working_dir.as_deref().unwrap_or("/")
         ));
         let key = key::step_key(parent, normalized, &step.build_args, &key_inputs);
+        tracing::debug!(step = %step.text, key = %key, elapsed = ?started.elapsed(), "copy key computed");
         if let Some(record) = self.lookup(&key, id)? {
             return Ok((key, record, true));
         }
@@ -603,7 +641,7 @@ impl Build<'_> {
                     selected.append(&mut found);
                 }
                 let entries = copy::plan_entries(copy, &selected, source_view.root(), &options)?;
-                write_layer(self.store.blobs(), entries, self.write_options())?
+                self.layer_and_snapshot(entries)?
             }
             None => {
                 let selected = if copy.sources.is_empty() {
@@ -619,7 +657,7 @@ impl Build<'_> {
                 } else {
                     copy::plan_entries(copy, &selected, &root, &options)?
                 };
-                let layer = write_layer(self.store.blobs(), entries, self.write_options());
+                let layer = self.layer_and_snapshot(entries);
                 for dir in unpacked {
                     let _ = crate::store::tmp::remove_tree(&dir);
                 }
@@ -627,7 +665,7 @@ impl Build<'_> {
             }
         };
         drop(lower_view);
-        extract::ensure_snapshot(self.store, &layer.descriptor.digest, &layer.diff_id)?;
+        tracing::debug!(step = %step.text, elapsed = ?started.elapsed(), bytes = layer.descriptor.size, "copy layer and snapshot written");
         let record = CacheRecord {
             layer: Some(layer),
             created: self.created(),

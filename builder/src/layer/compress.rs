@@ -107,14 +107,18 @@ const CHUNK: usize = 1 << 20;
 const GZIP_LEVEL: u32 = 6;
 
 /// gzip compressed in parallel chunks; one gzip member, readable by any gunzip.
+///
+/// Full chunks are handed to worker threads as soon as they fill, so reading
+/// and archiving go on while earlier chunks compress; outputs are written in
+/// order, and at most a few chunks per core are in flight.
 pub struct ParallelGzip<W: Write> {
     inner: W,
-    pending: Vec<Vec<u8>>,
+    in_flight: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
     current: Vec<u8>,
     crc: crc32fast::Hasher,
     total: u64,
+    max_in_flight: usize,
     header_written: bool,
-    batch: usize,
 }
 
 impl<W: Write> ParallelGzip<W> {
@@ -122,12 +126,12 @@ impl<W: Write> ParallelGzip<W> {
     pub fn new(inner: W) -> Self {
         ParallelGzip {
             inner,
-            pending: Vec::new(),
+            in_flight: std::collections::VecDeque::new(),
             current: Vec::with_capacity(CHUNK),
             crc: crc32fast::Hasher::new(),
             total: 0,
+            max_in_flight: threads().max(1) * 2,
             header_written: false,
-            batch: threads().max(1) * 2,
         }
     }
 
@@ -142,40 +146,35 @@ impl<W: Write> ParallelGzip<W> {
         Ok(())
     }
 
-    /// Deflates the pending chunks in parallel; the last one ends the stream
-    /// when `last` is set.
-    fn drain(&mut self, last: bool) -> io::Result<()> {
-        self.write_header()?;
-        let chunks = std::mem::take(&mut self.pending);
-        let count = chunks.len();
-        let outputs: Vec<io::Result<Vec<u8>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| {
-                    let finish = last && i + 1 == count;
-                    scope.spawn(move || deflate_chunk(chunk, finish))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("a compression thread panicked")))
-                })
-                .collect()
-        });
-        for out in outputs {
-            self.inner.write_all(&out?)?;
+    /// Writes the output of the oldest chunk in flight.
+    fn write_oldest(&mut self) -> io::Result<()> {
+        if let Some(handle) = self.in_flight.pop_front() {
+            let out = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a compression thread panicked")))?;
+            self.inner.write_all(&out)?;
         }
+        Ok(())
+    }
+
+    /// Hands a chunk to a worker; the last one ends the deflate stream.
+    fn submit(&mut self, chunk: Vec<u8>, last: bool) -> io::Result<()> {
+        while self.in_flight.len() >= self.max_in_flight {
+            self.write_oldest()?;
+        }
+        self.in_flight
+            .push_back(std::thread::spawn(move || deflate_chunk(&chunk, last)));
         Ok(())
     }
 
     /// Ends the stream (trailer: CRC-32 and length) and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
+        self.write_header()?;
         let rest = std::mem::take(&mut self.current);
-        self.pending.push(rest);
-        self.drain(true)?;
+        self.submit(rest, true)?;
+        while !self.in_flight.is_empty() {
+            self.write_oldest()?;
+        }
         let crc = self.crc.clone().finalize();
         self.inner.write_all(&crc.to_le_bytes())?;
         // ISIZE is the length modulo 2^32 by definition.
@@ -215,6 +214,7 @@ fn deflate_chunk(chunk: &[u8], finish: bool) -> io::Result<Vec<u8>> {
 
 impl<W: Write> Write for ParallelGzip<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_header()?;
         let room = CHUNK - self.current.len();
         let n = room.min(buf.len());
         self.current.extend_from_slice(&buf[..n]);
@@ -222,10 +222,7 @@ impl<W: Write> Write for ParallelGzip<W> {
         self.total += n as u64;
         if self.current.len() == CHUNK {
             let full = std::mem::replace(&mut self.current, Vec::with_capacity(CHUNK));
-            self.pending.push(full);
-            if self.pending.len() >= self.batch {
-                self.drain(false)?;
-            }
+            self.submit(full, false)?;
         }
         Ok(n)
     }

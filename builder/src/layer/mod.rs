@@ -5,6 +5,7 @@
 pub mod compress;
 pub mod entry;
 pub mod extract;
+pub mod materialize;
 pub mod scan;
 pub mod write;
 pub mod xattr;
@@ -124,6 +125,28 @@ mod tests {
         assert_eq!(whiteout.rdev(), 0);
         assert!(xattr::is_opaque(&snapshot.join("opaque")));
         assert_eq!(fs::read(snapshot.join("opaque/kept")).unwrap(), b"k");
+
+        // Writing the entries directly gives the same snapshot as unpacking.
+        let direct = tempfile::tempdir().unwrap();
+        materialize::materialize(
+            &entry::canonical_order(vec![
+                dir_entry("etc"),
+                marker("etc/gone", EntryKind::Whiteout),
+                dir_entry("opaque"),
+                marker("opaque", EntryKind::Opaque),
+                file("opaque/kept", b"k", 9),
+            ]),
+            direct.path(),
+            None,
+        )
+        .unwrap();
+        let direct_layer = write_layer(
+            store.blobs(),
+            scan::scan_tree(direct.path(), scan::TreeKind::OverlayUpper).unwrap(),
+            WriteOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(direct_layer.diff_id, layer.diff_id);
 
         // Scanning the snapshot as an upper directory gives the same layer back.
         let again = write_layer(

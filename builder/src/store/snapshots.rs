@@ -28,13 +28,17 @@ impl Store {
     /// Moves a finished staging directory into place as the snapshot of
     /// `diff_id`. A concurrent build that got there first wins; the staging copy
     /// is then removed, as the content is the same.
+    ///
+    /// Snapshots are derived data (an unpacked blob, which is fsync'ed), so the
+    /// tree is not fsync'ed file by file: that would cost more than the build.
+    /// A killed build leaves at most a staging directory, never a partial
+    /// snapshot, because the rename is the last step.
     pub fn commit_snapshot(&self, staging: &Path, diff_id: &Digest) -> Result<PathBuf, StoreError> {
         let dest = self.snapshot_path(diff_id);
         if dest.is_dir() {
             tmp::remove_tree(staging)?;
             return Ok(dest);
         }
-        sync_filesystem(staging).map_err(io_err("syncing", staging))?;
         match fs::rename(staging, &dest) {
             Ok(()) => {
                 super::atomic::sync_parent(&dest).map_err(io_err("syncing", &dest))?;
@@ -59,19 +63,5 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(path),
             Err(e) => Err(io_err("creating", &path)(e)),
         }
-    }
-}
-
-/// Flushes the filesystem holding `path` (one `syncfs`, instead of an fsync
-/// per file of the tree), so a snapshot is durable before its rename makes it
-/// visible.
-fn sync_filesystem(path: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let dir = fs::File::open(path)?;
-    // SAFETY: syncfs takes a valid open descriptor, which `dir` owns.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }

@@ -1,12 +1,7 @@
 //! Shared support for the `berth build` end-to-end tests: a fresh store with
 //! the busybox fixture imported as `busybox`, a context directory, and helpers
 //! to build, inspect and run images.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use berth_e2e::{bins, require};
 use serde_json::Value;
