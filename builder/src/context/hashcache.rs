@@ -90,6 +90,55 @@ impl HashCache {
         Ok(digest)
     }
 
+    /// Hashes, on several threads, the regular files among `files` whose
+    /// stat data the cache does not know yet, so a cold build reads the
+    /// context in parallel.
+    pub fn prehash<'a>(
+        &self,
+        root: &Path,
+        files: impl Iterator<Item = &'a ContextFile>,
+    ) -> io::Result<()> {
+        let missing: Vec<&ContextFile> = {
+            let Ok(entries) = self.entries.lock() else {
+                return Ok(());
+            };
+            files
+                .filter(|f| f.kind == FileKind::File)
+                .filter(|f| {
+                    entries
+                        .get(&f.rel)
+                        .is_none_or(|(stamp, _)| *stamp != Stamp::of(f))
+                })
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let per = missing.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = missing
+                .chunks(per.max(1))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .try_for_each(|f| self.hash(root, f).map(|_| ()))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("a hashing thread panicked")))
+                })
+                .collect::<io::Result<()>>()
+        })
+    }
+
     /// Writes the cache back if anything was added; files no longer in the
     /// context are dropped.
     pub fn save(&self, keep: &dyn Fn(&str) -> bool) -> Result<(), StoreError> {

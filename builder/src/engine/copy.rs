@@ -160,6 +160,12 @@ pub fn key_inputs(
     selected: &[Selected],
     heredocs: &[HeredocBody],
 ) -> Result<Vec<String>, CopyError> {
+    cache
+        .prehash(root, selected.iter().flat_map(|s| s.files.iter()))
+        .map_err(|source| CopyError::Read {
+            path: root.display().to_string(),
+            source,
+        })?;
     let mut inputs = Vec::new();
     for s in selected {
         let digest = crate::context::hashcache::selection_digest(
