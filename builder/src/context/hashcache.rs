@@ -129,13 +129,10 @@ impl HashCache {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("a hashing thread panicked")))
-                })
-                .collect::<io::Result<()>>()
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a hashing thread panicked")))
+            })
         })
     }
 
