@@ -471,6 +471,9 @@ mod token_server {
 
     pub const SERVICE: &str = "berth-test-registry";
     pub const ISSUER: &str = "berth-test-issuer";
+    /// The identity (refresh) token the server accepts, as `docker login`
+    /// would have stored it.
+    pub const REFRESH_TOKEN: &str = "berth-refresh-token";
 
     pub struct TokenServer {
         pub realm: String,
@@ -541,6 +544,62 @@ mod token_server {
         }
     }
 
+    /// Answers a token request: GET with Basic credentials, or an OAuth2
+    /// refresh-token grant POSTed as a form (what identity tokens use).
+    async fn answer(
+        signer: &Signer,
+        counter: &AtomicUsize,
+        request: Request<hyper::body::Incoming>,
+    ) -> Response<Full<Bytes>> {
+        use http_body_util::BodyExt as _;
+        let refused = || {
+            Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .body(Full::new(Bytes::from_static(
+                    b"{\"details\":\"wrong credentials\"}",
+                )))
+                .unwrap()
+        };
+        let (params, oauth) = if request.method() == hyper::Method::POST {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            (String::from_utf8(body.to_vec()).unwrap(), true)
+        } else {
+            let authorization = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if !signer.authorised(authorization) {
+                return refused();
+            }
+            (request.uri().query().unwrap_or_default().to_owned(), false)
+        };
+        let url = reqwest::Url::parse(&format!("http://x/?{params}")).unwrap();
+        let param = |name: &str| {
+            url.query_pairs()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .collect::<Vec<_>>()
+        };
+        if oauth
+            && (param("grant_type") != ["refresh_token"]
+                || param("refresh_token") != [REFRESH_TOKEN])
+        {
+            return refused();
+        }
+        let scopes: Vec<String> = param("scope")
+            .iter()
+            .flat_map(|v| v.split(' ').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        counter.fetch_add(1, Ordering::SeqCst);
+        let token = signer.token(&scopes);
+        let body = if oauth {
+            serde_json::json!({"access_token": token, "expires_in": 300})
+        } else {
+            serde_json::json!({"token": token, "expires_in": 300})
+        };
+        Response::new(Full::new(Bytes::from(body.to_string())))
+    }
+
     pub async fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -569,40 +628,12 @@ mod token_server {
                 };
                 let signer = Arc::clone(&signer);
                 let counter = Arc::clone(&counter);
-                let service = hyper::service::service_fn(
-                    move |request: Request<hyper::body::Incoming>| {
+                let service =
+                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                         let signer = Arc::clone(&signer);
                         let counter = Arc::clone(&counter);
-                        async move {
-                            let authorization = request
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok());
-                            if !signer.authorised(authorization) {
-                                return Ok::<_, Infallible>(
-                                    Response::builder()
-                                        .status(StatusCode::UNAUTHORIZED)
-                                        .body(Full::new(Bytes::from_static(
-                                            b"{\"details\":\"wrong user name or password\"}",
-                                        )))
-                                        .unwrap(),
-                                );
-                            }
-                            let query = request.uri().query().unwrap_or_default();
-                            let url = reqwest::Url::parse(&format!("http://x/?{query}")).unwrap();
-                            let scopes: Vec<String> = url
-                                .query_pairs()
-                                .filter(|(k, _)| k == "scope")
-                                .flat_map(|(_, v)| {
-                                    v.split(' ').map(str::to_owned).collect::<Vec<_>>()
-                                })
-                                .collect();
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            let body = serde_json::json!({"token": signer.token(&scopes), "expires_in": 300});
-                            Ok(Response::new(Full::new(Bytes::from(body.to_string()))))
-                        }
-                    },
-                );
+                        async move { Ok::<_, Infallible>(answer(&signer, &counter, request).await) }
+                    });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -682,6 +713,21 @@ async fn token_auth_with_scoped_reused_tokens() {
         .unwrap();
     assert_eq!(report.digest, image.digest);
     assert_eq!(blob_files(pulled.root()).len(), 6);
+
+    // An identity token is exchanged with a refresh-token grant.
+    let identity = |token: &str| {
+        client_with(ClientOptions {
+            credentials: Credentials::Fixed(Credential::IdentityToken(token.into())),
+            ..ClientOptions::default()
+        })
+    };
+    let fetched = identity(token_server::REFRESH_TOKEN)
+        .get_manifest(&other)
+        .await
+        .unwrap();
+    assert_eq!(fetched.digest, image.digest);
+    let err = identity("stale").get_manifest(&other).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
 }
 
 /// Writes a Docker manifest list of two schema2 images (linux/amd64 and
