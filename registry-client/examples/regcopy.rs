@@ -8,7 +8,8 @@
 //! regcopy generate LAYOUT NAME TOTAL_BYTES LAYERS
 //! ```
 //!
-//! Reports are printed as one JSON line on stdout.
+//! Reports are printed as one JSON line on stdout. `REGCOPY_LOCATIONS` names
+//! a blob location cache file (see `ClientOptions::blob_location_cache`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use berth_registry_client::manifest::{Descriptor, OCI_MANIFEST};
@@ -48,7 +49,7 @@ async fn run(args: &[String]) -> Result<String, Box<dyn std::error::Error>> {
                 (None, _) => Vec::new(),
                 _ => return Err(USAGE.into()),
             };
-            let client = Client::new(ClientOptions::default())?;
+            let client = Client::new(options())?;
             let report = client
                 .push(
                     &layout,
@@ -66,7 +67,7 @@ async fn run(args: &[String]) -> Result<String, Box<dyn std::error::Error>> {
         "pull" => {
             let source = reference::parse(arg(1)?)?;
             let layout = OciLayout::create(arg(2)?).await?;
-            let client = Client::new(ClientOptions::default())?;
+            let client = Client::new(options())?;
             let report = client
                 .pull(
                     &source,
@@ -89,6 +90,13 @@ async fn run(args: &[String]) -> Result<String, Box<dyn std::error::Error>> {
             Ok(format!(r#"{{"digest":"{digest}"}}"#))
         }
         _ => Err(USAGE.into()),
+    }
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        blob_location_cache: std::env::var_os("REGCOPY_LOCATIONS").map(Into::into),
+        ..ClientOptions::default()
     }
 }
 

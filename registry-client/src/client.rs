@@ -5,6 +5,7 @@
 use crate::auth::Credentials;
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::locations::BlobLocations;
 use crate::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_SIZE, Manifest, OCI_INDEX};
 use crate::progress::{NoProgress, Progress};
 use crate::reference::{self, Reference};
@@ -12,8 +13,7 @@ use crate::transport::{Call, RetryPolicy, Sent, Transport, status_error};
 use futures_util::StreamExt as _;
 use reqwest::header::{ACCEPT as ACCEPT_HEADER, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
 use reqwest::{Method, StatusCode};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a [`Client`] behaves. `Default` gives sensible values.
@@ -50,6 +50,11 @@ pub struct ClientOptions {
     pub max_manifest_size: u64,
     /// Tags asked for per page when listing tags.
     pub tag_page_size: u32,
+    /// A file remembering which repositories hold which blobs on each
+    /// registry, shared between processes, so that a push mounts a blob from
+    /// a repository an earlier push or pull put it in without being told. With
+    /// `None` the client remembers only for its own lifetime.
+    pub blob_location_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -68,6 +73,7 @@ impl Default for ClientOptions {
             chunk_size: None,
             max_manifest_size: MAX_MANIFEST_SIZE,
             tag_page_size: 1000,
+            blob_location_cache: None,
         }
     }
 }
@@ -120,8 +126,8 @@ pub(crate) struct Inner {
     pub transport: Transport,
     pub options: ClientOptions,
     /// Repositories on a registry known to hold a blob, for cross-repository
-    /// mounts: (registry host, digest) → repository.
-    pub locations: Mutex<HashMap<(String, Digest), String>>,
+    /// mounts.
+    pub locations: BlobLocations,
 }
 
 impl std::fmt::Debug for Client {
@@ -163,8 +169,8 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: Transport::new(http, retry, options.credentials.clone()),
+                locations: BlobLocations::load(options.blob_location_cache.clone()),
                 options,
-                locations: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -220,27 +226,19 @@ impl Client {
     }
 
     pub(crate) fn remember_location(&self, reference: &Reference, digest: &Digest) {
-        let mut locations = self
-            .inner
-            .locations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        locations.insert(
-            (reference::api_host(reference).to_owned(), digest.clone()),
-            reference.repository().to_owned(),
+        self.inner.locations.remember(
+            reference::api_host(reference),
+            digest,
+            reference.repository(),
         );
     }
 
     pub(crate) fn known_location(&self, reference: &Reference, digest: &Digest) -> Option<String> {
-        let locations = self
-            .inner
-            .locations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        locations
-            .get(&(reference::api_host(reference).to_owned(), digest.clone()))
-            .filter(|repo| *repo != reference.repository())
-            .cloned()
+        self.inner.locations.lookup(
+            reference::api_host(reference),
+            digest,
+            reference.repository(),
+        )
     }
 
     /// Fetches the manifest or index the reference points at, keeping its exact

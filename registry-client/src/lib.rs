@@ -18,6 +18,7 @@ mod blob;
 mod client;
 pub mod digest;
 mod error;
+mod locations;
 pub mod manifest;
 mod parallel;
 pub mod progress;

@@ -129,6 +129,7 @@ impl Client {
             });
         }
         store.tag(name, &named.descriptor()).await?;
+        self.inner.locations.save().await;
         Ok(PullReport {
             digest: named.digest,
             downloaded: downloaded.len(),

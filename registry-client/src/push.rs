@@ -133,6 +133,7 @@ impl Client {
                 media_type: descriptor.media_type.clone(),
             });
         }
+        self.inner.locations.save().await;
         Ok(report)
     }
 }

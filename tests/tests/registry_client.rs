@@ -257,6 +257,29 @@ async fn round_trip_moves_only_missing_blobs() {
     assert_eq!((mounted.mounted, mounted.uploaded), (4, 0), "{mounted:?}");
     assert_eq!(blob_uploads(&registry, "berth/copy"), 0);
 
+    // A client with a blob location cache file remembers where a pull found
+    // the blobs; a later client (another process) mounts from there unasked.
+    let cache = dir.path().join("cache/blob-locations.json");
+    let with_cache = || {
+        client_with(ClientOptions {
+            credentials: Credentials::Fixed(Credential::Anonymous),
+            blob_location_cache: Some(cache.clone()),
+            ..ClientOptions::default()
+        })
+    };
+    let cached = OciLayout::create(dir.path().join("cached")).await.unwrap();
+    with_cache()
+        .pull(&target, &cached, "v1", &PullOptions::default(), quiet())
+        .await
+        .unwrap();
+    let remembered = parse(&format!("{}/berth/remembered:v1", registry.host()));
+    let report = with_cache()
+        .push(&cached, "v1", &remembered, &PushOptions::default(), quiet())
+        .await
+        .unwrap();
+    assert_eq!((report.mounted, report.uploaded), (4, 0), "{report:?}");
+    assert_eq!(blob_uploads(&registry, "berth/remembered"), 0);
+
     // Mounting from a repository that lacks the blobs: the registry answers
     // 202 with an upload session, and the client uploads through it.
     let fallback = parse(&format!("{}/berth/fallback:v2", registry.host()));

@@ -4,9 +4,10 @@
 //! Per round, for each tool (the order alternates between rounds), against a
 //! fresh registry so that neither tool can mount from an earlier round:
 //! push an image of 4 layers (~125 MB, half compressible, half random) into an
-//! empty repository; push it again; push it to a second repository (berth is
-//! told the first one to mount from, skopeo uses its blob-info cache); pull it
-//! into an empty layout. It prints the medians, the berth/skopeo ratios and
+//! empty repository; push it again; push it to a second repository (each tool
+//! finds the first one to mount from in its own cache of blob locations:
+//! skopeo's blob-info cache, berth's blob location file); pull it into an
+//! empty layout. It prints the medians, the berth/skopeo ratios and
 //! how many blobs each re-push and mount uploaded (from the access log).
 //!
 //! Options: `--rounds N` (default 5), `--bytes N` (default 125000000).
@@ -159,22 +160,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let (first, second) = ("bench/first", "bench/second");
             let pulled = work.join(format!("pulled-{round}-{tool}"));
             let measured: [Duration; 4] = if TOOLS[tool] == "berth" {
-                let push = |repo: &str, mount: Option<&str>| {
-                    let mut command = Command::new(&regcopy);
-                    command
-                        .arg("push")
-                        .arg(&layout)
-                        .arg("v1")
-                        .arg(format!("{host}/{repo}:v1"));
-                    if let Some(from) = mount {
-                        command.args(["--mount-from", from]);
-                    }
-                    timed(&mut command)
+                // Like skopeo's blob-info cache, berth's blob location cache
+                // file tells the second push where to mount from.
+                let locations = work.join("berth-blob-locations.json");
+                let push = |repo: &str| {
+                    timed(
+                        Command::new(&regcopy)
+                            .env("REGCOPY_LOCATIONS", &locations)
+                            .arg("push")
+                            .arg(&layout)
+                            .arg("v1")
+                            .arg(format!("{host}/{repo}:v1")),
+                    )
                 };
                 [
-                    push(first, None)?,
-                    push(first, None)?,
-                    push(second, Some(first))?,
+                    push(first)?,
+                    push(first)?,
+                    push(second)?,
                     timed(
                         Command::new(&regcopy)
                             .arg("pull")
