@@ -96,6 +96,21 @@ fn parse_errors_name_file_and_line() {
 }
 
 #[test]
+fn invalid_dockerignore_is_an_error_naming_the_file() {
+    let dir = context("FROM alpine\n");
+    fs::write(dir.path().join(".dockerignore"), "ok\n[\n").unwrap();
+    let out = berth_build(dir.path(), &["--check", "."]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "./.dockerignore: invalid .dockerignore pattern \"[\": syntax error in pattern"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn file_target_platform_and_build_args_are_honoured() {
     let dir = context("");
     fs::create_dir(dir.path().join("sub")).unwrap();

@@ -26,6 +26,14 @@ pub enum IgnoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A pattern of an ignore file is invalid.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The ignore file.
+        path: PathBuf,
+        /// The pattern error.
+        source: Box<IgnoreError>,
+    },
 }
 
 /// One pattern, with whether it is an exception (`!`).
@@ -177,7 +185,10 @@ pub fn for_build(
         match std::fs::read(&candidate) {
             Ok(bytes) => {
                 let patterns = read_patterns(&String::from_utf8_lossy(&bytes));
-                let matcher = Matcher::new(&patterns)?;
+                let matcher = Matcher::new(&patterns).map_err(|err| IgnoreError::File {
+                    path: candidate.clone(),
+                    source: Box::new(err),
+                })?;
                 return Ok((matcher, Some(candidate)));
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
@@ -275,6 +286,20 @@ mod tests {
         }
         assert!(matcher.may_keep_inside("docs"));
         assert!(!matcher.may_keep_inside("other"));
+    }
+
+    #[test]
+    fn invalid_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "ok\n[\n").unwrap();
+        let err = for_build(&dir.path().join("Dockerfile"), dir.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: invalid .dockerignore pattern \"[\": syntax error in pattern",
+                dir.path().join(".dockerignore").display()
+            )
+        );
     }
 
     #[test]
