@@ -16,7 +16,8 @@
 //! - [`executor`]: `RUN` steps in containers through a runtime's command line;
 //! - [`image`]: images in the local store, and importing a root filesystem;
 //! - [`oci`]: the OCI image documents;
-//! - [`output`]: tags, OCI layouts and Docker archives.
+//! - [`output`]: tags, OCI layouts and Docker archives;
+//! - [`registry`]: pulling bases and pushing results with the registry client.
 
 pub mod context;
 pub mod engine;
@@ -26,4 +27,5 @@ pub mod image;
 pub mod layer;
 pub mod oci;
 pub mod output;
+pub mod registry;
 pub mod store;

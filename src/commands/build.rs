@@ -56,6 +56,9 @@ pub struct BuildArgs {
     /// Layer compression: gzip, zstd or uncompressed.
     #[arg(long, value_name = "ALGO", default_value = "gzip")]
     pub compression: berth_builder::layer::Compression,
+    /// Push every -t name to its registry after the build.
+    #[arg(long)]
+    pub push: bool,
     /// A secret for RUN --mount=type=secret: id=NAME,src=FILE.
     #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
     pub secrets: Vec<String>,
@@ -131,6 +134,7 @@ fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         root: args.root.clone(),
         compression: args.compression,
         secrets: &args.secrets,
+        push: args.push,
     })
 }
 

@@ -305,12 +305,28 @@ impl Build<'_> {
             }),
             plan::Base::Stage { index } => self.wait_for(*index),
             plan::Base::Image { reference } => {
-                let loaded =
-                    image::load(self.store, reference).map_err(|source| BuildError::Base {
-                        stage: stage.display_name(),
-                        image: reference.clone(),
-                        source,
-                    })?;
+                let base_err = |source| BuildError::Base {
+                    stage: stage.display_name(),
+                    image: reference.clone(),
+                    source,
+                };
+                let loaded = match image::load(self.store, reference) {
+                    Err(ImageError::Store(StoreError::UnknownImage(name)))
+                        if crate::registry::may_pull(reference) =>
+                    {
+                        // Not in the local store: pull it (only the blobs the
+                        // store lacks); the manifest digest then pins the base.
+                        tracing::info!(image = %reference, "pulling the base image");
+                        crate::registry::pull(self.store, reference, &name).map_err(|e| {
+                            BuildError::Unsupported(format!(
+                                "stage '{}': base image '{reference}' is not in the local store, and {e}",
+                                stage.display_name()
+                            ))
+                        })?;
+                        image::load(self.store, reference).map_err(base_err)?
+                    }
+                    other => other.map_err(base_err)?,
+                };
                 let layers = loaded.layers();
                 Ok(StageState {
                     config: loaded.config.clone(),

@@ -42,6 +42,8 @@ pub struct Request<'a> {
     pub compression: Compression,
     /// `--secret id=…,src=…`.
     pub secrets: &'a [String],
+    /// `--push`.
+    pub push: bool,
 }
 
 fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
@@ -157,6 +159,17 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         for out in &outputs {
             output::write(&store, &stored, request.tags, out)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    if request.push {
+        if request.tags.is_empty() {
+            bail!("--push needs at least one -t NAME to push to");
+        }
+        for tag in request.tags {
+            let name = berth_builder::store::tags::normalize(tag);
+            let digest = berth_builder::registry::push(&store, &name, tag)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("pushed {tag}@{digest}");
         }
     }
     eprintln!(
