@@ -1,0 +1,202 @@
+//! The runtime-spec config is applied: every hook kind with the state on its
+//! stdin, sysctl, oom_score_adj, hostname and domainname, masked and
+//! read-only paths, no_new_privs, devices and namespaces joined by path.
+
+// Helpers outside #[test] functions fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod runtime_support;
+
+use berth_e2e::bundle::Bundle;
+use oci_spec::runtime::{
+    HookBuilder, HooksBuilder, LinuxDeviceBuilder, LinuxDeviceType, LinuxNamespace,
+    LinuxNamespaceType,
+};
+use runtime_support::{Runtime, unique_id};
+use std::collections::HashMap;
+
+#[test]
+fn every_hook_kind_runs_with_the_state_on_stdin() {
+    let rt = Runtime::new();
+    let out = tempfile::tempdir().unwrap();
+    let hook = |kind: &str| {
+        // Each hook saves the state it got on stdin; `cat` comes from the
+        // host, since hooks run in the runtime's namespace.
+        HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                format!("cat > {}/{kind}.json", out.path().display()),
+            ])
+            .build()
+            .unwrap()
+    };
+    let kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        spec.set_hooks(Some(
+            HooksBuilder::default()
+                .prestart(vec![hook("prestart")])
+                .create_runtime(vec![hook("createRuntime")])
+                .create_container(vec![hook("createContainer")])
+                .start_container(vec![hook("startContainer")])
+                .poststart(vec![hook("poststart")])
+                .poststop(vec![hook("poststop")])
+                .build()
+                .unwrap(),
+        ));
+    });
+    // createContainer and startContainer hooks run inside the container's
+    // mount namespace: give them the output directory at the same path.
+    let inside = bundle.rootfs().join(out.path().strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).unwrap();
+    let id = unique_id("hooks");
+    let result = rt.output(&["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    for kind in kinds {
+        // createContainer runs in the container's mount namespace before
+        // pivot_root and startContainer after it, so their files may land on
+        // either side of the rootfs.
+        let name = format!("{kind}.json");
+        let text = [out.path().join(&name), inside.join(&name)]
+            .iter()
+            .find_map(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_else(|| panic!("the {kind} hook did not run"));
+        let state: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the {kind} hook got no state JSON ({e}): {text:?}"));
+        assert_eq!(state["id"], id.as_str(), "{kind}: {state}");
+        assert!(
+            state["bundle"]
+                .as_str()
+                .unwrap()
+                .ends_with(bundle.path().file_name().unwrap().to_str().unwrap()),
+            "{kind}: {state}"
+        );
+    }
+    rt.assert_gone(&id);
+}
+
+#[test]
+fn sysctl_oom_names_paths_privileges_and_devices_are_applied() {
+    let rt = Runtime::new();
+    let script = "\
+        echo sysctl=$(cat /proc/sys/net/ipv4/ip_forward); \
+        echo oom=$(cat /proc/self/oom_score_adj); \
+        echo host=$(hostname) domain=$(cat /proc/sys/kernel/domainname); \
+        echo masked=$(cat /etc/hostname | wc -c); \
+        touch /proc/sys/kernel/berth 2>/dev/null && echo writable || echo readonly; \
+        grep NoNewPrivs /proc/self/status | tr -d '\t '; \
+        ls -ln /dev/berth-null | awk '{print \"device\", $1, $5, $6}'";
+    let bundle = Bundle::busybox_with(&["/bin/sh", "-c", script], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        process.set_oom_score_adj(Some(123));
+        process.set_no_new_privileges(Some(true));
+        spec.set_process(Some(process));
+        spec.set_domainname(Some("berth.example".to_string()));
+        let mut linux = spec.linux().clone().unwrap();
+        let mut masked = linux.masked_paths().clone().unwrap_or_default();
+        masked.push("/etc/hostname".to_string());
+        linux.set_masked_paths(Some(masked));
+        linux.set_sysctl(Some(HashMap::from([(
+            "net.ipv4.ip_forward".to_string(),
+            "1".to_string(),
+        )])));
+        linux.set_devices(Some(vec![
+            LinuxDeviceBuilder::default()
+                .path("/dev/berth-null")
+                .typ(LinuxDeviceType::C)
+                .major(1)
+                .minor(3)
+                .file_mode(0o666u32)
+                .build()
+                .unwrap(),
+        ]));
+        spec.set_linux(Some(linux));
+    });
+    let id = unique_id("config");
+    let out = rt.output(&["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "sysctl=1\n",
+        "oom=123\n",
+        "host=berth-test domain=berth.example\n",
+        "masked=0\n",
+        "readonly\n",
+        "NoNewPrivs:1\n",
+        "device crw-rw-rw- 1, 3\n",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    rt.assert_gone(&id);
+}
+
+#[test]
+fn namespaces_are_joined_by_path() {
+    let rt = Runtime::new();
+    let first = Bundle::busybox(&["/bin/sh", "-c", "hostname > /dev/null; sleep 60"]);
+    let owner = unique_id("ns-owner");
+    rt.run_detached(&owner, first.path());
+    let pid = rt.state(&owner)["pid"].as_i64().unwrap();
+    // The second container joins the first one's UTS and network namespaces.
+    let joiner = Bundle::busybox_with(
+        &["/bin/sh", "-c", "hostname; readlink /proc/self/ns/net"],
+        |spec| {
+            spec.set_hostname(None);
+            let mut linux = spec.linux().clone().unwrap();
+            let mut namespaces: Vec<LinuxNamespace> = linux
+                .namespaces()
+                .clone()
+                .unwrap()
+                .into_iter()
+                .filter(|n| {
+                    !matches!(
+                        n.typ(),
+                        LinuxNamespaceType::Uts | LinuxNamespaceType::Network
+                    )
+                })
+                .collect();
+            for (kind, name) in [
+                (LinuxNamespaceType::Uts, "uts"),
+                (LinuxNamespaceType::Network, "net"),
+            ] {
+                let mut ns = LinuxNamespace::default();
+                ns.set_typ(kind);
+                ns.set_path(Some(format!("/proc/{pid}/ns/{name}").into()));
+                namespaces.push(ns);
+            }
+            linux.set_namespaces(Some(namespaces));
+            spec.set_linux(Some(linux));
+        },
+    );
+    let id = unique_id("ns-joiner");
+    let out = rt.output(&["run", "--bundle", joiner.path().to_str().unwrap(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let owner_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("berth-test\n{}\n", owner_net.display())
+    );
+    rt.ok(&["delete", "--force", &owner]);
+    rt.assert_gone(&owner);
+    rt.assert_gone(&id);
+}
