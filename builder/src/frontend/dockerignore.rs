@@ -27,12 +27,12 @@ pub enum IgnoreError {
         reason: String,
     },
     /// A pattern of an ignore file is invalid.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     File {
         /// The ignore file.
         path: PathBuf,
-        /// The pattern error.
-        source: Box<IgnoreError>,
+        /// The pattern error (part of the message, so not a separate cause).
+        error: Box<IgnoreError>,
     },
 }
 
@@ -187,7 +187,7 @@ pub fn for_build(
                 let patterns = read_patterns(&String::from_utf8_lossy(&bytes));
                 let matcher = Matcher::new(&patterns).map_err(|err| IgnoreError::File {
                     path: candidate.clone(),
-                    source: Box::new(err),
+                    error: Box::new(err),
                 })?;
                 return Ok((matcher, Some(candidate)));
             }
