@@ -30,9 +30,7 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     /// Use `MS_MOVE` and `chroot` instead of `pivot_root` (for rootfs on ramfs).
     pub no_pivot: bool,
-    /// Keep the caller's session keyring. libcontainer never creates a new
-    /// session keyring, so this is always the behaviour; the flag is accepted
-    /// for runc compatibility.
+    /// Keep the caller's session keyring instead of joining a new one.
     pub no_new_keyring: bool,
     /// Pass this many file descriptors after stdio (3, 4, ...) to the process.
     pub preserve_fds: i32,
@@ -72,7 +70,10 @@ impl Runtime {
         }
         let (bundle, spec) = check_bundle(&options.bundle)?;
         let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-            .with_executor(crate::executor::RuncExecutor::new())
+            .with_executor(crate::executor::RuncExecutor::for_init(
+                id,
+                !options.no_new_keyring,
+            ))
             .with_pid_file(options.pid_file.as_ref())
             .and_then(|b| b.with_root_path(&self.root))
             .map(|b| {

@@ -200,3 +200,41 @@ fn namespaces_are_joined_by_path() {
     rt.assert_gone(&owner);
     rt.assert_gone(&id);
 }
+
+#[test]
+fn init_joins_a_new_session_keyring_unless_told_not_to() {
+    let rt = Runtime::new();
+    // /proc/keys is masked by default; unmask it to look.
+    let bundle = Bundle::busybox_with(&["/bin/sh", "-c", "cat /proc/keys"], |spec| {
+        let mut linux = spec.linux().clone().unwrap();
+        let mut masked = linux.masked_paths().clone().unwrap_or_default();
+        masked.retain(|p| p != "/proc/keys");
+        linux.set_masked_paths(Some(masked));
+        spec.set_linux(Some(linux));
+    });
+    let id = unique_id("keyring");
+    let out = rt.output(&["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        keys.contains(&format!("_ses.{id}")),
+        "no new session keyring:\n{keys}"
+    );
+
+    let id = unique_id("keyring-kept");
+    let logs = tempfile::tempdir().unwrap();
+    rt.create(&id, bundle.path(), logs.path(), &["--no-new-keyring"]);
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped");
+    let keys = runtime_support::wait_for_content(&logs.path().join(format!("{id}.out")), "keyring");
+    assert!(
+        !keys.contains(&format!("_ses.{id}")),
+        "--no-new-keyring made one:\n{keys}"
+    );
+    rt.ok(&["delete", &id]);
+    rt.assert_gone(&id);
+}
