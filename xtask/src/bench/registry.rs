@@ -161,8 +161,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let pulled = work.join(format!("pulled-{round}-{tool}"));
             let measured: [Duration; 4] = if TOOLS[tool] == "berth" {
                 // Like skopeo's blob-info cache, berth's blob location cache
-                // file tells the second push where to mount from.
-                let locations = work.join("berth-blob-locations.json");
+                // file tells the second push where to mount from. One file per
+                // round: a later registry may get an earlier one's port.
+                let locations = work.join(format!("berth-blob-locations-{round}.json"));
                 let push = |repo: &str| {
                     timed(
                         Command::new(&regcopy)
