@@ -277,10 +277,12 @@ fn buildah_round(setup: &Setup, round: usize) -> anyhow::Result<[f64; 3]> {
     };
     let mut pull = Command::new("buildah");
     storage(&mut pull);
-    pull.args(["pull", "--quiet"]).arg(format!(
-        "oci-archive:{}:localhost/busybox:latest",
-        setup.busybox_oci.with_extension("tar").display()
-    ));
+    pull.stdout(Stdio::null())
+        .args(["pull", "--quiet"])
+        .arg(format!(
+            "oci-archive:{}:localhost/busybox:latest",
+            setup.busybox_oci.with_extension("tar").display()
+        ));
     run_command(&mut pull)?;
     let build = || {
         let mut c = Command::new("buildah");
