@@ -44,7 +44,13 @@ fn concurrent_builds_on_one_store_both_succeed_and_share_the_cache() {
     let a = env.manifest_of("con0");
     let b = env.manifest_of("con1");
     assert_eq!(a["layers"].as_array().unwrap().len(), 3);
-    assert_eq!(a["layers"], b["layers"], "{digests:?}");
+    // The base and the COPY layer are the same blobs; the RUN layers may
+    // differ (both builds may run the step, each writing its own mtimes).
+    assert_eq!(
+        a["layers"].as_array().unwrap()[..2],
+        b["layers"].as_array().unwrap()[..2],
+        "{digests:?}"
+    );
     // A third build finds everything cached.
     let runs = env.runs("counter", "shared");
     let (_, progress) = env.build_ok(&["-t", "con2"]);
