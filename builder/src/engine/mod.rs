@@ -405,14 +405,13 @@ impl Build<'_> {
         if !step.instruction.touches_filesystem() {
             metadata::apply(&mut state.config, &step.instruction);
             state.key = key::step_key(Some(&state.key), &normalized, &step.build_args, &[]);
-            if !matches!(step.instruction, Instruction::Arg) {
-                state.config.history.push(History {
-                    created: Some(self.created()),
-                    created_by: Some(history_text(step)),
-                    comment: Some("berth.build".into()),
-                    empty_layer: true,
-                });
-            }
+            // Every step has a history entry, ARG included, as BuildKit writes them.
+            state.config.history.push(History {
+                created: Some(self.created()),
+                created_by: Some(history_text(step)),
+                comment: Some("berth.build".into()),
+                empty_layer: true,
+            });
             self.progress.event(Event::StepFinished {
                 id,
                 duration: started.elapsed(),
