@@ -111,9 +111,20 @@ fn onbuild_triggers_run_in_the_child_build() {
     let env = BuildEnv::new();
     env.write(
         "Dockerfile",
-        "FROM busybox\nONBUILD RUN echo triggered > /onbuild.txt\n",
+        "FROM busybox\nARG V=1\nONBUILD RUN echo triggered > /onbuild.txt\n",
     );
     env.build_ok(&["-t", "parent"]);
+    let config = env.config_of("parent");
+    let created_by: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .collect();
+    assert!(
+        created_by.contains(&"ARG V=1"),
+        "ARG has a history entry: {created_by:?}"
+    );
     env.write(
         "Dockerfile",
         "FROM parent\nCMD [\"cat\", \"/onbuild.txt\"]\n",
