@@ -35,3 +35,12 @@ pub use error::Error;
 pub use pull::{PullOptions, PullReport};
 pub use push::{PushOptions, PushReport};
 pub use reference::Reference;
+
+/// The TLS settings the client uses (rustls on the ring provider, servers
+/// verified against the platform's trust store), for other HTTP clients of
+/// berth such as `ADD <url>`; pass it to reqwest's `tls_backend_preconfigured`.
+pub fn tls_client_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    // Another part of the process may have installed a provider already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tls::client_config()
+}

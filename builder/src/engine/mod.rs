@@ -5,6 +5,7 @@
 pub mod chmod;
 pub mod convert;
 pub mod copy;
+pub mod fetch;
 pub mod key;
 pub mod metadata;
 pub mod progress;
@@ -63,6 +64,9 @@ pub enum BuildError {
     /// COPY/ADD.
     #[error(transparent)]
     Copy(#[from] copy::CopyError),
+    /// An `ADD <url>` source could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
     /// RUN.
     #[error(transparent)]
     Run(#[from] run::RunError),
@@ -567,15 +571,60 @@ impl Build<'_> {
         normalized: &str,
         id: &StepId,
     ) -> Result<(Digest, CacheRecord, bool), BuildError> {
-        if copy
+        // http(s) sources of ADD are downloaded; the rest come from the context.
+        let (urls, local_sources): (Vec<String>, Vec<String>) = copy
             .sources
             .iter()
-            .any(|s| s.contains("://") || s.starts_with("git@"))
+            .cloned()
+            .partition(|s| copy.add && copy.from.is_none() && fetch::is_url(s));
+        if let Some(git) = local_sources
+            .iter()
+            .find(|s| s.contains("://") || s.starts_with("git@"))
         {
             return Err(BuildError::Unsupported(format!(
-                "ADD from a URL or git repository is not supported yet: {}",
-                copy.sources.join(" ")
+                "ADD from a git repository or a non-http URL is not supported: {git}"
             )));
+        }
+        let checksum = match (&copy.checksum, urls.len()) {
+            (None, _) => None,
+            (Some(c), 1) => Some(fetch::parse_checksum(c)?),
+            (Some(_), _) => {
+                return Err(BuildError::Unsupported(format!(
+                    "ADD --checksum needs exactly one http(s) source: {}",
+                    copy.sources.join(" ")
+                )));
+            }
+        };
+        let local = CopyStep {
+            sources: local_sources,
+            ..copy.clone()
+        };
+        let copy = &local;
+        let download_dir = if urls.is_empty() {
+            None
+        } else {
+            Some(TreeGuard(self.store.snapshot_staging()?))
+        };
+        let mut downloads = Vec::new();
+        let mut url_inputs = Vec::new();
+        for url in &urls {
+            match (&checksum, &download_dir) {
+                // The checksum pins the content: no download unless the step runs.
+                (Some(sum), _) => {
+                    url_inputs.push(format!("url\0{}\0{sum}", fetch::file_name(url)));
+                }
+                (None, Some(dir)) => {
+                    let d = fetch::download(url, &dir.0, None)?;
+                    url_inputs.push(format!(
+                        "url\0{}\0{}\0{}",
+                        d.name,
+                        d.digest,
+                        d.mtime.unwrap_or(0)
+                    ));
+                    downloads.push(d);
+                }
+                (None, None) => {}
+            }
         }
         let started = Instant::now();
         let parent = (!copy.link).then_some(&state.key);
@@ -593,6 +642,7 @@ impl Build<'_> {
             }
         };
         let mut key_inputs = inputs;
+        key_inputs.append(&mut url_inputs);
         key_inputs.push(format!(
             "workdir\0{}",
             state.config.config.working_dir.as_deref().unwrap_or("/")
@@ -602,6 +652,30 @@ impl Build<'_> {
         if let Some(record) = self.lookup(&key, id)? {
             return Ok((key, record, true));
         }
+        if let (Some(sum), Some(dir)) = (&checksum, &download_dir) {
+            for url in &urls {
+                downloads.push(fetch::download(url, &dir.0, Some(sum))?);
+            }
+        }
+        let fetched: Vec<copy::Selected> = downloads
+            .iter()
+            .map(|d| copy::Selected {
+                // An absolute path ending in the file name: the entry reads it
+                // wherever the other sources' root is, and is named `d.name`.
+                path: d.path.to_string_lossy().into_owned(),
+                wildcard: false,
+                files: vec![crate::context::ContextFile {
+                    rel: d.path.to_string_lossy().into_owned(),
+                    kind: crate::context::FileKind::File,
+                    mode: 0o600,
+                    size: d.size,
+                    mtime: d.mtime.unwrap_or(0),
+                    mtime_nsec: 0,
+                    ino: 0,
+                    link: None,
+                }],
+            })
+            .collect();
 
         let lowers = if copy.link {
             Vec::new()
@@ -659,16 +733,26 @@ impl Build<'_> {
                 self.layer_and_snapshot(entries)?
             }
             None => {
-                let selected = if copy.sources.is_empty() {
+                let mut selected = if copy.sources.is_empty() {
                     Vec::new()
                 } else {
                     let (ctx, _) = self.context()?;
                     copy::select(ctx, copy)?
                 };
+                let fetched_count = fetched.len();
+                selected.extend(fetched);
                 let root = self.options.context.clone();
                 let mut unpacked = Vec::new();
                 let entries = if copy.add {
-                    add_entries(self.store, copy, &selected, &root, &options, &mut unpacked)?
+                    add_entries(
+                        self.store,
+                        copy,
+                        &selected,
+                        fetched_count,
+                        &root,
+                        &options,
+                        &mut unpacked,
+                    )?
                 } else {
                     copy::plan_entries(copy, &selected, &root, &options)?
                 };
@@ -840,14 +924,18 @@ fn add_entries(
     store: &Store,
     copy: &CopyStep,
     selected: &[copy::Selected],
+    downloaded: usize,
     root: &Path,
     options: &copy::EntryOptions<'_>,
     unpacked: &mut Vec<PathBuf>,
 ) -> Result<Vec<crate::layer::Entry>, BuildError> {
     let mut plain = Vec::new();
     let mut entries = Vec::new();
-    for s in selected {
-        let is_archive = s.files.len() == 1
+    // Downloaded sources (the last `downloaded` ones) are never extracted.
+    let local = selected.len().saturating_sub(downloaded);
+    for (i, s) in selected.iter().enumerate() {
+        let is_archive = i < local
+            && s.files.len() == 1
             && s.files[0].kind == crate::context::FileKind::File
             && is_tar_archive(&root.join(&s.files[0].rel));
         if !is_archive {
@@ -907,4 +995,13 @@ fn is_tar_archive(path: &Path) -> bool {
         }
     }
     read == 512 && &header[257..262] == b"ustar"
+}
+
+/// A staging directory removed when dropped.
+struct TreeGuard(PathBuf);
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        let _ = crate::store::tmp::remove_tree(&self.0);
+    }
 }
