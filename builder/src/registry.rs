@@ -58,8 +58,14 @@ fn parse(text: &str) -> Result<berth_registry_client::Reference, RegistryError> 
 }
 
 /// Pulls `image` into the store under `name` (its normalised local name).
-/// Blobs the store already has are not downloaded.
-pub fn pull(store: &Store, image: &str, name: &str) -> Result<(), RegistryError> {
+/// Blobs the store already has are not downloaded. `bytes` receives
+/// (bytes received, bytes to receive) over all blobs as they move.
+pub fn pull(
+    store: &Store,
+    image: &str,
+    name: &str,
+    bytes: std::sync::mpsc::Sender<(u64, u64)>,
+) -> Result<(), RegistryError> {
     let reference = parse(image)?;
     let fail = |message: String| RegistryError::Transfer {
         action: "pulling",
@@ -81,12 +87,46 @@ pub fn pull(store: &Store, image: &str, name: &str) -> Result<(), RegistryError>
                 &layout,
                 name,
                 &PullOptions::default(),
-                Arc::new(berth_registry_client::progress::NoProgress),
+                Arc::new(byte_counter(bytes)),
             )
             .await
             .map_err(|e| fail(e.to_string()))?;
         Ok(())
     })
+}
+
+/// A registry progress receiver that sums the blobs' byte counts and sends
+/// (done, total) on each change.
+fn byte_counter(
+    bytes: std::sync::mpsc::Sender<(u64, u64)>,
+) -> impl Fn(berth_registry_client::progress::Event) + Send + Sync {
+    use berth_registry_client::progress::Event;
+    let blobs = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    move |event| {
+        let Ok(mut blobs) = blobs.lock() else { return };
+        match event {
+            Event::BlobStarted { digest, size } => {
+                blobs.insert(digest.to_string(), (0, size));
+            }
+            Event::BlobProgress {
+                digest,
+                done,
+                total,
+            } => {
+                blobs.insert(digest.to_string(), (done, total));
+            }
+            Event::BlobDone { digest, .. } => {
+                if let Some((done, total)) = blobs.get_mut(&digest.to_string()) {
+                    *done = *total;
+                }
+            }
+            _ => return,
+        }
+        let (done, total) = blobs
+            .values()
+            .fold((0, 0), |(d, t), (done, total)| (d + done, t + total));
+        let _ = bytes.send((done, total));
+    }
 }
 
 /// Pushes the image the store names `name` to `target`.

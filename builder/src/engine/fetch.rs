@@ -97,9 +97,15 @@ pub fn file_name(url: &str) -> String {
     }
 }
 
-/// Downloads `url` into `dir`, verifying `checksum` (normalised) when given.
-/// On a mismatch nothing is kept.
-pub fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Downloaded, FetchError> {
+/// Downloads `url` into `dir`, verifying `checksum` (normalised) when given,
+/// calling `on_bytes(received, content_length)` as data arrives. On a
+/// mismatch nothing is kept.
+pub fn download(
+    url: &str,
+    dir: &Path,
+    checksum: Option<&str>,
+    on_bytes: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<Downloaded, FetchError> {
     let transfer = |message: String| FetchError::Transfer {
         url: url.to_string(),
         message,
@@ -143,6 +149,7 @@ pub fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Downloa
             .and_then(|v| httpdate::parse_http_date(v).ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_secs()).ok());
+        let length = response.content_length();
         let mut file = std::fs::File::create(&path).map_err(io)?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -154,6 +161,7 @@ pub fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Downloa
             hasher.update(&chunk);
             size += chunk.len() as u64;
             file.write_all(&chunk).map_err(io)?;
+            on_bytes(size, length);
         }
         file.sync_all().map_err(io)?;
         Ok(Downloaded {

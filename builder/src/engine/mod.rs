@@ -18,7 +18,7 @@ use crate::executor::Runtime;
 use crate::frontend::dockerignore::Matcher;
 use crate::frontend::plan::{self, BuildPlan};
 use crate::image::{self, ImageError};
-use crate::layer::{Compression, LayerError, WriteOptions, extract, write_layer};
+use crate::layer::{Compression, LayerError, WriteOptions, extract};
 use crate::oci::{Descriptor, History, ImageConfig, RootFs, rfc3339};
 use crate::store::cache::{CacheRecord, LayerRecord};
 use crate::store::{Digest, Store, StoreError};
@@ -283,7 +283,7 @@ impl Build<'_> {
         }
     }
 
-    fn base(&self, stage: &plan::Stage) -> Result<StageState, BuildError> {
+    fn base(&self, stage: &plan::Stage, id: &StepId) -> Result<StageState, BuildError> {
         let platform = format!(
             "{}/{}{}",
             stage.platform.os,
@@ -321,7 +321,7 @@ impl Build<'_> {
                         // Not in the local store: pull it (only the blobs the
                         // store lacks); the manifest digest then pins the base.
                         tracing::info!(image = %reference, "pulling the base image");
-                        crate::registry::pull(self.store, reference, &name).map_err(|e| {
+                        self.pull_base(reference, &name, id).map_err(|e| {
                             BuildError::Unsupported(format!(
                                 "stage '{}': base image '{reference}' is not in the local store, and {e}",
                                 stage.display_name()
@@ -354,7 +354,7 @@ impl Build<'_> {
             id: id(0),
             text: format!("FROM {}", base_text(stage)),
         });
-        let mut state = self.base(stage)?;
+        let mut state = self.base(stage, &id(0))?;
         self.progress.event(Event::StepFinished {
             id: id(0),
             duration: from_started.elapsed(),
@@ -504,14 +504,23 @@ impl Build<'_> {
     fn layer_and_snapshot(
         &self,
         entries: Vec<crate::layer::Entry>,
+        id: &StepId,
     ) -> Result<LayerRecord, BuildError> {
         let ordered = crate::layer::entry::canonical_order(entries);
+        let total: u64 = ordered.iter().map(|e| e.content_size()).sum();
+        let mut bytes = progress::BytesReporter::new(self.progress, id, Some(total));
         let staging = self.store.snapshot_staging()?;
         let epoch = self.options.source_date_epoch;
         let (layer, snapshot) = std::thread::scope(|scope| {
             let snapshot =
                 scope.spawn(|| crate::layer::materialize::materialize(&ordered, &staging, epoch));
-            let layer = write_layer(self.store.blobs(), ordered.clone(), self.write_options());
+            let layer = crate::layer::write::write_layer_reporting(
+                self.store.blobs(),
+                ordered.clone(),
+                self.write_options(),
+                &mut |done| bytes.report(done),
+            );
+            bytes.finish();
             (layer, snapshot.join())
         });
         let layer = match layer {
@@ -533,6 +542,54 @@ impl Build<'_> {
             }
         }
         Ok(layer)
+    }
+
+    /// Pulls a base image, reporting the bytes received. The pull runs on
+    /// its own thread so this one can forward its byte counts.
+    fn pull_base(
+        &self,
+        reference: &str,
+        name: &str,
+        id: &StepId,
+    ) -> Result<(), crate::registry::RegistryError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let pull = scope.spawn(|| crate::registry::pull(self.store, reference, name, sender));
+            let mut bytes = progress::BytesReporter::new(self.progress, id, None);
+            let mut moved = false;
+            for (done, total) in receiver {
+                moved = true;
+                bytes.set_total(Some(total));
+                bytes.report(done);
+            }
+            if moved {
+                bytes.finish();
+            }
+            pull.join().unwrap_or_else(|_| {
+                Err(crate::registry::RegistryError::Transfer {
+                    action: "pulling",
+                    reference: reference.to_string(),
+                    message: "the pull thread panicked".into(),
+                })
+            })
+        })
+    }
+
+    /// Downloads an `ADD` URL source, reporting the bytes received.
+    fn download(
+        &self,
+        url: &str,
+        dir: &Path,
+        checksum: Option<&str>,
+        id: &StepId,
+    ) -> Result<fetch::Downloaded, BuildError> {
+        let mut bytes = progress::BytesReporter::new(self.progress, id, None);
+        let downloaded = fetch::download(url, dir, checksum, &mut |done, total| {
+            bytes.set_total(total);
+            bytes.report(done);
+        })?;
+        bytes.finish();
+        Ok(downloaded)
     }
 
     /// The snapshots of `layers`, top first, unpacking any that are missing.
@@ -614,7 +671,7 @@ impl Build<'_> {
                     url_inputs.push(format!("url\0{}\0{sum}", fetch::file_name(url)));
                 }
                 (None, Some(dir)) => {
-                    let d = fetch::download(url, &dir.0, None)?;
+                    let d = self.download(url, &dir.0, None, id)?;
                     url_inputs.push(format!(
                         "url\0{}\0{}\0{}",
                         d.name,
@@ -654,7 +711,7 @@ impl Build<'_> {
         }
         if let (Some(sum), Some(dir)) = (&checksum, &download_dir) {
             for url in &urls {
-                downloads.push(fetch::download(url, &dir.0, Some(sum))?);
+                downloads.push(self.download(url, &dir.0, Some(sum), id)?);
             }
         }
         let fetched: Vec<copy::Selected> = downloads
@@ -730,7 +787,7 @@ impl Build<'_> {
                     selected.append(&mut found);
                 }
                 let entries = copy::plan_entries(copy, &selected, source_view.root(), &options)?;
-                self.layer_and_snapshot(entries)?
+                self.layer_and_snapshot(entries, id)?
             }
             None => {
                 let mut selected = if copy.sources.is_empty() {
@@ -756,7 +813,7 @@ impl Build<'_> {
                 } else {
                     copy::plan_entries(copy, &selected, &root, &options)?
                 };
-                let layer = self.layer_and_snapshot(entries);
+                let layer = self.layer_and_snapshot(entries, id);
                 for dir in unpacked {
                     let _ = crate::store::tmp::remove_tree(&dir);
                 }

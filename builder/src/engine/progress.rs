@@ -2,7 +2,7 @@
 //! decides how to show it (live bars on a terminal, plain lines in CI, JSON).
 
 use crate::executor::Stream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Identifies a step in events: its stage and position.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,6 +46,16 @@ pub enum Event {
         /// The line.
         line: String,
     },
+    /// A step moved more bytes: layer content written or a download
+    /// received. Sent at most every few hundred milliseconds, and once at the end.
+    StepBytes {
+        /// The step.
+        id: StepId,
+        /// Bytes moved so far.
+        done: u64,
+        /// Bytes to move in all, when known.
+        total: Option<u64>,
+    },
     /// A step finished.
     StepFinished {
         /// The step.
@@ -75,4 +85,57 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {
     fn event(&self, _event: Event) {}
+}
+
+/// Sends [`Event::StepBytes`] for a transfer, at most every 200 ms plus a
+/// final one, so a fast copy does not flood the display.
+pub struct BytesReporter<'a> {
+    progress: &'a dyn Progress,
+    id: &'a StepId,
+    total: Option<u64>,
+    last_sent: Option<Instant>,
+    done: u64,
+}
+
+impl<'a> BytesReporter<'a> {
+    /// A reporter for step `id` moving `total` bytes, if known.
+    pub fn new(progress: &'a dyn Progress, id: &'a StepId, total: Option<u64>) -> Self {
+        BytesReporter {
+            progress,
+            id,
+            total,
+            last_sent: None,
+            done: 0,
+        }
+    }
+
+    /// Sets the total once it is known.
+    pub fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
+    /// Records that `done` bytes have moved so far.
+    pub fn report(&mut self, done: u64) {
+        self.done = done;
+        let due = self
+            .last_sent
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(200));
+        if due {
+            self.send();
+        }
+    }
+
+    /// Sends the final count.
+    pub fn finish(&mut self) {
+        self.send();
+    }
+
+    fn send(&mut self) {
+        self.last_sent = Some(Instant::now());
+        self.progress.event(Event::StepBytes {
+            id: self.id.clone(),
+            done: self.done,
+            total: self.total,
+        });
+    }
 }

@@ -52,6 +52,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The bytes of content a regular file carries (0 for anything else).
+    pub fn content_size(&self) -> u64 {
+        match &self.kind {
+            EntryKind::File { size, .. } => *size,
+            EntryKind::Bytes(b) => b.len() as u64,
+            _ => 0,
+        }
+    }
+
     /// The name the entry has in the tar stream: whiteouts become `.wh.` files.
     pub fn tar_path(&self) -> String {
         match self.kind {

@@ -50,6 +50,17 @@ pub fn write_layer(
     entries: Vec<Entry>,
     options: WriteOptions,
 ) -> Result<LayerRecord, LayerError> {
+    write_layer_reporting(blobs, entries, options, &mut |_| {})
+}
+
+/// [`write_layer`], calling `report` after each entry with the file content
+/// bytes written so far (for progress display).
+pub fn write_layer_reporting(
+    blobs: &BlobStore,
+    entries: Vec<Entry>,
+    options: WriteOptions,
+    report: &mut dyn FnMut(u64),
+) -> Result<LayerRecord, LayerError> {
     let blob = blobs.writer()?;
     let compressor =
         Compressor::new(options.compression, blob).map_err(|source| LayerError::Write {
@@ -59,8 +70,18 @@ pub fn write_layer(
     let mut builder = tar::Builder::new(HashingWriter::new(compressor));
     builder.mode(tar::HeaderMode::Complete);
     builder.follow_symlinks(false);
+    let mut written = 0u64;
+    let mut on_read = |n: u64| {
+        written += n;
+        report(written);
+    };
     for entry in canonical_order(entries) {
-        append(&mut builder, &entry, options.source_date_epoch)?;
+        append(
+            &mut builder,
+            &entry,
+            options.source_date_epoch,
+            &mut on_read,
+        )?;
     }
     let finish_err = |source| LayerError::Write {
         path: "(end of archive)".into(),
@@ -82,10 +103,25 @@ pub fn write_layer(
     })
 }
 
+/// A reader that reports how many bytes each read returned.
+struct CountingReader<'a, R> {
+    inner: R,
+    on_read: &'a mut dyn FnMut(u64),
+}
+
+impl<R: io::Read> io::Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.on_read)(n as u64);
+        Ok(n)
+    }
+}
+
 fn append<W: Write>(
     builder: &mut tar::Builder<W>,
     entry: &Entry,
     epoch: Option<i64>,
+    on_read: &mut dyn FnMut(u64),
 ) -> Result<(), LayerError> {
     let tar_path = entry.tar_path();
     let write_err = |source| LayerError::Write {
@@ -120,7 +156,14 @@ fn append<W: Write>(
             // The size is taken from the open file so a file that grows while
             // it is read cannot corrupt the stream: at most `len` bytes are read.
             builder
-                .append_data(&mut header, &tar_path, io::Read::take(file, len))
+                .append_data(
+                    &mut header,
+                    &tar_path,
+                    CountingReader {
+                        inner: io::Read::take(file, len),
+                        on_read,
+                    },
+                )
                 .map_err(write_err)
         }
         EntryKind::Bytes(bytes) => {
@@ -128,7 +171,9 @@ fn append<W: Write>(
             header.set_size(bytes.len() as u64);
             builder
                 .append_data(&mut header, &tar_path, &bytes[..])
-                .map_err(write_err)
+                .map_err(write_err)?;
+            on_read(bytes.len() as u64);
+            Ok(())
         }
         EntryKind::Dir => {
             header.set_entry_type(tar::EntryType::Directory);

@@ -59,6 +59,14 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `1.2MB / 3.4MB`, or just the count when the total is unknown.
+fn bytes_moved(done: u64, total: Option<u64>) -> String {
+    match total {
+        Some(total) => format!("{} / {}", human_bytes(done), human_bytes(total)),
+        None => human_bytes(done),
+    }
+}
+
 impl Renderer {
     /// A renderer for the chosen mode (`auto` looks at stderr).
     pub fn new(mode: Mode) -> Renderer {
@@ -124,6 +132,8 @@ impl Renderer {
             Event::ImageWritten { digest } => {
                 serde_json::json!({"event": "image", "digest": digest})
             }
+            // Byte counts are for the live display only.
+            Event::StepBytes { .. } => return,
         };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{value}");
@@ -157,10 +167,10 @@ impl Progress for Renderer {
                 if self.mode == Mode::Tty {
                     let bar = self.multi.add(ProgressBar::new_spinner());
                     bar.set_style(
-                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.set_message(title);
+                    bar.set_prefix(title);
                     bar.enable_steady_tick(Duration::from_millis(120));
                     state.bars.insert(id, bar);
                 } else {
@@ -169,6 +179,12 @@ impl Progress for Renderer {
             }
             // The finish line says CACHED, with the layer size.
             Event::StepCached { .. } => {}
+            // Live only: the finish line gives the layer size.
+            Event::StepBytes { id, done, total } => {
+                if let Some(bar) = state.bars.get(&id) {
+                    bar.set_message(bytes_moved(done, total));
+                }
+            }
             Event::StepOutput { id, line, .. } => {
                 let n = Self::number(&mut state, &id);
                 self.line(&format!("#{n} {line}"));
@@ -189,7 +205,7 @@ impl Progress for Renderer {
                     "DONE"
                 };
                 if let Some(bar) = state.bars.remove(&id) {
-                    let title = bar.message();
+                    let title = bar.prefix();
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                     self.line(&format!("{title} {status} {}{size}", seconds(duration)));
@@ -212,11 +228,46 @@ mod tests {
     fn sizes_and_labels_read_well() {
         assert_eq!(human_bytes(512), "512B");
         assert_eq!(human_bytes(1_500_000), "1.5MB");
+        assert_eq!(bytes_moved(1_500_000, Some(3_000_000)), "1.5MB / 3.0MB");
+        assert_eq!(bytes_moved(512, None), "512B");
         let id = StepId {
             stage: "build".into(),
             index: 2,
             total: 4,
         };
         assert_eq!(label(&id), "[build 2/3]");
+    }
+
+    #[test]
+    fn byte_counts_update_the_live_step_line_only() {
+        let id = StepId {
+            stage: "stage-0".into(),
+            index: 1,
+            total: 2,
+        };
+        let tty = Renderer::new(Mode::Tty);
+        tty.event(Event::StepStarted {
+            id: id.clone(),
+            text: "COPY big /big".into(),
+        });
+        tty.event(Event::StepBytes {
+            id: id.clone(),
+            done: 1_500_000,
+            total: Some(3_000_000),
+        });
+        {
+            let state = tty.state.lock().unwrap();
+            let bar = &state.bars[&id];
+            assert_eq!(bar.prefix(), "#1 [stage-0 1/1] COPY big /big");
+            assert_eq!(bar.message(), "1.5MB / 3.0MB");
+        }
+        // Plain mode keeps no live lines, so bytes change nothing there.
+        let plain = Renderer::new(Mode::Plain);
+        plain.event(Event::StepBytes {
+            id: id.clone(),
+            done: 1,
+            total: None,
+        });
+        assert!(plain.state.lock().unwrap().bars.is_empty());
     }
 }
