@@ -900,6 +900,7 @@ impl Build<'_> {
             &inputs,
             self.write_options(),
             &on_line,
+            &mut progress::BytesReporter::new(progress, id, None),
         )?;
         drop(views);
         let record = CacheRecord {

@@ -2,10 +2,12 @@
 //! its upper directory into a layer and a snapshot.
 
 use super::metadata;
+use super::progress::BytesReporter;
 use super::step::{CommandForm, MountSpec, RunStep};
 use crate::executor::{self, ExecError, RunSpec, Runtime, StepMount, Stream};
 use crate::layer::scan::{TreeKind, scan_tree};
-use crate::layer::{LayerError, WriteOptions, write_layer};
+use crate::layer::write::write_layer_reporting;
+use crate::layer::{LayerError, WriteOptions};
 use crate::oci::ImageConfig;
 use crate::store::cache::LayerRecord;
 use crate::store::lock::{FileLock, LockMode};
@@ -234,6 +236,7 @@ pub fn execute(
     inputs: &RunInputs<'_>,
     write: WriteOptions,
     on_line: &(dyn Fn(Stream, &str) + Sync),
+    bytes: &mut BytesReporter<'_>,
 ) -> Result<Option<LayerRecord>, RunError> {
     let workdir = config
         .config
@@ -271,7 +274,11 @@ pub fn execute(
     if entries.is_empty() {
         return Ok(None);
     }
-    let layer = write_layer(store.blobs(), entries, write)?;
+    bytes.set_total(Some(entries.iter().map(|e| e.content_size()).sum()));
+    let layer = write_layer_reporting(store.blobs(), entries, write, &mut |done| {
+        bytes.report(done);
+    })?;
+    bytes.finish();
     // The upper directory already is the layer in overlay form: keep it as
     // the snapshot instead of unpacking the blob again.
     store.commit_snapshot(&upper, &layer.diff_id)?;
