@@ -91,10 +91,8 @@ impl Log {
         }
         if self.file.is_some() {
             self.write(Level::ERROR, &msg);
-            eprintln!("berth-runtime: {msg}");
-        } else {
-            eprintln!("berth-runtime: {msg}");
         }
+        eprintln!("berth-runtime: {msg}");
     }
 
     fn format(&self, level: Level, msg: &str) -> String {

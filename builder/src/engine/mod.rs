@@ -196,7 +196,11 @@ pub fn build(
         }
     });
     if let Some(Ok((context, cache))) = b.context.get() {
-        let _ = cache.save(&|rel| context.get(rel).is_some());
+        // The hash cache only saves work next time; failing to save it must
+        // not fail the build, but it should not go unnoticed either.
+        if let Err(error) = cache.save(&|rel| context.get(rel).is_some()) {
+            tracing::warn!(%error, "could not save the context hash cache; the next build re-reads the context");
+        }
     }
     // Report the root cause: the first stage that failed on its own, not a
     // stage that only waited for it.

@@ -136,8 +136,12 @@ fn resolve_mounts(
                 };
                 if !dir.exists() {
                     fs::create_dir_all(&dir).map_err(crate::store::io_err("creating", &dir))?;
-                    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(*mode));
-                    let _ = chown(&dir, Some(*uid), Some(*gid));
+                    // The step's user must be able to write its cache: a mode or
+                    // owner that did not take is an error, not a surprise later.
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
+                        .map_err(crate::store::io_err("setting the mode of", &dir))?;
+                    chown(&dir, Some(*uid), Some(*gid))
+                        .map_err(crate::store::io_err("changing the owner of", &dir))?;
                 }
                 if *locked {
                     let lock_path = store
