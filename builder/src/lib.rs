@@ -19,6 +19,7 @@
 //! - [`output`]: tags, OCI layouts and Docker archives;
 //! - [`registry`]: pulling bases and pushing results with the registry client.
 
+pub mod container;
 pub mod context;
 pub mod engine;
 pub mod executor;

@@ -7,6 +7,7 @@
 mod exec;
 mod progress;
 
+use super::GlobalArgs;
 use anyhow::{Context as _, bail};
 use berth_builder::frontend::{
     self, Diagnostic, FrontendError, PlanOptions, Platform, Severity, dockerignore,
@@ -50,9 +51,6 @@ pub struct BuildArgs {
     /// The runc-compatible runtime RUN steps use (default: berth-runtime beside berth).
     #[arg(long, value_name = "PATH")]
     pub runtime: Option<PathBuf>,
-    /// The local store (default: $BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth).
-    #[arg(long, value_name = "DIR", env = "BERTH_ROOT")]
-    pub root: Option<PathBuf>,
     /// Layer compression: gzip, zstd or uncompressed.
     #[arg(long, value_name = "ALGO", default_value = "gzip")]
     pub compression: berth_builder::layer::Compression,
@@ -104,15 +102,15 @@ fn platforms(value: Option<&str>) -> anyhow::Result<Vec<Option<Platform>>> {
 }
 
 /// Runs `berth build`.
-pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if !args.check {
-        return build(args);
+        return build(args, global);
     }
     check(args)
 }
 
 /// The real build: one platform, the engine, then tags and outputs.
-fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+fn build(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut platforms = platforms(args.platform.as_deref())?;
     if platforms.len() > 1 {
         bail!("building for several platforms at once is not supported yet; pass one --platform");
@@ -131,7 +129,7 @@ fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         progress: args.progress,
         outputs: &args.outputs,
         runtime: args.runtime.clone(),
-        root: args.root.clone(),
+        root: global.store_root(),
         compression: args.compression,
         secrets: &args.secrets,
         push: args.push,

@@ -1,8 +1,8 @@
 //! `berth import`: make a one-layer image in the local store from a root
 //! filesystem directory, like `docker import` of a directory.
 
+use super::GlobalArgs;
 use berth_builder::image;
-use berth_builder::store::Store;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,15 +19,11 @@ pub struct ImportArgs {
     /// The image's default command (repeat for each argument).
     #[arg(long = "cmd", value_name = "ARG")]
     pub cmd: Vec<String>,
-    /// The local store (default: $BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth).
-    #[arg(long, value_name = "DIR", env = "BERTH_ROOT")]
-    pub root: Option<PathBuf>,
 }
 
 /// Imports the directory and prints the manifest digest.
-pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
-    let root = args.root.clone().unwrap_or_else(Store::default_root);
-    let store = Store::open(&root).map_err(|e| anyhow::anyhow!("opening the local store: {e}"))?;
+pub fn run(args: &ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let store = global.open_store()?;
     // SOURCE_DATE_EPOCH pins the creation time, so imports are reproducible.
     let created = std::env::var("SOURCE_DATE_EPOCH")
         .ok()

@@ -2,10 +2,29 @@
 //! dispatch.
 
 mod build;
+mod history;
+mod images;
 mod import;
+mod inspect;
+mod load;
+mod login;
+mod logout;
+mod logs;
+mod prune;
+mod ps;
+mod pull;
+mod push;
+mod rm;
+mod rmi;
+mod run;
+mod save;
+mod stop;
+mod tag;
 mod version;
 
+use berth_builder::store::Store;
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Build, push, pull and run OCI images and containers.
@@ -24,9 +43,24 @@ pub struct GlobalArgs {
     /// Log more (-v: debug, -vv: trace). BERTH_LOG overrides this with a tracing filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The local store (default: $BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth).
+    #[arg(long, global = true, value_name = "DIR", env = "BERTH_ROOT")]
+    pub root: Option<PathBuf>,
 }
 
 impl GlobalArgs {
+    /// The local store's root directory.
+    pub fn store_root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(Store::default_root)
+    }
+
+    /// Opens the local store.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        let root = self.store_root();
+        Store::open(&root)
+            .map_err(|e| anyhow::anyhow!("opening the local store {}: {e}", root.display()))
+    }
+
     /// The tracing level the verbosity flags ask for.
     pub fn log_level(&self) -> tracing::Level {
         match self.verbose {
@@ -44,6 +78,40 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Make an image in the local store from a root filesystem directory.
     Import(import::ImportArgs),
+    /// Pull an image from a registry into the local store.
+    Pull(pull::PullArgs),
+    /// Push an image from the local store to a registry.
+    Push(push::PushArgs),
+    /// Log in to a registry and store the credential.
+    Login(login::LoginArgs),
+    /// Remove a stored registry credential.
+    Logout(logout::LogoutArgs),
+    /// Give an image in the local store another name.
+    Tag(tag::TagArgs),
+    /// Remove images from the local store.
+    Rmi(rmi::RmiArgs),
+    /// List the images in the local store.
+    Images(images::ImagesArgs),
+    /// Show an image's manifest and configuration as JSON.
+    Inspect(inspect::InspectArgs),
+    /// Show the layers of an image and the steps that made them.
+    History(history::HistoryArgs),
+    /// Remove unreferenced blobs, snapshots and build cache records.
+    Prune(prune::PruneArgs),
+    /// Write images to an OCI layout or docker-archive tar.
+    Save(save::SaveArgs),
+    /// Read images from an OCI layout or docker-archive tar.
+    Load(load::LoadArgs),
+    /// Run a command in a new container from an image.
+    Run(run::RunArgs),
+    /// List the containers berth started.
+    Ps(ps::PsArgs),
+    /// Stop running containers.
+    Stop(stop::StopArgs),
+    /// Remove containers.
+    Rm(rm::RmArgs),
+    /// Show the output of a detached container.
+    Logs(logs::LogsArgs),
     /// Show the version of berth, the commit it was built from and the OCI specs it speaks.
     Version(version::VersionArgs),
 }
@@ -51,8 +119,25 @@ pub enum Command {
 /// Runs the chosen subcommand and returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Build(args) => build::run(&args),
-        Command::Import(args) => import::run(&args),
+        Command::Build(args) => build::run(&args, &cli.global),
+        Command::Import(args) => import::run(&args, &cli.global),
+        Command::Pull(args) => pull::run(&args, &cli.global),
+        Command::Push(args) => push::run(&args, &cli.global),
+        Command::Login(args) => login::run(&args, &cli.global),
+        Command::Logout(args) => logout::run(&args, &cli.global),
+        Command::Tag(args) => tag::run(&args, &cli.global),
+        Command::Rmi(args) => rmi::run(&args, &cli.global),
+        Command::Images(args) => images::run(&args, &cli.global),
+        Command::Inspect(args) => inspect::run(&args, &cli.global),
+        Command::History(args) => history::run(&args, &cli.global),
+        Command::Prune(args) => prune::run(&args, &cli.global),
+        Command::Save(args) => save::run(&args, &cli.global),
+        Command::Load(args) => load::run(&args, &cli.global),
+        Command::Run(args) => run::run(&args, &cli.global),
+        Command::Ps(args) => ps::run(&args, &cli.global),
+        Command::Stop(args) => stop::run(&args, &cli.global),
+        Command::Rm(args) => rm::run(&args, &cli.global),
+        Command::Logs(args) => logs::run(&args, &cli.global),
         Command::Version(args) => version::run(&args),
     }
 }

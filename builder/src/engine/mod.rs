@@ -161,6 +161,8 @@ pub fn build(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    // The lease keeps `rmi` and `prune` from removing what this build reuses.
+    let _lease = store.lease()?;
     let b = Build {
         store,
         plan,

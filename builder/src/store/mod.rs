@@ -21,6 +21,7 @@ pub mod atomic;
 pub mod blobs;
 pub mod cache;
 pub mod digest;
+pub mod lease;
 pub mod lock;
 pub mod snapshots;
 pub mod tags;

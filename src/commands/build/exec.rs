@@ -36,8 +36,8 @@ pub struct Request<'a> {
     pub outputs: &'a [String],
     /// `--runtime`.
     pub runtime: Option<PathBuf>,
-    /// `--root`.
-    pub root: Option<PathBuf>,
+    /// The local store's root (`--root`).
+    pub root: PathBuf,
     /// `--compression`.
     pub compression: Compression,
     /// `--secret id=…,src=…`.
@@ -114,8 +114,9 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     }
     let (ignore, _) = dockerignore::for_build(&request.dockerfile, request.context)
         .with_context(|| format!("reading the ignore file of {}", request.context.display()))?;
-    let root = request.root.clone().unwrap_or_else(Store::default_root);
-    let store = Store::open(&root).map_err(|e| anyhow::anyhow!("opening the local store: {e}"))?;
+    let root = &request.root;
+    let store = Store::open(root)
+        .map_err(|e| anyhow::anyhow!("opening the local store {}: {e}", root.display()))?;
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             v.parse::<i64>()
@@ -141,6 +142,11 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         secrets,
         escape: dockerfile.escape,
     };
+    // Held until the image is tagged, written out and pushed, so that a
+    // concurrent `rmi` or `prune` cannot remove the result in between.
+    let _lease = store
+        .lease()
+        .map_err(|e| anyhow::anyhow!("taking a lease on the local store: {e}"))?;
     let renderer = Renderer::new(request.progress);
     let result = engine::build(&store, &plan, &options, &renderer);
     renderer.finish();

@@ -2,15 +2,17 @@
 //! figures; none asserts a threshold.
 
 mod build;
+mod lifecycle;
 mod registry;
 mod runtime;
 
-const NAMES: &str = "build, registry, runtime";
+const NAMES: &str = "build, lifecycle, registry, runtime";
 
 /// Runs the benchmark named by the first argument, passing it the rest.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build::run(&args[1..]),
+        Some("lifecycle") => lifecycle::run(&args[1..]),
         Some("registry") => registry::run(&args[1..]),
         Some("runtime") => runtime::run(&args[1..]),
         Some(other) => anyhow::bail!("unknown benchmark '{other}'; known: {NAMES}"),
