@@ -20,6 +20,7 @@
 pub mod atomic;
 pub mod blobs;
 pub mod cache;
+pub mod collect;
 pub mod digest;
 pub mod lease;
 pub mod lock;

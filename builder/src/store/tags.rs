@@ -42,24 +42,63 @@ impl Store {
     /// Points `name` at `manifest`, replacing an older entry for the same name.
     pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<(), StoreError> {
         let name = normalize(name);
+        self.edit_index(|entries| {
+            entries.retain(|d| d.annotations.get(ANNOTATION_REF_NAME) != Some(&name));
+            let mut entry = manifest.clone();
+            entry
+                .annotations
+                .insert(ANNOTATION_REF_NAME.to_string(), name);
+            entries.push(entry);
+            entries.sort_by(|a, b| {
+                a.annotations
+                    .get(ANNOTATION_REF_NAME)
+                    .cmp(&b.annotations.get(ANNOTATION_REF_NAME))
+            });
+            true
+        })
+    }
+
+    /// Every tag with its manifest descriptor, in index order; entries without
+    /// a name (an untagged image kept by a load) come with `None`.
+    pub fn tags(&self) -> Result<Vec<(Option<String>, Descriptor)>, StoreError> {
+        Ok(self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .map(|d| (d.annotations.get(ANNOTATION_REF_NAME).cloned(), d))
+            .collect())
+    }
+
+    /// Edits `index.json` under the index lock: `edit` gets the entries and
+    /// the index is written back (atomically) only when it returns true.
+    pub fn edit_index(
+        &self,
+        edit: impl FnOnce(&mut Vec<Descriptor>) -> bool,
+    ) -> Result<(), StoreError> {
         let lock_path = self.lock_path("index");
         let _lock = FileLock::acquire(&lock_path, LockMode::Exclusive)
             .map_err(io_err("locking", &lock_path))?;
         let mut index = self.read_index()?;
-        index
-            .manifests
-            .retain(|d| d.annotations.get(ANNOTATION_REF_NAME) != Some(&name));
-        let mut entry = manifest.clone();
-        entry
-            .annotations
-            .insert(ANNOTATION_REF_NAME.to_string(), name);
-        index.manifests.push(entry);
-        index.manifests.sort_by(|a, b| {
-            a.annotations
-                .get(ANNOTATION_REF_NAME)
-                .cmp(&b.annotations.get(ANNOTATION_REF_NAME))
-        });
-        self.write_json(&self.layout_dir().join("index.json"), &index)
+        if edit(&mut index.manifests) {
+            self.write_json(&self.layout_dir().join("index.json"), &index)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the tag `name`; returns the descriptor it pointed at.
+    pub fn untag(&self, name: &str) -> Result<Descriptor, StoreError> {
+        let wanted = normalize(name);
+        let mut removed = None;
+        self.edit_index(|entries| {
+            if let Some(pos) = entries
+                .iter()
+                .position(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&wanted))
+            {
+                removed = Some(entries.remove(pos));
+            }
+            removed.is_some()
+        })?;
+        removed.ok_or(StoreError::UnknownImage(wanted))
     }
 }
 
@@ -103,5 +142,18 @@ mod tests {
             store.resolve_tag("missing"),
             Err(StoreError::UnknownImage(_))
         ));
+
+        assert_eq!(store.untag("other").unwrap().digest, two);
+        assert!(matches!(
+            store.untag("other"),
+            Err(StoreError::UnknownImage(_))
+        ));
+        let left: Vec<_> = store
+            .tags()
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(left, vec![Some("app:latest".to_string())]);
     }
 }
