@@ -1,7 +1,14 @@
-//! The OCI runtime configuration (`config.json`) of a `RUN` container.
+//! The OCI runtime configuration (`config.json`) of a container, built with
+//! `oci-spec`'s types: Docker's defaults (capabilities, masked and read-only
+//! paths, namespaces, mounts) shared by `RUN` steps and `berth run`.
 
 use super::user::ResolvedUser;
-use serde_json::{Value, json};
+use oci_spec::OciSpecError;
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
 
 /// Where a `RUN` container's network comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,22 +63,46 @@ impl BundleMount {
     }
 }
 
-/// The capabilities Docker and BuildKit give a build container by default.
-const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
+/// The capabilities Docker and BuildKit give a container by default.
+const CAPABILITIES: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// The paths Docker hides from containers (bind-mounted over with nothing).
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// The paths Docker makes read-only in containers.
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
 ];
 
 /// The mounts every container gets, as runc's default spec has them.
@@ -124,7 +155,23 @@ pub fn standard_mounts() -> Vec<BundleMount> {
     ]
 }
 
-/// What goes into a `RUN` container's `config.json`.
+/// The mounts a `berth run` container gets: the standard ones and, as
+/// Docker does, the cgroup filesystem read-only.
+pub fn container_mounts() -> Vec<BundleMount> {
+    let mut mounts = standard_mounts();
+    mounts.push(BundleMount {
+        destination: "/sys/fs/cgroup".into(),
+        kind: "cgroup".into(),
+        source: "cgroup".into(),
+        options: ["ro", "nosuid", "noexec", "nodev"]
+            .iter()
+            .map(|o| o.to_string())
+            .collect(),
+    });
+    mounts
+}
+
+/// What goes into a container's `config.json`.
 #[derive(Debug, Clone)]
 pub struct BundleConfig<'a> {
     /// The command line.
@@ -141,71 +188,125 @@ pub struct BundleConfig<'a> {
     pub mounts: &'a [BundleMount],
     /// The hostname.
     pub hostname: &'a str,
+    /// Whether the process gets a pseudo-terminal.
+    pub terminal: bool,
+    /// `RLIMIT_NOFILE` as (soft, hard), if the container should get one.
+    pub nofile: Option<(u64, u64)>,
 }
 
+/// A configuration the OCI types refused.
+#[derive(Debug, thiserror::Error)]
+#[error("building the OCI runtime configuration: {0}")]
+pub struct ConfigError(#[from] OciSpecError);
+
 /// Renders the runtime configuration.
-pub fn render(config: &BundleConfig<'_>) -> Value {
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+pub fn render(config: &BundleConfig<'_>) -> Result<Spec, ConfigError> {
+    let mut namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .to_vec();
     if config.network == Network::None {
-        namespaces.push(json!({"type": "network"}));
+        namespaces.push(LinuxNamespaceType::Network);
     }
-    let caps: Vec<&str> = CAPABILITIES.to_vec();
-    let mounts: Vec<Value> = config
+    let namespaces = namespaces
+        .into_iter()
+        .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let caps: Capabilities = CAPABILITIES.iter().copied().collect();
+    let mounts = config
         .mounts
         .iter()
         .map(|m| {
-            json!({
-                "destination": m.destination,
-                "type": m.kind,
-                "source": m.source,
-                "options": m.options,
-            })
+            MountBuilder::default()
+                .destination(&m.destination)
+                .typ(&m.kind)
+                .source(&m.source)
+                .options(m.options.clone())
+                .build()
         })
-        .collect();
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {
-                "uid": config.user.uid,
-                "gid": config.user.gid,
-                "additionalGids": config.user.additional_gids,
-            },
-            "args": config.args,
-            "env": config.env,
-            "cwd": config.cwd,
-            "capabilities": {
-                "bounding": caps,
-                "effective": caps,
-                "permitted": caps,
-            },
-            "noNewPrivileges": false,
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": config.hostname,
-        "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-            ],
-        },
-    })
+        .collect::<Result<Vec<_>, _>>()?;
+    let user = UserBuilder::default()
+        .uid(config.user.uid)
+        .gid(config.user.gid)
+        .additional_gids(config.user.additional_gids.clone())
+        .build()?;
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()?;
+    let mut process = ProcessBuilder::default()
+        .terminal(config.terminal)
+        .user(user)
+        .args(config.args.to_vec())
+        .env(config.env.to_vec())
+        .cwd(config.cwd)
+        .capabilities(capabilities)
+        .no_new_privileges(false)
+        .build()?;
+    process.set_rlimits(match config.nofile {
+        Some((soft, hard)) => Some(vec![
+            PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNofile)
+                .soft(soft)
+                .hard(hard)
+                .build()?,
+        ]),
+        None => None,
+    });
+    process.set_apparmor_profile(None);
+    process.set_oom_score_adj(None);
+    let strings = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(strings(MASKED_PATHS))
+        .readonly_paths(strings(READONLY_PATHS))
+        .build()?;
+    linux.set_resources(None);
+    let root = RootBuilder::default()
+        .path("rootfs")
+        .readonly(false)
+        .build()?;
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .process(process)
+        .root(root)
+        .hostname(config.hostname)
+        .mounts(mounts)
+        .linux(linux)
+        .build()?)
+}
+
+/// The `RLIMIT_NOFILE` a container gets: Docker's 1048576, but never more
+/// than the caller's own hard limit, which an unprivileged runtime could not
+/// raise (and a privileged one should not).
+pub fn default_nofile() -> (u64, u64) {
+    let wanted: u64 = 1_048_576;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_max
+    } else {
+        1024
+    };
+    let hard = wanted.min(hard);
+    (hard, hard)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn rendered(config: &BundleConfig<'_>) -> Value {
+        serde_json::to_value(render(config).unwrap()).unwrap()
+    }
 
     #[test]
     fn network_none_adds_a_network_namespace_only_then() {
@@ -224,6 +325,8 @@ mod tests {
             network: Network::Default,
             mounts: &[],
             hostname: "h",
+            terminal: false,
+            nofile: None,
         };
         let has_netns = |v: &Value| {
             v["linux"]["namespaces"]
@@ -232,13 +335,79 @@ mod tests {
                 .iter()
                 .any(|n| n["type"] == "network")
         };
-        assert!(!has_netns(&render(&base)));
+        assert!(!has_netns(&rendered(&base)));
         let none = BundleConfig {
             network: Network::None,
             ..base.clone()
         };
-        let rendered = render(&none);
+        let rendered = rendered(&none);
         assert!(has_netns(&rendered));
         assert_eq!(rendered["process"]["user"]["additionalGids"], json!([3]));
+    }
+
+    #[test]
+    fn renders_docker_defaults_and_the_terminal_and_rlimit() {
+        let user = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            home: "/root".into(),
+        };
+        let args = vec!["sh".to_string()];
+        let env = vec!["PATH=/bin".to_string()];
+        let mounts = container_mounts();
+        let v = rendered(&BundleConfig {
+            args: &args,
+            env: &env,
+            cwd: "/work",
+            user: &user,
+            network: Network::Host,
+            mounts: &mounts,
+            hostname: "abc",
+            terminal: true,
+            nofile: Some((1024, 2048)),
+        });
+        assert_eq!(v["process"]["terminal"], json!(true));
+        assert_eq!(v["process"]["cwd"], json!("/work"));
+        assert_eq!(v["process"]["noNewPrivileges"], json!(false));
+        assert_eq!(
+            v["process"]["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}])
+        );
+        let bounding = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(bounding.len(), CAPABILITIES.len());
+        assert!(bounding.contains(&json!("CAP_NET_BIND_SERVICE")));
+        assert!(!bounding.contains(&json!("CAP_SYS_ADMIN")));
+        assert_eq!(v["hostname"], json!("abc"));
+        assert_eq!(v["root"], json!({"path": "rootfs", "readonly": false}));
+        let cgroup = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys/fs/cgroup")
+            .unwrap();
+        assert_eq!(cgroup["type"], json!("cgroup"));
+        assert!(
+            v["linux"]["maskedPaths"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("/proc/kcore"))
+        );
+        assert!(v["linux"].get("resources").is_none());
+    }
+
+    #[test]
+    fn nofile_never_exceeds_the_callers_hard_limit() {
+        let (soft, hard) = default_nofile();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert!(hard <= limit.rlim_max && hard <= 1_048_576);
+        assert_eq!(soft, hard);
     }
 }

@@ -48,6 +48,9 @@ pub enum ExecError {
     /// The user does not resolve.
     #[error(transparent)]
     User(#[from] user::UserError),
+    /// The runtime configuration could not be built.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,6 +63,15 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ExecEr
         path,
         source,
     }
+}
+
+/// Renders `config` and writes it as the bundle's `config.json` in `bundle`.
+pub fn write_config(bundle: &Path, config: &config::BundleConfig<'_>) -> Result<(), ExecError> {
+    let path = bundle.join("config.json");
+    let spec = config::render(config)?;
+    let bytes = serde_json::to_vec_pretty(&spec)
+        .map_err(|e| io_err("rendering", &path)(io::Error::other(e)))?;
+    fs::write(&path, bytes).map_err(io_err("writing", &path))
 }
 
 /// A mount a `RUN` step asked for, resolved to host paths by the engine.
@@ -236,19 +248,20 @@ fn run_mounted(
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    let rendered = config::render(&config::BundleConfig {
-        args: &spec.args,
-        env: &env,
-        cwd: workdir,
-        user: &user,
-        network: spec.network,
-        mounts: &mounts,
-        hostname: "buildkitsandbox",
-    });
-    let config_path = dir.join("config.json");
-    let bytes = serde_json::to_vec_pretty(&rendered)
-        .map_err(|e| io_err("rendering", &config_path)(io::Error::other(e)))?;
-    fs::write(&config_path, bytes).map_err(io_err("writing", &config_path))?;
+    write_config(
+        dir,
+        &config::BundleConfig {
+            args: &spec.args,
+            env: &env,
+            cwd: workdir,
+            user: &user,
+            network: spec.network,
+            mounts: &mounts,
+            hostname: "buildkitsandbox",
+            terminal: false,
+            nofile: None,
+        },
+    )?;
 
     let id = dir
         .file_name()
