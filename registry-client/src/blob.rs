@@ -74,9 +74,19 @@ impl Client {
             size: descriptor.size,
         });
         let meter = Meter::new(digest, descriptor.size, progress);
+        if writer.written() > 0 {
+            // An earlier, interrupted pull left this much in the store's
+            // staging file: continue after it.
+            tracing::debug!(%digest, offset = writer.written(), "resuming an interrupted download");
+            progress.event(Event::BlobResumed {
+                digest: digest.clone(),
+                offset: writer.written(),
+            });
+            meter.set(writer.written());
+        }
         let max_resumes = self.inner.options.max_attempts;
         let mut resumes = 0;
-        loop {
+        while writer.written() < descriptor.size || descriptor.size == 0 {
             let offset = writer.written();
             let mut call = self.call(Method::GET, reference, &format!("blobs/{digest}"), "pull");
             if offset > 0 {
@@ -119,6 +129,10 @@ impl Client {
                 None if writer.written() < descriptor.size => "the body ended early".to_owned(),
                 None => break,
             };
+            if writer.written() >= descriptor.size {
+                // Everything arrived before the connection failed.
+                break;
+            }
             resumes += 1;
             if resumes >= max_resumes {
                 return Err(Error::Unreachable {

@@ -54,7 +54,7 @@ pub enum Error {
     /// Authentication failed or was refused.
     #[error(
         "authentication to {registry} failed for {scope}: {message}\n\
-         hint: check the credentials (docker login / podman login, or the credentials passed in)"
+         hint: check the credentials (berth login, docker login or podman login store them)"
     )]
     Unauthorized {
         /// The registry host.

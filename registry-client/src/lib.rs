@@ -12,6 +12,7 @@
 //! - [`Client`]: single operations (manifests, blobs, tags, delete, referrers)
 //!   and whole-image [`Client::push`] and [`Client::pull`].
 //! - [`auth`]: credentials from Docker's and podman's files, tokens.
+//! - [`login`]: checking a credential and storing it where Docker does.
 
 pub mod auth;
 mod blob;
@@ -19,6 +20,7 @@ mod client;
 pub mod digest;
 mod error;
 mod locations;
+pub mod login;
 pub mod manifest;
 mod parallel;
 pub mod progress;

@@ -5,6 +5,13 @@
 //! `index.json` entries, which is what `skopeo copy … oci:DIR:NAME` uses.
 //! Blobs are written to `.ingest/` first and renamed into `blobs/sha256/` once
 //! verified, so readers never see partial or corrupt content.
+//!
+//! A download in progress lives in `.ingest/<hex>.partial`, locked by its
+//! writer. If the process dies or the transfer is abandoned, the file stays, and
+//! the next writer of the same blob continues after its bytes (a pull resumes
+//! with a `Range` request instead of starting over). Content that failed to
+//! verify, or whose writing failed on the store's side (a full disk), is
+//! removed instead.
 
 use super::{BlobReader, BlobWriter, ContentStore, StoreError};
 use crate::digest::{Digest, Verifier};
@@ -134,6 +141,14 @@ impl OciLayout {
             .join("blobs")
             .join(digest.algorithm())
             .join(digest.hex())
+    }
+
+    /// The staging file a resumable download of `digest` uses.
+    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.inner
+            .root
+            .join(INGEST_DIR)
+            .join(format!("{}.partial", digest.hex()))
     }
 
     fn temp_path(&self, digest: &Digest) -> PathBuf {
@@ -266,16 +281,26 @@ impl ContentStore for OciLayout {
         tokio::fs::create_dir_all(&ingest)
             .await
             .map_err(io_error("creating", &ingest))?;
-        let temp = self.temp_path(&expected.digest);
-        let file = std::fs::File::create(&temp).map_err(io_error("creating", &temp))?;
+        let partial = self.partial_path(&expected.digest);
+        let unique = self.temp_path(&expected.digest);
+        let size = expected.size;
+        let staged = tokio::task::spawn_blocking(move || open_staging(partial, unique, size))
+            .await
+            .map_err(|err| StoreError::Io {
+                action: "opening a staging file",
+                path: ingest.clone(),
+                source: std::io::Error::other(err.to_string()),
+            })??;
         Ok(LayoutWriter {
             expected: expected.clone(),
             target: self.blob_path(&expected.digest),
-            temp,
-            file: Arc::new(file),
+            temp: staged.path,
+            file: Arc::new(staged.file),
             buffer: Vec::with_capacity(WRITE_BUFFER),
             in_flight: None,
-            verifier: Verifier::new(),
+            verifier: staged.verifier,
+            resumable: staged.resumable,
+            poisoned: false,
         })
     }
 
@@ -351,6 +376,69 @@ pub struct LayoutWriter {
     buffer: Vec<u8>,
     in_flight: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
     verifier: Verifier,
+    /// The staging file is the blob's `.partial` file, kept for the next
+    /// writer when this one is dropped unfinished.
+    resumable: bool,
+    /// Something failed to verify or to be written: the staging file must go.
+    poisoned: bool,
+}
+
+/// An opened staging file and what it already holds.
+struct Staged {
+    path: PathBuf,
+    file: std::fs::File,
+    verifier: Verifier,
+    resumable: bool,
+}
+
+/// Opens the blob's `.partial` file, locked, and hashes what an earlier writer
+/// left in it; when another writer holds it, a fresh private file is used.
+fn open_staging(partial: PathBuf, unique: PathBuf, size: u64) -> Result<Staged, StoreError> {
+    use std::io::Read as _;
+    use std::os::fd::AsRawFd as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&partial)
+        .map_err(io_error("opening", &partial))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        // Another process or task is downloading the same blob right now.
+        let file = std::fs::File::create(&unique).map_err(io_error("creating", &unique))?;
+        return Ok(Staged {
+            path: unique,
+            file,
+            verifier: Verifier::new(),
+            resumable: false,
+        });
+    }
+    let mut verifier = Verifier::new();
+    let mut chunk = vec![0u8; WRITE_BUFFER];
+    loop {
+        let read = file
+            .read(&mut chunk)
+            .map_err(io_error("reading", &partial))?;
+        if read == 0 {
+            break;
+        }
+        verifier.update(&chunk[..read]);
+    }
+    if verifier.len() > size {
+        // Not a prefix of this blob: start over.
+        file.set_len(0).map_err(io_error("truncating", &partial))?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(io_error("rewinding", &partial))?;
+        verifier = Verifier::new();
+    }
+    Ok(Staged {
+        path: partial,
+        file,
+        verifier,
+        resumable: true,
+    })
 }
 
 impl LayoutWriter {
@@ -384,8 +472,16 @@ impl LayoutWriter {
     }
 }
 
-impl BlobWriter for LayoutWriter {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+impl LayoutWriter {
+    /// Marks the staging file for removal when `result` is an error.
+    fn poison_on_error<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    async fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.verifier.update(bytes);
         // A server sending more than the descriptor says is cut off here rather
         // than being allowed to fill the disk.
@@ -403,23 +499,7 @@ impl BlobWriter for LayoutWriter {
         Ok(())
     }
 
-    fn written(&self) -> u64 {
-        self.verifier.len()
-    }
-
-    async fn restart(&mut self) -> Result<(), StoreError> {
-        self.buffer = self.settle().await?;
-        self.verifier = Verifier::new();
-        self.file
-            .set_len(0)
-            .map_err(io_error("truncating", &self.temp))?;
-        (&*self.file)
-            .seek(std::io::SeekFrom::Start(0))
-            .map_err(io_error("rewinding", &self.temp))?;
-        Ok(())
-    }
-
-    async fn commit(mut self) -> Result<(), StoreError> {
+    async fn finish(&mut self) -> Result<(), StoreError> {
         self.submit().await?;
         self.settle().await?;
         let verifier = std::mem::take(&mut self.verifier);
@@ -442,16 +522,54 @@ impl BlobWriter for LayoutWriter {
         tokio::fs::rename(&self.temp, &self.target)
             .await
             .map_err(io_error("renaming into", &self.target))?;
-        // The temporary file is gone; Drop must not remove anything now.
+        // The staging file is gone; Drop must not remove anything now.
         self.temp = PathBuf::new();
         Ok(())
     }
 }
 
+impl BlobWriter for LayoutWriter {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let result = self.append(bytes).await;
+        self.poison_on_error(result)
+    }
+
+    fn written(&self) -> u64 {
+        self.verifier.len()
+    }
+
+    async fn restart(&mut self) -> Result<(), StoreError> {
+        self.buffer = self.settle().await?;
+        self.verifier = Verifier::new();
+        self.file
+            .set_len(0)
+            .map_err(io_error("truncating", &self.temp))?;
+        (&*self.file)
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(io_error("rewinding", &self.temp))?;
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let result = self.finish().await;
+        self.poison_on_error(result)
+    }
+}
+
 impl Drop for LayoutWriter {
     fn drop(&mut self) {
-        if !self.temp.as_os_str().is_empty() {
+        if self.temp.as_os_str().is_empty() {
+            return;
+        }
+        if !self.resumable || self.poisoned {
             let _ = std::fs::remove_file(&self.temp);
+            return;
+        }
+        // Kept for the next writer: what is buffered goes in too, unless a
+        // write is still in flight (then the file holds a shorter prefix,
+        // which is as good).
+        if self.in_flight.is_none() && !self.buffer.is_empty() {
+            let _ = (&*self.file).write_all(&self.buffer);
         }
     }
 }
@@ -520,6 +638,44 @@ mod tests {
                 .unwrap()
                 .count();
             assert_eq!(leftovers, 0, "temporary files were left behind");
+        });
+    }
+
+    #[test]
+    fn an_abandoned_download_is_continued_by_the_next_writer() {
+        runtime().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let layout = OciLayout::create(dir.path()).await.unwrap();
+            let wanted = Descriptor::new("application/octet-stream", Digest::of(b"good!"), 5);
+            let mut first = layout.write_blob(&wanted).await.unwrap();
+            first.write(b"goo").await.unwrap();
+            // A second writer of the same blob meanwhile gets a private file.
+            let mut concurrent = layout.write_blob(&wanted).await.unwrap();
+            assert_eq!(concurrent.written(), 0);
+            concurrent.write(b"good!").await.unwrap();
+            concurrent.commit().await.unwrap();
+            drop(first);
+            assert!(layout.partial_path(&wanted.digest).exists());
+
+            let other = Descriptor::new("application/octet-stream", Digest::of(b"other"), 5);
+            let mut writer = layout.write_blob(&other).await.unwrap();
+            writer.write(b"oth").await.unwrap();
+            drop(writer);
+            let mut resumed = layout.write_blob(&other).await.unwrap();
+            assert_eq!(resumed.written(), 3, "the staged prefix is kept");
+            resumed.write(b"er").await.unwrap();
+            resumed.commit().await.unwrap();
+            assert_eq!(layout.read_blob(&other.digest, 5).await.unwrap(), b"other");
+            assert!(!layout.partial_path(&other.digest).exists());
+
+            // A staged prefix that turns out wrong is removed at commit.
+            let mut bad = layout.write_blob(&other).await.unwrap();
+            bad.write(b"xyz").await.unwrap();
+            drop(bad);
+            let mut resumed = layout.write_blob(&other).await.unwrap();
+            resumed.write(b"er").await.unwrap();
+            assert!(resumed.commit().await.is_err());
+            assert!(!layout.partial_path(&other.digest).exists());
         });
     }
 
