@@ -1,18 +1,33 @@
-//! Images from and to registries, through berth's registry client: a `FROM`
-//! of an image the local store lacks pulls it (only the blobs the store is
-//! missing), and `--push` sends a built image to its registry.
+//! Images from and to registries, through berth's registry client: `berth
+//! pull`, `berth push`, a `FROM` of an image the local store lacks, and
+//! `build --push` all go through [`pull_image`] and [`push_image`].
+//!
+//! Only what the other side is missing moves. Progress is reported as the
+//! client's [`Event`]s to a caller-supplied sink; this module never prints.
 //!
 //! The store's `oci/` directory is an OCI image layout, so the registry
-//! client's layout store works on it directly; the store's index lock is held
-//! while the client updates `index.json`.
+//! client's layout store works on it directly. A pull holds a store lease
+//! until the image is tagged (so `rmi`/`prune` never remove blobs it has
+//! decided to reuse), and takes the store's index lock only to write the tag.
+//! A download cut off (a killed process, a lost connection) stays staged in
+//! `oci/.ingest/<hex>.partial` and the next pull continues after its bytes.
 
 use crate::store::Store;
 use crate::store::lock::{FileLock, LockMode};
-use berth_registry_client::store::OciLayout;
-use berth_registry_client::{Client, ClientOptions, PullOptions, PushOptions, reference};
+use berth_registry_client::manifest::{Descriptor, Platform};
+use berth_registry_client::store::{BlobReader, ContentStore, OciLayout, StoreError};
+use berth_registry_client::{
+    Client, ClientOptions, Digest, Error as ClientError, PullOptions, PushOptions, reference,
+};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Errors talking to a registry.
+pub use berth_registry_client::login::Stored;
+pub use berth_registry_client::progress::{BlobOutcome, Event, NoProgress, Progress, ProgressSink};
+pub use berth_registry_client::{PullReport, PushReport};
+
+/// Errors talking to a registry. Each names the reference and, where it
+/// helps, ends with a hint on its own line.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The reference does not parse.
@@ -23,7 +38,97 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
-    /// The pull or push failed.
+    /// The registry refused the credential (or the lack of one).
+    #[error(
+        "{action} {reference}: unauthorized: {registry} refused access ({message})\n\
+         hint: log in with 'berth login {login}', or check the credential stored for it"
+    )]
+    Unauthorized {
+        /// `pulling` or `pushing`.
+        action: &'static str,
+        /// The reference.
+        reference: String,
+        /// The registry host that refused.
+        registry: String,
+        /// What `berth login` should be given.
+        login: String,
+        /// What the registry said.
+        message: String,
+    },
+    /// The repository is not on the registry.
+    #[error(
+        "{action} {reference}: repository '{repository}' not found on {registry} ({message})\n\
+         hint: check the image name; a private repository also answers this way until you \
+         'berth login {registry}'"
+    )]
+    UnknownRepository {
+        /// `pulling` or `pushing`.
+        action: &'static str,
+        /// The reference.
+        reference: String,
+        /// The repository path.
+        repository: String,
+        /// The registry.
+        registry: String,
+        /// What the registry said.
+        message: String,
+    },
+    /// The repository exists but has no such tag (or digest).
+    #[error(
+        "{action} {reference}: tag '{tag}' not found in {place}\n\
+         hint: check the tag; the registry has: {available}"
+    )]
+    UnknownTag {
+        /// `pulling` or `pushing`.
+        action: &'static str,
+        /// The reference.
+        reference: String,
+        /// The tag or digest asked for.
+        tag: String,
+        /// The repository and registry, e.g. `repository 'app' on host:5000`.
+        place: String,
+        /// Some tags the repository does have.
+        available: String,
+    },
+    /// The local store ran out of space; the partial download was removed.
+    #[error(
+        "{action} {reference}: no space left on device writing to the store at {}: {message}\n\
+         hint: free space there (berth prune, berth rmi) or use another --root; \
+         nothing was tagged and the partial download was removed",
+        root.display()
+    )]
+    NoSpace {
+        /// `pulling` or `pushing`.
+        action: &'static str,
+        /// The reference.
+        reference: String,
+        /// The store root.
+        root: PathBuf,
+        /// The store's error.
+        message: String,
+    },
+    /// A login was refused: nothing was stored.
+    #[error(
+        "logging in to {registry}: unauthorized: the registry refused the username and \
+         password ({message})\nhint: check them; nothing was stored"
+    )]
+    LoginRefused {
+        /// The registry.
+        registry: String,
+        /// What the registry said.
+        message: String,
+    },
+    /// Logging in or out failed otherwise.
+    #[error("{action} {registry}: {message}")]
+    Login {
+        /// `logging in to` or `logging out of`.
+        action: &'static str,
+        /// The registry.
+        registry: String,
+        /// What failed.
+        message: String,
+    },
+    /// Any other failure of the pull or push.
     #[error("{action} {reference}: {message}")]
     Transfer {
         /// `pulling` or `pushing`.
@@ -35,19 +140,88 @@ pub enum RegistryError {
     },
 }
 
-fn runtime(
-    action: &'static str,
-    reference: &str,
-) -> Result<tokio::runtime::Runtime, RegistryError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| RegistryError::Transfer {
+/// What a pull or push may be told beyond the reference.
+#[derive(Debug, Clone, Default)]
+pub struct TransferOptions {
+    /// The platform to pick from a multi-platform image (pull only); the
+    /// host's when `None`.
+    pub platform: Option<Platform>,
+    /// Registries (`host[:port]`) to reach over plain HTTP besides the
+    /// loopback ones, which always are (as in Docker).
+    pub insecure_registries: Vec<String>,
+}
+
+/// The environment variable listing (comma-separated) more registries to
+/// reach over plain HTTP, for every pull and push (`FROM` and `--push` too).
+pub const INSECURE_REGISTRIES_ENV: &str = "BERTH_INSECURE_REGISTRIES";
+
+impl TransferOptions {
+    /// Options with the insecure registries `BERTH_INSECURE_REGISTRIES` names.
+    pub fn from_env() -> TransferOptions {
+        let listed = std::env::var(INSECURE_REGISTRIES_ENV).unwrap_or_default();
+        TransferOptions {
+            platform: None,
+            insecure_registries: listed
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+/// Parses `os/arch[/variant]` (`linux/arm64`, `linux/arm/v7`).
+pub fn parse_platform(text: &str) -> Option<Platform> {
+    Platform::parse(text)
+}
+
+/// What a pull or push runs on: a store lease (nothing it uses or decides
+/// to reuse may be collected before it ends), threads, the store's layout
+/// and a client.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    layout: OciLayout,
+    client: Client,
+    _lease: FileLock,
+}
+
+impl Session {
+    fn open(
+        store: &Store,
+        action: &'static str,
+        reference: &str,
+        options: &TransferOptions,
+    ) -> Result<Session, RegistryError> {
+        let fail = |message: String| RegistryError::Transfer {
             action,
             reference: reference.to_string(),
-            message: e.to_string(),
+            message,
+        };
+        let lease = store.lease().map_err(|e| fail(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| fail(format!("starting the transfer threads: {e}")))?;
+        let layout = runtime
+            .block_on(OciLayout::create(store.layout_dir()))
+            .map_err(|e| fail(e.to_string()))?;
+        let client = Client::new(ClientOptions {
+            insecure_registries: options.insecure_registries.clone(),
+            // Pushes mount blobs from repositories earlier pulls and pushes
+            // put them in, across berth processes.
+            blob_location_cache: Some(store.root().join("registry").join("blob-locations.json")),
+            ..ClientOptions::default()
         })
+        .map_err(|e| fail(e.to_string()))?;
+        Ok(Session {
+            runtime,
+            layout,
+            client,
+            _lease: lease,
+        })
+    }
 }
 
 fn parse(text: &str) -> Result<berth_registry_client::Reference, RegistryError> {
@@ -57,50 +231,191 @@ fn parse(text: &str) -> Result<berth_registry_client::Reference, RegistryError> 
     })
 }
 
-/// Pulls `image` into the store under `name` (its normalised local name).
-/// Blobs the store already has are not downloaded. `bytes` receives
-/// (bytes received, bytes to receive) over all blobs as they move.
+/// What the user names to `berth login` for this reference's registry.
+fn login_name(reference: &berth_registry_client::Reference) -> String {
+    match reference.registry() {
+        "docker.io" | "index.docker.io" => "docker.io".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Turns a client error into one that says what went wrong in the user's
+/// terms, with a hint.
+async fn explain(
+    action: &'static str,
+    text: &str,
+    parsed: &berth_registry_client::Reference,
+    store: &Store,
+    client: Option<&Client>,
+    err: ClientError,
+) -> RegistryError {
+    let registry = parsed.registry().to_string();
+    match err {
+        ClientError::Unauthorized { message, .. } => RegistryError::Unauthorized {
+            action,
+            reference: text.to_string(),
+            login: login_name(parsed),
+            registry,
+            message,
+        },
+        ClientError::NotFound { what, message, .. } if what.starts_with("manifest") => {
+            // Registries answer an unknown repository and an unknown tag alike
+            // (MANIFEST_UNKNOWN or NAME_UNKNOWN); the tag list tells them apart.
+            let tags = match client {
+                Some(client) => Some(client.list_tags(parsed).await),
+                None => None,
+            };
+            let available = match tags {
+                Some(Err(ClientError::NotFound { .. })) => {
+                    return RegistryError::UnknownRepository {
+                        action,
+                        reference: text.to_string(),
+                        repository: parsed.repository().to_string(),
+                        registry,
+                        message,
+                    };
+                }
+                _ if message.contains("NAME_UNKNOWN") => {
+                    return RegistryError::UnknownRepository {
+                        action,
+                        reference: text.to_string(),
+                        repository: parsed.repository().to_string(),
+                        registry,
+                        message,
+                    };
+                }
+                Some(Ok(tags)) if tags.is_empty() => "no tags".to_string(),
+                Some(Ok(tags)) => {
+                    let mut shown: Vec<String> = tags.into_iter().take(10).collect();
+                    if shown.len() == 10 {
+                        shown.push("…".to_string());
+                    }
+                    shown.join(", ")
+                }
+                Some(Err(_)) => "(the tag list is not readable)".to_string(),
+                None => "(not listed)".to_string(),
+            };
+            RegistryError::UnknownTag {
+                action,
+                reference: text.to_string(),
+                tag: reference::target(parsed).to_string(),
+                place: format!("repository '{}' on {registry}", parsed.repository()),
+                available,
+            }
+        }
+        ClientError::Store(StoreError::Io { ref source, .. })
+            if source.raw_os_error() == Some(libc::ENOSPC) =>
+        {
+            RegistryError::NoSpace {
+                action,
+                reference: text.to_string(),
+                root: store.root().to_path_buf(),
+                message: err.to_string(),
+            }
+        }
+        other => RegistryError::Transfer {
+            action,
+            reference: text.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Pulls `image` into the store under `name` (its local name, see
+/// [`crate::store::tags::normalize`]). Blobs the store already has are not
+/// downloaded; the name is written last, so a failed pull leaves no tag.
+pub fn pull_image(
+    store: &Store,
+    image: &str,
+    name: &str,
+    options: &TransferOptions,
+    progress: ProgressSink,
+) -> Result<PullReport, RegistryError> {
+    let parsed = parse(image)?;
+    let session = Session::open(store, "pulling", image, options)?;
+    let target = LockedLayout {
+        layout: session.layout.clone(),
+        index_lock: store.lock_path("index"),
+    };
+    let pull_options = PullOptions {
+        platform: options.platform.clone(),
+        all_platforms: false,
+    };
+    session.runtime.block_on(async {
+        let pulled = session
+            .client
+            .pull(&parsed, &target, name, &pull_options, progress)
+            .await;
+        match pulled {
+            Ok(report) => Ok(report),
+            Err(err) => {
+                Err(explain("pulling", image, &parsed, store, Some(&session.client), err).await)
+            }
+        }
+    })
+}
+
+/// Pushes the image the store names `name` to `target`; blobs the registry
+/// has are not sent (a blob it can mount from another repository is
+/// mounted).
+pub fn push_image(
+    store: &Store,
+    name: &str,
+    target: &str,
+    options: &TransferOptions,
+    progress: ProgressSink,
+) -> Result<PushReport, RegistryError> {
+    let parsed = parse(target)?;
+    let session = Session::open(store, "pushing", target, options)?;
+    session.runtime.block_on(async {
+        let pushed = session
+            .client
+            .push(
+                &session.layout,
+                name,
+                &parsed,
+                &PushOptions::default(),
+                progress,
+            )
+            .await;
+        match pushed {
+            Ok(report) => Ok(report),
+            Err(ClientError::LocalImageNotFound { name, .. }) => Err(RegistryError::Transfer {
+                action: "pushing",
+                reference: target.to_string(),
+                message: format!(
+                    "no image named '{name}' in the local store at {}\n\
+                     hint: 'berth images' lists them; build, pull or tag one under that name",
+                    store.root().display()
+                ),
+            }),
+            Err(err) => Err(explain("pushing", target, &parsed, store, None, err).await),
+        }
+    })
+}
+
+/// Pulls `image` into the store under `name`, sending (bytes received, bytes
+/// to receive) over all blobs to `bytes` as they move (a `FROM` pull's
+/// progress).
 pub fn pull(
     store: &Store,
     image: &str,
     name: &str,
     bytes: std::sync::mpsc::Sender<(u64, u64)>,
 ) -> Result<(), RegistryError> {
-    let reference = parse(image)?;
-    let fail = |message: String| RegistryError::Transfer {
-        action: "pulling",
-        reference: image.to_string(),
-        message,
-    };
-    let lock_path = store.lock_path("index");
-    let _lock =
-        FileLock::acquire(&lock_path, LockMode::Exclusive).map_err(|e| fail(e.to_string()))?;
-    let rt = runtime("pulling", image)?;
-    rt.block_on(async {
-        let layout = OciLayout::open(store.layout_dir())
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let client = Client::new(ClientOptions::default()).map_err(|e| fail(e.to_string()))?;
-        client
-            .pull(
-                &reference,
-                &layout,
-                name,
-                &PullOptions::default(),
-                Arc::new(byte_counter(bytes)),
-            )
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(())
-    })
+    pull_image(
+        store,
+        image,
+        name,
+        &TransferOptions::from_env(),
+        Arc::new(byte_counter(bytes)),
+    )
+    .map(|_report| ())
 }
 
 /// A registry progress receiver that sums the blobs' byte counts and sends
 /// (done, total) on each change.
-fn byte_counter(
-    bytes: std::sync::mpsc::Sender<(u64, u64)>,
-) -> impl Fn(berth_registry_client::progress::Event) + Send + Sync {
-    use berth_registry_client::progress::Event;
+fn byte_counter(bytes: std::sync::mpsc::Sender<(u64, u64)>) -> impl Fn(Event) + Send + Sync {
     let blobs = std::sync::Mutex::new(std::collections::BTreeMap::new());
     move |event| {
         let Ok(mut blobs) = blobs.lock() else { return };
@@ -129,31 +444,87 @@ fn byte_counter(
     }
 }
 
-/// Pushes the image the store names `name` to `target`.
+/// Pushes the image the store names `name` to `target` without progress and
+/// returns the manifest digest.
 pub fn push(store: &Store, name: &str, target: &str) -> Result<String, RegistryError> {
-    let reference = parse(target)?;
-    let fail = |message: String| RegistryError::Transfer {
-        action: "pushing",
-        reference: target.to_string(),
+    push_image(
+        store,
+        name,
+        target,
+        &TransferOptions::from_env(),
+        Arc::new(NoProgress),
+    )
+    .map(|report| report.digest.to_string())
+}
+
+/// Where credentials are stored: Docker's `config.json`
+/// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+fn config_path(action: &'static str, registry: &str) -> Result<PathBuf, RegistryError> {
+    berth_registry_client::login::docker_config_path().ok_or_else(|| RegistryError::Login {
+        action,
+        registry: registry.to_string(),
+        message: "neither DOCKER_CONFIG nor HOME is set, so there is no Docker config.json \
+                  to keep the credential in"
+            .to_string(),
+    })
+}
+
+/// Checks the username and password against `registry` (`GET /v2/`) and, if
+/// it accepts them, stores them where Docker does (its `config.json`, or the
+/// credential helper that file names for the registry).
+pub fn login(
+    registry: &str,
+    username: &str,
+    password: &str,
+    options: &TransferOptions,
+) -> Result<Stored, RegistryError> {
+    let action = "logging in to";
+    let fail = |message: String| RegistryError::Login {
+        action,
+        registry: registry.to_string(),
         message,
     };
-    let rt = runtime("pushing", target)?;
-    rt.block_on(async {
-        let layout = OciLayout::open(store.layout_dir())
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let client = Client::new(ClientOptions::default()).map_err(|e| fail(e.to_string()))?;
-        let report = client
-            .push(
-                &layout,
-                name,
-                &reference,
-                &PushOptions::default(),
-                Arc::new(berth_registry_client::progress::NoProgress),
-            )
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(report.digest.to_string())
+    let key = berth_registry_client::login::server_key(registry);
+    let config = config_path(action, registry)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("starting the client: {e}")))?;
+    let client_options = ClientOptions {
+        insecure_registries: options.insecure_registries.clone(),
+        // A wrong address should fail fast, not after minutes of retries.
+        max_attempts: 2,
+        ..ClientOptions::default()
+    };
+    let checked = runtime.block_on(Client::check_login(
+        client_options,
+        &key,
+        username,
+        password,
+    ));
+    match checked {
+        Ok(()) => {}
+        Err(ClientError::Unauthorized { message, .. }) => {
+            return Err(RegistryError::LoginRefused {
+                registry: registry.to_string(),
+                message,
+            });
+        }
+        Err(err) => return Err(fail(err.to_string())),
+    }
+    berth_registry_client::login::save(&config, &key, username, password)
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// Removes the stored credential for `registry`; `None` when there was none.
+pub fn logout(registry: &str) -> Result<Option<Stored>, RegistryError> {
+    let action = "logging out of";
+    let key = berth_registry_client::login::server_key(registry);
+    let config = config_path(action, registry)?;
+    berth_registry_client::login::erase(&config, &key).map_err(|e| RegistryError::Login {
+        action,
+        registry: registry.to_string(),
+        message: e.to_string(),
     })
 }
 
@@ -162,4 +533,82 @@ pub fn push(store: &Store, name: &str, target: &str) -> Result<String, RegistryE
 /// fails to pull with the registry's answer.
 pub fn may_pull(image: &str) -> bool {
     image != "scratch"
+}
+
+/// The store's OCI layout, with tags written under the store's index lock
+/// (which `berth tag`, builds and `rmi` take too).
+#[derive(Debug, Clone)]
+struct LockedLayout {
+    layout: OciLayout,
+    index_lock: PathBuf,
+}
+
+impl ContentStore for LockedLayout {
+    type Writer = <OciLayout as ContentStore>::Writer;
+
+    fn location(&self) -> String {
+        self.layout.location()
+    }
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        self.layout.has_blob(digest).await
+    }
+
+    async fn open_blob(&self, digest: &Digest) -> Result<BlobReader, StoreError> {
+        self.layout.open_blob(digest).await
+    }
+
+    async fn read_blob(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
+        self.layout.read_blob(digest, limit).await
+    }
+
+    async fn write_blob(&self, expected: &Descriptor) -> Result<Self::Writer, StoreError> {
+        self.layout.write_blob(expected).await
+    }
+
+    async fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        self.layout.put_blob(bytes).await
+    }
+
+    async fn resolve(&self, name: &str) -> Result<Option<Descriptor>, StoreError> {
+        self.layout.resolve(name).await
+    }
+
+    async fn tag(&self, name: &str, descriptor: &Descriptor) -> Result<(), StoreError> {
+        let path = self.index_lock.clone();
+        let lock =
+            tokio::task::spawn_blocking(move || FileLock::acquire(&path, LockMode::Exclusive))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|locked| locked)
+                .map_err(|source| StoreError::Io {
+                    action: "locking",
+                    path: self.index_lock.clone(),
+                    source,
+                })?;
+        let result = self.layout.tag(name, descriptor).await;
+        drop(lock);
+        result
+    }
+
+    async fn names(&self) -> Result<Vec<(String, Descriptor)>, StoreError> {
+        self.layout.names().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_names_docker_hub_by_its_short_name() {
+        for (input, want) in [
+            ("busybox", "docker.io"),
+            ("docker.io/library/alpine:3", "docker.io"),
+            ("127.0.0.1:5000/app", "127.0.0.1:5000"),
+            ("quay.io/org/app", "quay.io"),
+        ] {
+            assert_eq!(login_name(&parse(input).unwrap()), want, "{input}");
+        }
+    }
 }

@@ -20,6 +20,7 @@ mod run;
 mod save;
 mod stop;
 mod tag;
+mod transfer_progress;
 mod version;
 
 use berth_builder::store::Store;

@@ -1,14 +1,53 @@
 //! `berth pull`: pull an image from a registry into the local store.
 
 use super::GlobalArgs;
+use super::transfer_progress::{Direction, RegistryArgs, TransferProgress};
+use berth_builder::registry;
+use berth_builder::store::tags;
 use clap::Args;
 use std::process::ExitCode;
 
 /// Arguments of `berth pull`.
 #[derive(Debug, Args)]
-pub struct PullArgs {}
+pub struct PullArgs {
+    /// The image, as Docker names it (`busybox` is docker.io/library/busybox:latest).
+    #[arg(value_name = "REF")]
+    pub image: String,
+    /// Print only the manifest digest.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The platform to pick from a multi-platform image (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
 
 /// Runs `berth pull`.
-pub fn run(_args: &PullArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("berth pull is being written")
+pub fn run(args: &PullArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let mut options = args.registry.options();
+    if let Some(platform) = &args.platform {
+        options.platform = Some(registry::parse_platform(platform).ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid --platform '{platform}': expected os/arch[/variant], e.g. linux/arm64"
+            )
+        })?);
+    }
+    let store = global.open_store()?;
+    // The same local name a FROM of this reference looks up and pulls to.
+    let name = tags::normalize(&args.image);
+    let progress = TransferProgress::new(Direction::Pull, args.quiet);
+    let result = registry::pull_image(&store, &args.image, &name, &options, progress.sink());
+    progress.finish();
+    let report = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.quiet {
+        println!("{}", report.digest);
+    } else {
+        println!("Digest: {}", report.digest);
+        println!(
+            "Status: pulled {name} ({} blob(s) downloaded, {} already present)",
+            report.downloaded, report.present
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,12 +3,14 @@
 
 use super::progress::{Mode, Renderer};
 use anyhow::{Context as _, bail};
+use berth_builder::engine::imported::RecordSource;
 use berth_builder::engine::{self, BuildOptions};
 use berth_builder::executor::Runtime;
 use berth_builder::frontend::{self, FrontendError, PlanOptions, dockerignore};
 use berth_builder::image;
 use berth_builder::layer::Compression;
 use berth_builder::output::{self, Output};
+use berth_builder::remote_cache::{self, ExportSpec, ImportSpec};
 use berth_builder::store::Store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,10 @@ pub struct Request<'a> {
     pub secrets: &'a [String],
     /// `--push`.
     pub push: bool,
+    /// `--cache-from`.
+    pub cache_from: &'a [String],
+    /// `--cache-to`.
+    pub cache_to: &'a [String],
 }
 
 fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
@@ -83,6 +89,16 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         .map(|o| o.parse::<Output>())
         .collect::<Result<_, _>>()?;
     let secrets = parse_secrets(request.secrets)?;
+    let cache_from: Vec<ImportSpec> = request
+        .cache_from
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+    let cache_to: Vec<ExportSpec> = request
+        .cache_to
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
     let dockerfile = match frontend::parse_file(&request.dockerfile) {
         Ok(d) => d,
         Err(FrontendError::Invalid(diagnostic)) => {
@@ -147,8 +163,22 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     let _lease = store
         .lease()
         .map_err(|e| anyhow::anyhow!("taking a lease on the local store: {e}"))?;
+    // --no-cache reuses nothing, imported caches included, as BuildKit does.
+    let import = (!cache_from.is_empty() && !request.no_cache).then(|| {
+        let (import, warnings) = remote_cache::Import::open(&store, &cache_from);
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
+        import
+    });
     let renderer = Renderer::new(request.progress);
-    let result = engine::build(&store, &plan, &options, &renderer);
+    let result = engine::build_with_import(
+        &store,
+        &plan,
+        &options,
+        &renderer,
+        import.as_ref().map(|i| i as &dyn RecordSource),
+    );
     renderer.finish();
     // The builder's messages already contain their causes; chaining them
     // again would print every cause twice.
@@ -173,9 +203,31 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         }
         for tag in request.tags {
             let name = berth_builder::store::tags::normalize(tag);
-            let digest = berth_builder::registry::push(&store, &name, tag)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // The same per-blob progress as `berth push`.
+            let progress = crate::commands::transfer_progress::TransferProgress::new(
+                crate::commands::transfer_progress::Direction::Push,
+                false,
+            );
+            let result = berth_builder::registry::push_image(
+                &store,
+                &name,
+                tag,
+                &berth_builder::registry::TransferOptions::from_env(),
+                progress.sink(),
+            );
+            progress.finish();
+            let digest = result.map_err(|e| anyhow::anyhow!("{e}"))?.digest;
             eprintln!("pushed {tag}@{digest}");
+        }
+    }
+    for spec in &cache_to {
+        match remote_cache::export(&store, &built.cache, spec, import.as_ref()) {
+            Ok(report) => eprintln!(
+                "exported the build cache to {} ({} records, {} layers): {}",
+                spec.location, report.records, report.layers, report.digest
+            ),
+            Err(e) if spec.ignore_error => eprintln!("warning: {e}"),
+            Err(e) => bail!("{e}"),
         }
     }
     eprintln!(
