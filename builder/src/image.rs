@@ -120,17 +120,39 @@ pub fn write(
         source,
     })?;
     let config_digest = store.blobs().put(&config_bytes)?;
+    let layers: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
+    let platform = Platform {
+        architecture: config.architecture.clone(),
+        os: config.os.clone(),
+        variant: config.variant.clone(),
+    };
+    write_manifest(
+        store,
+        (config_digest, config_bytes.len() as u64),
+        layers,
+        platform,
+    )
+}
+
+/// Writes an OCI manifest for a config blob already in the store (its
+/// digest and size) and `layers`; returns the manifest descriptor.
+pub fn write_manifest(
+    store: &Store,
+    (config_digest, config_size): (Digest, u64),
+    layers: Vec<Descriptor>,
+    platform: Platform,
+) -> Result<Descriptor, ImageError> {
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MEDIA_MANIFEST.to_string()),
         config: Descriptor {
             media_type: MEDIA_CONFIG.to_string(),
             digest: config_digest,
-            size: config_bytes.len() as u64,
+            size: config_size,
             annotations: Default::default(),
             platform: None,
         },
-        layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
+        layers,
         annotations: Default::default(),
     };
     let manifest_bytes = serde_json::to_vec(&manifest).map_err(|source| ImageError::Document {
@@ -143,11 +165,7 @@ pub fn write(
         digest,
         size: manifest_bytes.len() as u64,
         annotations: Default::default(),
-        platform: Some(Platform {
-            architecture: config.architecture.clone(),
-            os: config.os.clone(),
-            variant: config.variant.clone(),
-        }),
+        platform: Some(platform),
     })
 }
 
@@ -171,6 +189,9 @@ pub fn import_rootfs(
     cmd: &[&str],
     created: i64,
 ) -> Result<Descriptor, ImageError> {
+    // The lease keeps `rmi` and `prune` from removing the new blobs before
+    // the tag names them.
+    let _lease = store.lease()?;
     let entries = scan_tree(rootfs, TreeKind::Plain)?;
     let layer = write_layer(
         store.blobs(),

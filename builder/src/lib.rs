@@ -15,16 +15,20 @@
 //! - [`engine`]: walks the plan, computes cache keys, builds stages in parallel;
 //! - [`executor`]: `RUN` steps in containers through a runtime's command line;
 //! - [`image`]: images in the local store, and importing a root filesystem;
+//! - [`images`]: listing, naming, inspecting, removing images and pruning;
 //! - [`oci`]: the OCI image documents;
 //! - [`output`]: tags, OCI layouts and Docker archives;
+//! - [`archive`]: loading OCI layout and Docker archive tars into the store;
 //! - [`registry`]: pulling bases and pushing results with the registry client.
 
+pub mod archive;
 pub mod container;
 pub mod context;
 pub mod engine;
 pub mod executor;
 pub mod frontend;
 pub mod image;
+pub mod images;
 pub mod layer;
 pub mod oci;
 pub mod output;

@@ -1,14 +1,80 @@
-//! `berth history`: show the layers of an image and the steps that made them.
+//! `berth history`: the steps that made an image and the layer each added.
 
 use super::GlobalArgs;
+use super::images::format;
+use berth_builder::images::{self, short_id};
 use clap::Args;
+use serde_json::json;
 use std::process::ExitCode;
 
 /// Arguments of `berth history`.
 #[derive(Debug, Args)]
-pub struct HistoryArgs {}
+pub struct HistoryArgs {
+    /// The image: a name, name:tag, name@digest or an image ID prefix.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Show the whole instruction and full IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Print sizes in bytes and times as stored.
+    #[arg(short = 'H', long = "human", default_value_t = true, action = clap::ArgAction::Set)]
+    pub human: bool,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Runs `berth history`.
-pub fn run(_args: &HistoryArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("berth history is being written")
+/// Prints the image's steps, newest first.
+pub fn run(args: &HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let store = global.open_store()?;
+    let selected = images::resolve(&store, &args.image).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rows = images::history(&selected.image);
+    if args.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "Created": r.created,
+                    "CreatedBy": r.created_by,
+                    "Layer": r.layer,
+                    "Size": r.size,
+                    "Comment": r.comment,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = selected.image.id();
+    let now = format::now();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let image = match (i, args.no_trunc) {
+                (0, true) => id.to_string(),
+                (0, false) => short_id(id).to_string(),
+                _ => "<missing>".to_string(),
+            };
+            let created_by = if args.no_trunc {
+                r.created_by.clone()
+            } else {
+                format::truncate(&r.created_by, 45)
+            };
+            let (created, size) = if args.human {
+                (format::age(r.created.as_deref(), now), format::size(r.size))
+            } else {
+                (r.created.clone().unwrap_or_default(), r.size.to_string())
+            };
+            vec![image, created, created_by, size, r.comment.clone()]
+        })
+        .collect();
+    print!(
+        "{}",
+        format::table(
+            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+            &cells
+        )
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,136 @@
 //! `berth images`: list the images in the local store.
 
+pub mod format;
+
 use super::GlobalArgs;
-use clap::Args;
+use berth_builder::images::{self, repository_of, short_id};
+use clap::{Args, ValueEnum};
+use serde_json::json;
 use std::process::ExitCode;
+
+/// Output formats of `berth images`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array, one object per name (as the table has one row per name).
+    Json,
+}
 
 /// Arguments of `berth images`.
 #[derive(Debug, Args)]
-pub struct ImagesArgs {}
+pub struct ImagesArgs {
+    /// Only images of this repository (optionally REPOSITORY:TAG).
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub filter: Option<String>,
+    /// Only the image IDs, one per image.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show the full image IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// The output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
 
-/// Runs `berth images`.
-pub fn run(_args: &ImagesArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("berth images is being written")
+/// One row: an image under one of its names (or none).
+struct Row<'a> {
+    repository: &'a str,
+    tag: &'a str,
+    image: &'a images::LocalImage,
+}
+
+/// Lists the images.
+pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let store = global.open_store()?;
+    let all = images::local_images(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut rows = Vec::new();
+    for image in &all {
+        if image.names.is_empty() {
+            rows.push(Row {
+                repository: "<none>",
+                tag: "<none>",
+                image,
+            });
+        }
+        for name in &image.names {
+            let repository = repository_of(name);
+            let tag = name
+                .get(repository.len() + 1..)
+                .filter(|t| !t.is_empty())
+                .unwrap_or("<none>");
+            rows.push(Row {
+                repository,
+                tag,
+                image,
+            });
+        }
+    }
+    if let Some(filter) = &args.filter {
+        rows.retain(
+            |r| match filter.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                Some((repo, tag)) => r.repository == repo && r.tag == tag,
+                None => r.repository == filter,
+            },
+        );
+    }
+    let id = |image: &images::LocalImage| {
+        if args.no_trunc {
+            image.id().to_string()
+        } else {
+            short_id(image.id()).to_string()
+        }
+    };
+    if args.quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for row in &rows {
+            if seen.insert(row.image.id()) {
+                println!("{}", id(row.image));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.format {
+        ListFormat::Json => {
+            let list: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "Repository": r.repository,
+                        "Tag": r.tag,
+                        "Id": r.image.id(),
+                        "Digest": r.image.top.digest,
+                        "Names": r.image.names,
+                        "Created": r.image.image.config.created,
+                        "Size": r.image.size(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        ListFormat::Table => {
+            let now = format::now();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.repository.to_string(),
+                        r.tag.to_string(),
+                        id(r.image),
+                        format::age(r.image.image.config.created.as_deref(), now),
+                        format::size(r.image.size()),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                format::table(
+                    &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+                    &cells
+                )
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,37 @@
-//! `berth inspect`: show an image's manifest and configuration as JSON.
+//! `berth inspect`: show images' manifests and configurations as JSON, an
+//! array with one object per image, like `docker inspect`.
 
 use super::GlobalArgs;
+use berth_builder::images;
 use clap::Args;
 use std::process::ExitCode;
 
 /// Arguments of `berth inspect`.
 #[derive(Debug, Args)]
-pub struct InspectArgs {}
+pub struct InspectArgs {
+    /// The images: names, name:tag, name@digest or image ID prefixes.
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
 
-/// Runs `berth inspect`.
-pub fn run(_args: &InspectArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("berth inspect is being written")
+/// Prints the descriptions of the images that exist; fails if any does not.
+pub fn run(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let store = global.open_store()?;
+    let mut described = Vec::new();
+    let mut failed = false;
+    for reference in &args.images {
+        match images::resolve(&store, reference).and_then(|s| images::inspect(&store, &s)) {
+            Ok(value) => described.push(value),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&described)?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

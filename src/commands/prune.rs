@@ -1,14 +1,30 @@
-//! `berth prune`: remove unreferenced blobs, snapshots and build cache records.
+//! `berth prune`: remove unreferenced blobs, snapshots and build cache.
 
 use super::GlobalArgs;
+use super::images::format;
+use berth_builder::images::{self, PruneOptions};
 use clap::Args;
 use std::process::ExitCode;
 
 /// Arguments of `berth prune`.
 #[derive(Debug, Args)]
-pub struct PruneArgs {}
+pub struct PruneArgs {
+    /// Also drop the build cache (cache records, RUN cache mounts, context
+    /// hash caches) and the layers only it kept.
+    #[arg(short, long)]
+    pub all: bool,
+}
 
-/// Runs `berth prune`.
-pub fn run(_args: &PruneArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("berth prune is being written")
+/// Prunes the store and prints the space reclaimed.
+pub fn run(args: &PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let store = global.open_store()?;
+    let on_wait = || eprintln!("waiting for running builds to finish");
+    let reclaimed = images::prune(&store, PruneOptions { all: args.all }, &on_wait)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "removed {} blobs, {} snapshots, {} cache records, {} other entries",
+        reclaimed.blobs, reclaimed.snapshots, reclaimed.records, reclaimed.other
+    );
+    println!("reclaimed {}", format::size(reclaimed.bytes));
+    Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,9 @@ impl Stamp {
 #[derive(Debug)]
 pub struct HashCache {
     path: Option<PathBuf>,
+    /// The context directory, recorded in the file so `berth prune` can drop
+    /// the caches of contexts that no longer exist.
+    context: PathBuf,
     entries: Mutex<HashMap<String, (Stamp, Digest)>>,
     dirty: Mutex<bool>,
 }
@@ -46,6 +49,7 @@ impl HashCache {
     pub fn in_memory() -> HashCache {
         HashCache {
             path: None,
+            context: PathBuf::new(),
             entries: Mutex::new(HashMap::new()),
             dirty: Mutex::new(false),
         }
@@ -65,6 +69,7 @@ impl HashCache {
         }
         HashCache {
             path: Some(path),
+            context: root.to_path_buf(),
             entries: Mutex::new(entries),
             dirty: Mutex::new(false),
         }
@@ -145,7 +150,7 @@ impl HashCache {
         if !self.dirty.lock().map(|d| *d).unwrap_or(true) {
             return Ok(());
         }
-        let mut text = String::new();
+        let mut text = format!("{CONTEXT_LINE}{}\n", self.context.to_string_lossy());
         if let Ok(entries) = self.entries.lock() {
             let mut rels: Vec<&String> = entries.keys().filter(|r| keep(r)).collect();
             rels.sort();
@@ -166,6 +171,16 @@ impl HashCache {
         }
         atomic::write(path, text.as_bytes()).map_err(crate::store::io_err("writing", path))
     }
+}
+
+/// The first line of a cache file names its context directory.
+const CONTEXT_LINE: &str = "#context\t";
+
+/// The context directory a stored cache file belongs to, if it says.
+pub fn context_of(cache_file: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(cache_file).ok()?;
+    let first = text.lines().next()?;
+    first.strip_prefix(CONTEXT_LINE).map(PathBuf::from)
 }
 
 fn parse_line(line: &str) -> Option<(String, (Stamp, Digest))> {
@@ -239,6 +254,13 @@ mod tests {
         let first = cache.hash(ctx.root(), ctx.get("f").unwrap()).unwrap();
         assert_eq!(first, Digest::of(b"one"));
         cache.save(&|_| true).unwrap();
+        let saved = fs::read_dir(store.root().join("context"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert_eq!(context_of(&saved).as_deref(), Some(ctx_dir.path()));
 
         // Same stat data, different bytes: the cached hash is used, which
         // proves the file was not read again.

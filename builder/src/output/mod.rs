@@ -74,11 +74,61 @@ pub fn write(
 ) -> Result<(), OutputError> {
     match output {
         Output::OciDir(dir) => write_oci_dir(store, image, names, dir),
-        Output::OciTar(path) => write_tar_file(path, |tar| write_oci_tar(store, image, names, tar)),
-        Output::DockerTar(path) => {
-            write_tar_file(path, |tar| write_docker_tar(store, image, names, tar))
+        Output::OciTar(path) => write_tar_file(path, |tar| {
+            write_oci_tar(store, &[Named::new(image, names)], tar)
+        }),
+        Output::DockerTar(path) => write_tar_file(path, |tar| {
+            write_docker_tar(store, &[Named::new(image, names)], tar)
+        }),
+    }
+}
+
+/// The archive formats `berth save` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// An OCI image layout as a tar (`oci-archive`).
+    Oci,
+    /// A Docker archive (`docker-archive`, what `docker save` writes).
+    Docker,
+}
+
+/// An image to archive, with the names it goes under (none: unnamed).
+#[derive(Debug, Clone)]
+pub struct Named<'a> {
+    /// The image.
+    pub image: &'a StoredImage,
+    /// Its names, normalised (`name:tag`).
+    pub names: Vec<String>,
+}
+
+impl<'a> Named<'a> {
+    /// `image` under `names` (normalised here).
+    pub fn new(image: &'a StoredImage, names: &[String]) -> Named<'a> {
+        Named {
+            image,
+            names: names
+                .iter()
+                .map(|n| crate::store::tags::normalize(n))
+                .collect(),
         }
     }
+}
+
+/// Writes `images` as one archive to `out` (a file, a pipe, stdout) and
+/// returns the writer, finished. Blobs shared by several images go in once.
+pub fn write_archive<W: Write>(
+    store: &Store,
+    images: &[Named<'_>],
+    format: ArchiveFormat,
+    out: W,
+) -> Result<W, OutputError> {
+    let mut tar = tar::Builder::new(out);
+    match format {
+        ArchiveFormat::Oci => write_oci_tar(store, images, &mut tar)?,
+        ArchiveFormat::Docker => write_docker_tar(store, images, &mut tar)?,
+    }
+    tar.into_inner()
+        .map_err(write_err(Path::new("(archive output)")))
 }
 
 fn write_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError {
@@ -92,22 +142,24 @@ fn blobs_of(image: &StoredImage) -> Vec<Descriptor> {
     blobs
 }
 
-fn index_for(image: &StoredImage, names: &[String]) -> Index {
+/// The annotation containerd and docker (25 and later) name images by in an
+/// OCI layout; berth writes it beside `org.opencontainers.image.ref.name`.
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+fn index_for(images: &[Named<'_>]) -> Index {
     let mut index = Index::default();
-    let tags: Vec<String> = if names.is_empty() {
-        vec![String::new()]
-    } else {
-        names
-            .iter()
-            .map(|n| crate::store::tags::normalize(n))
-            .collect()
-    };
-    for tag in tags {
-        let mut d = image.descriptor.clone();
-        if !tag.is_empty() {
-            d.annotations.insert(ANNOTATION_REF_NAME.to_string(), tag);
+    for named in images {
+        if named.names.is_empty() {
+            index.manifests.push(named.image.descriptor.clone());
         }
-        index.manifests.push(d);
+        for name in &named.names {
+            let mut d = named.image.descriptor.clone();
+            d.annotations
+                .insert(ANNOTATION_REF_NAME.to_string(), name.clone());
+            d.annotations
+                .insert(ANNOTATION_CONTAINERD_NAME.to_string(), name.clone());
+            index.manifests.push(d);
+        }
     }
     index
 }
@@ -138,7 +190,7 @@ fn write_oci_dir(
             fs::rename(&tmp, &dest).map_err(write_err(&dest))?;
         }
     }
-    let index = serde_json::to_vec_pretty(&index_for(image, names))
+    let index = serde_json::to_vec_pretty(&index_for(&[Named::new(image, names)]))
         .map_err(|e| write_err(dir)(io::Error::other(e)))?;
     atomic::write(&dir.join("index.json"), &index).map_err(write_err(dir))
 }
@@ -214,8 +266,7 @@ fn append_blob<W: Write>(
 
 fn write_oci_tar<W: Write>(
     store: &Store,
-    image: &StoredImage,
-    names: &[String],
+    images: &[Named<'_>],
     tar: &mut tar::Builder<W>,
 ) -> Result<(), OutputError> {
     let dest = PathBuf::from("(oci archive)");
@@ -225,15 +276,17 @@ fn write_oci_tar<W: Write>(
         br#"{"imageLayoutVersion":"1.0.0"}"#,
         &dest,
     )?;
-    let index = serde_json::to_vec(&index_for(image, names))
+    let index = serde_json::to_vec(&index_for(images))
         .map_err(|e| write_err(&dest)(io::Error::other(e)))?;
     append_bytes(tar, "index.json", &index, &dest)?;
     append_dir(tar, "blobs/", &dest)?;
     append_dir(tar, "blobs/sha256/", &dest)?;
     let mut seen = std::collections::BTreeSet::new();
-    for d in blobs_of(image) {
-        if seen.insert(d.digest.clone()) {
-            append_blob(tar, store, &d.digest, &dest)?;
+    for named in images {
+        for d in blobs_of(named.image) {
+            if seen.insert(d.digest.clone()) {
+                append_blob(tar, store, &d.digest, &dest)?;
+            }
         }
     }
     Ok(())
@@ -241,55 +294,79 @@ fn write_oci_tar<W: Write>(
 
 fn write_docker_tar<W: Write>(
     store: &Store,
-    image: &StoredImage,
-    names: &[String],
+    images: &[Named<'_>],
     tar: &mut tar::Builder<W>,
 ) -> Result<(), OutputError> {
     let dest = PathBuf::from("(docker archive)");
     append_dir(tar, "blobs/", &dest)?;
     append_dir(tar, "blobs/sha256/", &dest)?;
-    append_blob(tar, store, &image.manifest.config.digest, &dest)?;
-    // Docker archives carry uncompressed layers, named by diffID.
-    let mut layer_paths = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for (layer, diff_id) in image
-        .manifest
-        .layers
-        .iter()
-        .zip(&image.config.rootfs.diff_ids)
-    {
-        let name = format!("blobs/sha256/{}", diff_id.hex());
-        layer_paths.push(name.clone());
-        if !seen.insert(diff_id.clone()) {
-            continue;
+    let mut entries = Vec::new();
+    for named in images {
+        let image = named.image;
+        if seen.insert(image.manifest.config.digest.clone()) {
+            append_blob(tar, store, &image.manifest.config.digest, &dest)?;
         }
-        let staging = tmp::fresh(&store.tmp_dir(), "docker-layer");
-        let result = (|| {
-            let blob = store.blobs().open(&layer.digest)?;
-            let mut reader =
-                decompress(BufReader::with_capacity(1 << 20, blob)).map_err(write_err(&staging))?;
-            let mut out = File::create(&staging).map_err(write_err(&staging))?;
-            let size = io::copy(&mut reader, &mut out).map_err(write_err(&staging))?;
-            drop(out);
-            let mut h = header(size);
-            let file = File::open(&staging).map_err(write_err(&staging))?;
-            tar.append_data(&mut h, &name, file)
-                .map_err(write_err(&dest))
-        })();
-        let _ = fs::remove_file(&staging);
-        result?;
+        // Docker archives carry uncompressed layers, named by diffID.
+        let mut layer_paths = Vec::new();
+        for (layer, diff_id) in image
+            .manifest
+            .layers
+            .iter()
+            .zip(&image.config.rootfs.diff_ids)
+        {
+            let name = format!("blobs/sha256/{}", diff_id.hex());
+            layer_paths.push(name.clone());
+            if seen.insert(diff_id.clone()) {
+                append_uncompressed_layer(tar, store, &layer.digest, &name, &dest)?;
+            }
+        }
+        entries.push(serde_json::json!({
+            "Config": format!("blobs/sha256/{}", image.manifest.config.digest.hex()),
+            "RepoTags": named.names,
+            "Layers": layer_paths,
+        }));
     }
-    let repo_tags: Vec<String> = names
-        .iter()
-        .map(|n| crate::store::tags::normalize(n))
-        .collect();
-    let manifest = serde_json::json!([{
-        "Config": format!("blobs/sha256/{}", image.manifest.config.digest.hex()),
-        "RepoTags": repo_tags,
-        "Layers": layer_paths,
-    }]);
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| write_err(&dest)(io::Error::other(e)))?;
+    let bytes = serde_json::to_vec(&serde_json::Value::Array(entries))
+        .map_err(|e| write_err(&dest)(io::Error::other(e)))?;
     append_bytes(tar, "manifest.json", &bytes, &dest)
+}
+
+/// Appends a layer blob uncompressed. The tar header needs the size first,
+/// so the layer is decompressed to a staging file (an uncompressed blob is
+/// appended straight from the store).
+fn append_uncompressed_layer<W: Write>(
+    tar: &mut tar::Builder<W>,
+    store: &Store,
+    blob: &Digest,
+    name: &str,
+    dest: &Path,
+) -> Result<(), OutputError> {
+    let mut reader = BufReader::with_capacity(1 << 20, store.blobs().open(blob)?);
+    let head = io::BufRead::fill_buf(&mut reader).map_err(write_err(dest))?;
+    let compressed = head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    if !compressed {
+        let file = store.blobs().open(blob)?;
+        let size = file
+            .metadata()
+            .map_err(io_err("reading", &store.blobs().path(blob)))?
+            .len();
+        return tar
+            .append_data(&mut header(size), name, file)
+            .map_err(write_err(dest));
+    }
+    let staging = tmp::fresh(&store.tmp_dir(), "docker-layer");
+    let result = (|| {
+        let mut reader = decompress(reader).map_err(write_err(&staging))?;
+        let mut out = File::create(&staging).map_err(write_err(&staging))?;
+        let size = io::copy(&mut reader, &mut out).map_err(write_err(&staging))?;
+        drop(out);
+        let file = File::open(&staging).map_err(write_err(&staging))?;
+        tar.append_data(&mut header(size), name, file)
+            .map_err(write_err(dest))
+    })();
+    let _ = fs::remove_file(&staging);
+    result
 }
 
 #[cfg(test)]

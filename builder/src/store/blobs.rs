@@ -75,6 +75,38 @@ impl BlobStore {
         Ok(writer.commit()?.0)
     }
 
+    /// Moves a finished file (on the store's filesystem, e.g. under `tmp/`)
+    /// into the store as a blob, after hashing it; when `expected` is given,
+    /// the content must have that digest. The file is gone afterwards either
+    /// way (if the store already has the blob, the copy is dropped).
+    pub fn adopt(
+        &self,
+        path: &Path,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), StoreError> {
+        let mut file = File::open(path).map_err(io_err("opening", path))?;
+        let mut hasher = HashingWriter::new(io::sink());
+        io::copy(&mut file, &mut hasher).map_err(io_err("reading", path))?;
+        let (_, digest, size) = hasher.finish();
+        if let Some(expected) = expected
+            && *expected != digest
+        {
+            return Err(StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        let dest = self.path(&digest);
+        if dest.exists() {
+            let _ = fs::remove_file(path);
+        } else {
+            file.sync_all().map_err(io_err("syncing", path))?;
+            fs::rename(path, &dest).map_err(io_err("renaming into", &dest))?;
+            atomic::sync_parent(&dest).map_err(io_err("syncing", &dest))?;
+        }
+        Ok((digest, size))
+    }
+
     /// A writer whose content becomes a blob on [`BlobWriter::commit`].
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
         let tmp_path = tmp::fresh(&self.tmp_dir, "blob");
@@ -184,6 +216,23 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn adopt_moves_a_file_in_and_checks_its_digest() {
+        let (dir, blobs) = store();
+        let file = dir.path().join("tmp/staged");
+        fs::write(&file, b"layer").unwrap();
+        let want = Digest::of(b"layer");
+        assert_eq!(blobs.adopt(&file, Some(&want)).unwrap(), (want.clone(), 5));
+        assert!(!file.exists());
+        assert_eq!(blobs.read(&want).unwrap(), b"layer");
+        fs::write(&file, b"other").unwrap();
+        assert!(matches!(
+            blobs.adopt(&file, Some(&want)),
+            Err(StoreError::DigestMismatch { .. })
+        ));
+        assert!(!blobs.contains(&Digest::of(b"other")));
     }
 
     #[test]

@@ -1,0 +1,67 @@
+//! `prune`: remove what nothing needs.
+//!
+//! Plain `prune` removes blobs and snapshots that no image name, container or
+//! build cache record references, the staging entries of dead processes, and
+//! the context hash caches of context directories that no longer exist.
+//! `prune --all` also drops the build cache (its records and the
+//! `RUN --mount=type=cache` directories) and every context hash cache, and
+//! then what only they kept. Tagged images and containers' images are never
+//! touched; running builds are waited for.
+
+use super::ImagesError;
+use crate::context::hashcache;
+use crate::store::collect::{self, CacheRoots, Reclaimed, Scope};
+use crate::store::{Store, StoreError, io_err, tmp};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// What `prune` removes besides unreferenced content.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneOptions {
+    /// Also drop the build cache and everything only it kept.
+    pub all: bool,
+}
+
+/// Prunes the store; `on_wait` is called if running builds hold it and the
+/// prune has to wait for them.
+pub fn prune(
+    store: &Store,
+    options: PruneOptions,
+    on_wait: &dyn Fn(),
+) -> Result<Reclaimed, ImagesError> {
+    let _lock = collect::lock(store, on_wait)?;
+    let mut reclaimed = Reclaimed::default();
+    tmp::remove_stale(&store.tmp_dir())?;
+    if options.all {
+        for record in collect::cache_files(store)? {
+            reclaimed.bytes += collect::remove_entry(&record)?;
+            reclaimed.records += 1;
+        }
+        for mount in entries(&store.root().join("cache-mounts"))? {
+            reclaimed.bytes += collect::remove_entry(&mount)?;
+            reclaimed.other += 1;
+        }
+    }
+    for cache in entries(&store.root().join("context"))? {
+        let keep = !options.all && hashcache::context_of(&cache).is_some_and(|dir| dir.is_dir());
+        if !keep {
+            reclaimed.bytes += collect::remove_entry(&cache)?;
+            reclaimed.other += 1;
+        }
+    }
+    let reachable = collect::mark(store, CacheRoots::Keep)?;
+    reclaimed.add(&collect::sweep(store, &reachable, Scope::All)?);
+    Ok(reclaimed)
+}
+
+/// The entries of a directory (none if it does not exist).
+fn entries(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    match fs::read_dir(dir) {
+        Ok(list) => list
+            .map(|e| e.map(|e| e.path()).map_err(io_err("listing", dir)))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err("listing", dir)(e)),
+    }
+}

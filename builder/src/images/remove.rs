@@ -1,0 +1,127 @@
+//! `rmi`: untag images, and delete what no other name, container or build
+//! cache record still needs.
+//!
+//! The tags go first, in one atomic write of `index.json`; blobs and
+//! snapshots after, under the collector lock (which waits for running
+//! builds). A kill in between leaves only unreferenced blobs, which the next
+//! `berth prune` removes.
+
+use super::ImagesError;
+use super::list::local_images;
+use super::resolve::resolve_in;
+use crate::container;
+use crate::oci::ANNOTATION_REF_NAME;
+use crate::store::collect::{self, CacheRoots, Reachable, Reclaimed, Scope};
+use crate::store::{Digest, Store};
+
+/// How `rmi` behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoveOptions {
+    /// Untag an image a container uses, and remove every tag of an image
+    /// named by ID.
+    pub force: bool,
+}
+
+/// One thing `rmi` did, in docker's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// A tag was removed.
+    Untagged(String),
+    /// The image (by ID) left the store.
+    Deleted(Digest),
+}
+
+/// What `rmi` did for each reference, and what the collection freed.
+#[derive(Debug)]
+pub struct RemoveReport {
+    /// Per reference, in the order given.
+    pub results: Vec<(String, Result<Vec<Removed>, ImagesError>)>,
+    /// Blobs and snapshots freed.
+    pub reclaimed: Reclaimed,
+}
+
+/// Removes the images `references` name. Each reference succeeds or fails
+/// on its own, as with docker. `on_wait` is called if running builds hold
+/// the store and removal has to wait for them.
+pub fn remove(
+    store: &Store,
+    references: &[String],
+    options: RemoveOptions,
+    on_wait: &dyn Fn(),
+) -> Result<RemoveReport, ImagesError> {
+    let containers = container::list(store)?;
+    let mut candidates = Reachable::default();
+    let mut results = Vec::new();
+    let mut gone: Vec<(usize, Digest, Digest)> = Vec::new();
+    for reference in references {
+        let images = local_images(store)?;
+        let outcome = (|| {
+            let selected = resolve_in(&images, reference)?;
+            let image = &selected.image;
+            let untag: Vec<String> = match &selected.by_name {
+                Some(name) => vec![name.clone()],
+                None if image.names.len() > 1 && !options.force => {
+                    return Err(ImagesError::SeveralTags {
+                        reference: reference.clone(),
+                        names: image.names.clone(),
+                    });
+                }
+                None => image.names.clone(),
+            };
+            let last = untag.len() == image.names.len();
+            let users: Vec<String> = containers
+                .iter()
+                .filter(|c| {
+                    c.image_digest == image.top.digest
+                        || c.image_digest == image.image.descriptor.digest
+                })
+                .map(|c| c.id.chars().take(12).collect())
+                .collect();
+            if last && !users.is_empty() && !options.force {
+                return Err(ImagesError::InUse {
+                    reference: reference.clone(),
+                    containers: users,
+                });
+            }
+            candidates.visit(store, &image.top.digest)?;
+            let top = image.top.digest.clone();
+            store.edit_index(|entries| {
+                let before = entries.len();
+                entries.retain(|d| {
+                    let name = d.annotations.get(ANNOTATION_REF_NAME);
+                    let doomed = match name {
+                        Some(name) => untag.contains(name),
+                        None => last,
+                    };
+                    d.digest != top || !doomed
+                });
+                entries.len() != before
+            })?;
+            if last && users.is_empty() {
+                gone.push((results.len(), top, image.id().clone()));
+            }
+            Ok::<Vec<Removed>, ImagesError>(untag.into_iter().map(Removed::Untagged).collect())
+        })();
+        results.push((reference.clone(), outcome));
+    }
+    let mut reclaimed = Reclaimed::default();
+    if !candidates.blobs.is_empty() {
+        let _lock = collect::lock(store, on_wait)?;
+        let reachable = collect::mark(store, CacheRoots::Keep)?;
+        reclaimed = collect::sweep(store, &reachable, Scope::Only(&candidates))?;
+    }
+    for (position, top, id) in gone {
+        if !store.blobs().contains(&top)
+            && let Some((_, Ok(done))) = results.get_mut(position)
+        {
+            done.push(Removed::Deleted(id));
+        }
+    }
+    tracing::debug!(
+        blobs = reclaimed.blobs,
+        snapshots = reclaimed.snapshots,
+        bytes = reclaimed.bytes,
+        "rmi collected"
+    );
+    Ok(RemoveReport { results, reclaimed })
+}
