@@ -19,7 +19,9 @@
 //! - [`oci`]: the OCI image documents;
 //! - [`output`]: tags, OCI layouts and Docker archives;
 //! - [`archive`]: loading OCI layout and Docker archive tars into the store;
-//! - [`registry`]: pulling bases and pushing results with the registry client.
+//! - [`registry`]: pulling bases and pushing results with the registry client;
+//! - [`remote_cache`]: `--cache-to`/`--cache-from`, build caches in registries
+//!   and directories.
 
 pub mod archive;
 pub mod container;
@@ -33,4 +35,5 @@ pub mod layer;
 pub mod oci;
 pub mod output;
 pub mod registry;
+pub mod remote_cache;
 pub mod store;

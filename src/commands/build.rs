@@ -60,6 +60,15 @@ pub struct BuildArgs {
     /// A secret for RUN --mount=type=secret: id=NAME,src=FILE.
     #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
     pub secrets: Vec<String>,
+    /// Reuse a build cache (repeatable): type=registry,ref=REF or
+    /// type=local,src=DIR[,tag=TAG]. One that cannot be read is a warning.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Export the build cache (repeatable): type=registry,ref=REF or
+    /// type=local,dest=DIR[,tag=TAG], with mode=min (the image's steps, the
+    /// default) or mode=max (every stage's steps).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
     /// The build context directory.
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -133,6 +142,8 @@ fn build(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         compression: args.compression,
         secrets: &args.secrets,
         push: args.push,
+        cache_from: &args.cache_from,
+        cache_to: &args.cache_to,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod chmod;
 pub mod convert;
 pub mod copy;
 pub mod fetch;
+pub mod imported;
 pub mod key;
 pub mod metadata;
 pub mod progress;
@@ -85,6 +86,9 @@ pub enum BuildError {
     /// The context.
     #[error(transparent)]
     Context(#[from] crate::context::walk::WalkError),
+    /// A layer of a record from `--cache-from` could not be fetched.
+    #[error("fetching a layer from the imported build cache (--cache-from): {0}")]
+    CacheBlob(#[source] imported::FetchError),
     /// Something the engine does not do.
     #[error("{0}")]
     Unsupported(String),
@@ -123,6 +127,18 @@ pub struct BuildOutput {
     pub steps_run: usize,
     /// Steps served from the cache.
     pub steps_cached: usize,
+    /// The cache records of this build's filesystem steps, for `--cache-to`.
+    pub cache: CacheRecords,
+}
+
+/// The cache records a build used or made, keyed by step key, in step order.
+#[derive(Debug, Clone, Default)]
+pub struct CacheRecords {
+    /// The steps that made the target image's layers, in the target stage
+    /// and the stages it is based on (`--cache-to …,mode=min`).
+    pub image: Vec<(Digest, CacheRecord)>,
+    /// The steps of every stage built (`mode=max`).
+    pub all: Vec<(Digest, CacheRecord)>,
 }
 
 /// A finished stage.
@@ -131,6 +147,8 @@ struct StageState {
     config: ImageConfig,
     layers: Vec<LayerRecord>,
     key: Digest,
+    /// The records of the filesystem steps that made this state.
+    records: Vec<(Digest, CacheRecord)>,
 }
 
 type Slot = Option<Result<StageState, ()>>;
@@ -141,6 +159,7 @@ struct Build<'a> {
     plan: &'a BuildPlan,
     options: &'a BuildOptions,
     progress: &'a dyn Progress,
+    imported: Option<&'a dyn imported::RecordSource>,
     stage_names: BTreeMap<String, usize>,
     results: Mutex<BTreeMap<usize, Slot>>,
     ready: Condvar,
@@ -157,6 +176,18 @@ pub fn build(
     options: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
+    build_with_import(store, plan, options, progress, None)
+}
+
+/// [`build`], also reusing the records of `imported` (`--cache-from`) for
+/// the keys the local store misses.
+pub fn build_with_import(
+    store: &Store,
+    plan: &BuildPlan,
+    options: &BuildOptions,
+    progress: &dyn Progress,
+    imported: Option<&dyn imported::RecordSource>,
+) -> Result<BuildOutput, BuildError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -168,6 +199,7 @@ pub fn build(
         plan,
         options,
         progress,
+        imported,
         stage_names: plan
             .stages
             .iter()
@@ -222,6 +254,17 @@ pub fn build(
             ));
         }
     };
+    let mut all = Vec::new();
+    for other in results.values().flatten().chain([&state]) {
+        for (key, record) in &other.records {
+            if !all.iter().any(|(k, _)| k == key) {
+                all.push((key.clone(), record.clone()));
+            }
+        }
+    }
+    // Layers served by imported records are fetched only now that the image
+    // needs them.
+    b.fetch_missing(&state.layers)?;
     let mut config = state.config.clone();
     config.created = Some(rfc3339(options.source_date_epoch.unwrap_or(now)));
     let manifest = image::write(store, &config, &state.layers)?;
@@ -234,6 +277,10 @@ pub fn build(
         layers: state.layers,
         steps_run: b.steps_run.load(Ordering::Relaxed),
         steps_cached: b.steps_cached.load(Ordering::Relaxed),
+        cache: CacheRecords {
+            image: state.records,
+            all,
+        },
     })
 }
 
@@ -312,6 +359,7 @@ impl Build<'_> {
                 },
                 layers: Vec::new(),
                 key: key::base_key("scratch", "", &platform),
+                records: Vec::new(),
             }),
             plan::Base::Stage { index } => self.wait_for(*index),
             plan::Base::Image { reference } => {
@@ -342,6 +390,7 @@ impl Build<'_> {
                     config: loaded.config.clone(),
                     layers,
                     key: key::base_key("image", loaded.descriptor.digest.as_str(), &platform),
+                    records: Vec::new(),
                 })
             }
         }
@@ -411,7 +460,7 @@ impl Build<'_> {
             instruction: step.text.clone(),
             source: Box::new(e),
         };
-        let normalized = format!("{:?}", step.instruction);
+        let normalized = key::normalize(&step.instruction);
         if !step.instruction.touches_filesystem() {
             metadata::apply(&mut state.config, &step.instruction);
             state.key = key::step_key(Some(&state.key), &normalized, &step.build_args, &[]);
@@ -438,7 +487,8 @@ impl Build<'_> {
             ))),
         }
         .map_err(wrap)?;
-        state.key = key;
+        state.key = key.clone();
+        state.records.push((key, record.clone()));
         if cached {
             self.steps_cached.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -468,11 +518,34 @@ impl Build<'_> {
         if self.options.no_cache {
             return Ok(None);
         }
-        let hit = self.store.cache_lookup(key)?;
+        let mut hit = self.store.cache_lookup(key)?;
+        if hit.is_none()
+            && let Some(record) = self.imported.and_then(|i| i.lookup(key))
+        {
+            // Kept locally too: the next build finds it once the blob is here.
+            self.store.cache_store(key, &record)?;
+            tracing::debug!(%key, "step found in the imported build cache");
+            hit = Some(record);
+        }
         if hit.is_some() {
             self.progress.event(Event::StepCached { id: id.clone() });
         }
         Ok(hit)
+    }
+
+    /// Fetches the blobs of `layers` the store lacks from the imported cache.
+    fn fetch_missing(&self, layers: &[LayerRecord]) -> Result<(), BuildError> {
+        let missing: Vec<Descriptor> = layers
+            .iter()
+            .filter(|l| !self.store.blobs().contains(&l.descriptor.digest))
+            .map(|l| l.descriptor.clone())
+            .collect();
+        match self.imported {
+            Some(imported) if !missing.is_empty() => imported
+                .fetch_blobs(self.store, &missing)
+                .map_err(BuildError::CacheBlob),
+            _ => Ok(()),
+        }
     }
 
     fn context(&self) -> Result<&(Context, HashCache), BuildError> {
@@ -600,6 +673,9 @@ impl Build<'_> {
 
     /// The snapshots of `layers`, top first, unpacking any that are missing.
     fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, BuildError> {
+        let unpacked = |l: &&LayerRecord| self.store.has_snapshot(&l.diff_id);
+        let needed: Vec<LayerRecord> = layers.iter().filter(|l| !unpacked(l)).cloned().collect();
+        self.fetch_missing(&needed)?;
         let mut out = Vec::with_capacity(layers.len());
         for l in layers.iter().rev() {
             out.push(extract::ensure_snapshot(
@@ -621,6 +697,7 @@ impl Build<'_> {
                     config: loaded.config.clone(),
                     layers: loaded.layers(),
                     key: key::base_key("image", loaded.descriptor.digest.as_str(), ""),
+                    records: Vec::new(),
                 })
             }
         }

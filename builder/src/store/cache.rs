@@ -1,4 +1,6 @@
 //! Build cache records: what a cached step produced, stored under its key.
+//! The same records travel between machines in remote caches
+//! ([`crate::remote_cache`]).
 
 use super::{Digest, Store, StoreError, io_err};
 use crate::oci::Descriptor;
@@ -32,8 +34,9 @@ impl Store {
             .join(format!("{}.json", key.hex()))
     }
 
-    /// The record for `key`, if any, and only if everything it names is still
-    /// present (blob and snapshot); a partial record counts as a miss.
+    /// The record for `key`, if any, and only if its layer blob is still
+    /// present; a record whose blob is gone counts as a miss. A missing
+    /// snapshot does not: it is unpacked from the blob when a step needs it.
     pub fn cache_lookup(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
         let path = self.cache_path(key);
         let bytes = match fs::read(&path) {
@@ -46,8 +49,7 @@ impl Store {
             return Ok(None);
         };
         if let Some(layer) = &record.layer
-            && (!self.blobs().contains(&layer.descriptor.digest)
-                || !self.has_snapshot(&layer.diff_id))
+            && !self.blobs().contains(&layer.descriptor.digest)
         {
             return Ok(None);
         }
@@ -93,9 +95,15 @@ mod tests {
         };
         let key2 = Digest::of(b"key2");
         store.cache_store(&key2, &with_layer).unwrap();
-        // The snapshot is missing, so the record does not count.
-        assert_eq!(store.cache_lookup(&key2).unwrap(), None);
-        fs::create_dir_all(store.snapshot_path(&Digest::of(b"tar"))).unwrap();
-        assert_eq!(store.cache_lookup(&key2).unwrap(), Some(with_layer));
+        // No snapshot is needed: it can be unpacked from the blob.
+        assert_eq!(store.cache_lookup(&key2).unwrap(), Some(with_layer.clone()));
+        // Without its blob, the record does not count.
+        let mut blobless = with_layer;
+        if let Some(layer) = &mut blobless.layer {
+            layer.descriptor.digest = Digest::of(b"another layer");
+        }
+        let key3 = Digest::of(b"key3");
+        store.cache_store(&key3, &blobless).unwrap();
+        assert_eq!(store.cache_lookup(&key3).unwrap(), None);
     }
 }
