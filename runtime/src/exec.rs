@@ -49,6 +49,8 @@ impl Runtime {
     /// attached, waits for it while forwarding signals and returns its exit code.
     pub fn exec(&self, id: &str, options: &ExecOptions) -> Result<i32> {
         let container = self.load(id)?;
+        // The exec'd process joins the container's cgroup; see `migration`.
+        let warmup = crate::migration::start();
         let process_path = match &options.process {
             Some(path) => {
                 if !path.is_file() {
@@ -96,6 +98,7 @@ impl Runtime {
                     .with_ignore_paused(options.ignore_paused)
             })
             .and_then(|b| b.build());
+        drop(warmup);
         if let Some(path) = &process_path {
             let _ = std::fs::remove_file(path);
         }

@@ -18,6 +18,7 @@ mod executor;
 pub mod features;
 mod foreground;
 pub mod lifecycle;
+mod migration;
 mod remount;
 pub mod signal;
 pub mod spec;

@@ -68,6 +68,9 @@ impl Runtime {
         if dir.exists() {
             return Err(Error::AlreadyExists { id: id.to_owned() });
         }
+        // The intermediate process joins the container's cgroup in a few
+        // milliseconds; start the kernel's wait for that now.
+        let _warmup = crate::migration::start();
         let (bundle, spec) = check_bundle(&options.bundle)?;
         let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
             .with_executor(crate::executor::RuncExecutor::for_init(
