@@ -2,6 +2,7 @@
 //! dispatch.
 
 mod build;
+mod container_monitor;
 mod history;
 mod images;
 mod import;
@@ -41,8 +42,9 @@ pub struct Cli {
 /// Flags every subcommand accepts.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Log more (-v: debug, -vv: trace). BERTH_LOG overrides this with a tracing filter.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// Log more (--verbose: debug, twice: trace). BERTH_LOG overrides this with a tracing filter.
+    // No -v: that is `berth run -v HOST:CONTAINER`, as in Docker.
+    #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// The local store (default: $BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth).
     #[arg(long, global = true, value_name = "DIR", env = "BERTH_ROOT")]
@@ -113,6 +115,9 @@ pub enum Command {
     Rm(rm::RmArgs),
     /// Show the output of a detached container.
     Logs(logs::LogsArgs),
+    /// Own a detached container (internal: started by `berth run -d`).
+    #[command(hide = true)]
+    ContainerMonitor(container_monitor::ContainerMonitorArgs),
     /// Show the version of berth, the commit it was built from and the OCI specs it speaks.
     Version(version::VersionArgs),
 }
@@ -139,6 +144,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => stop::run(&args, &cli.global),
         Command::Rm(args) => rm::run(&args, &cli.global),
         Command::Logs(args) => logs::run(&args, &cli.global),
+        Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global),
         Command::Version(args) => version::run(&args),
     }
 }

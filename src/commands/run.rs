@@ -1,14 +1,182 @@
 //! `berth run`: run a command in a new container from an image.
+//!
+//! In the foreground berth owns the container until it exits and exits with
+//! its code; with `-d` a detached monitor process (`berth container-monitor`)
+//! owns it and berth prints the id once it runs.
 
 use super::GlobalArgs;
+use berth_builder::container::create::{RunOptions, create};
+use berth_builder::container::monitor::{self, Outcome};
+use berth_builder::container::supervise::{self, Io, Supervision};
+use berth_builder::container::{ContainerError, ContainerRecord, control};
+use berth_builder::executor::{Network, Runtime};
 use clap::Args;
-use std::process::ExitCode;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 
 /// Arguments of `berth run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// The container's name (default: a made-up one).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=value, or KEY to copy berth's own).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Bind-mount a host path: HOST:CONTAINER[:ro].
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volume: Vec<String>,
+    /// The working directory in the container (created if missing).
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The user: name or uid, optionally :group or :gid.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Replace the image's entrypoint (and drop its default command).
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// The container's hostname (default: the short id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Give the container a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Keep the container's standard input open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// The network: host (the default: berth has no bridge networking) or none
+    /// (only loopback).
+    #[arg(long, default_value = "host", value_parser = parse_network)]
+    pub network: Network,
+    /// A runc-compatible runtime (default: berth-runtime beside berth).
+    #[arg(long, value_name = "PATH")]
+    pub runtime: Option<PathBuf>,
+    /// The image.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The command and its arguments (replace the image's Cmd).
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+fn parse_network(text: &str) -> Result<Network, String> {
+    match text {
+        "host" => Ok(Network::Host),
+        "none" => Ok(Network::None),
+        other => Err(format!(
+            "unknown network '{other}': berth runs containers on the host network (host) \
+             or without one (none)"
+        )),
+    }
+}
+
+/// Docker's exit code for an error of berth itself (not the container's).
+const BERTH_FAILED: u8 = 125;
+
+fn fail(error: &ContainerError) -> ExitCode {
+    eprintln!("berth: {error}");
+    match error {
+        ContainerError::Start { code, .. } => ExitCode::from(*code as u8),
+        _ => ExitCode::from(BERTH_FAILED),
+    }
+}
 
 /// Runs `berth run`.
-pub fn run(_args: &RunArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("berth run is being written")
+pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let store = global.open_store()?;
+    if !args.detach {
+        // Before any thread starts, so every thread leaves these signals to
+        // the one that passes them to the container.
+        supervise::block_signals(supervise::FORWARDED)?;
+    }
+    let options = RunOptions {
+        image: args.image.clone(),
+        command: args.command.clone(),
+        entrypoint: args.entrypoint.clone(),
+        env: args.env.clone(),
+        volumes: args.volume.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname: args.hostname.clone(),
+        name: args.name.clone(),
+        tty: args.tty,
+        auto_remove: args.rm,
+        detached: args.detach,
+        network: args.network,
+        runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
+    };
+    let record = match create(&store, &options, &|image| {
+        eprintln!("Unable to find image '{image}' locally; pulling it");
+    }) {
+        Ok(record) => record,
+        Err(e) => return Ok(fail(&e)),
+    };
+    if args.detach {
+        return detach(&record, args.tty, global);
+    }
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
+    let io = Io::Attached {
+        stdin: if args.interactive {
+            Some(dup(std::io::stdin().as_fd())?)
+        } else {
+            None
+        },
+        stdout: dup(std::io::stdout().as_fd())?,
+        stderr: dup(std::io::stderr().as_fd())?,
+    };
+    let supervision = Supervision {
+        store: &store,
+        record,
+        io,
+        tty: args.tty,
+        forward_signals: true,
+    };
+    match supervise::run(supervision, &mut |_| {}) {
+        Ok(code) => Ok(ExitCode::from(code as u8)),
+        Err(e) => Ok(fail(&e)),
+    }
+}
+
+/// Starts the monitor of a detached container and prints the id once the
+/// container runs.
+fn detach(record: &ContainerRecord, tty: bool, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("--root")
+        .arg(global.store_root())
+        .args(["container-monitor", &record.id]);
+    if tty {
+        command.arg("--tty");
+    }
+    match monitor::spawn(command)? {
+        Some(Outcome::Started) => {
+            println!("{}", record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Outcome::Failed { message, code }) => {
+            eprintln!("berth: {message}");
+            Ok(ExitCode::from(code as u8))
+        }
+        None => {
+            // The monitor died before it could say; make sure nothing is left.
+            let store = global.open_store()?;
+            let _ = control::remove(&store, &record.id, true);
+            eprintln!(
+                "berth: the monitor of container {} exited before the container started",
+                record.short_id()
+            );
+            Ok(ExitCode::from(BERTH_FAILED))
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Driving a runc-compatible runtime binary through its command line: `run`
-//! with `--bundle` and `--pid-file`, and `delete --force` for cleanup.
+//! with `--bundle` and `--pid-file` for `RUN` steps; `create`, `start` and
+//! `kill` for `berth run`'s containers; `delete --force` for cleanup.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader};
@@ -128,13 +129,82 @@ impl Runtime {
 
     /// Force-deletes a container, ignoring a container that is already gone.
     pub fn delete(&self, state_root: &Path, id: &str) {
-        let _ = Command::new(&self.binary)
-            .arg("--root")
-            .arg(state_root)
+        let _ = self
+            .command(state_root)
             .args(["delete", "--force", id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+
+    /// The runtime's command line with its state directory.
+    pub fn command(&self, state_root: &Path) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.arg("--root").arg(state_root);
+        command
+    }
+
+    /// `create`: sets up the bundle's container, its process waiting for
+    /// `start`. The process gets the standard streams `io` sets on the
+    /// command (the runtime passes its own through), or a terminal sent to
+    /// `console_socket`.
+    pub fn create(
+        &self,
+        state_root: &Path,
+        bundle: &Path,
+        id: &str,
+        console_socket: Option<&Path>,
+        io: impl FnOnce(&mut Command),
+    ) -> io::Result<std::process::ExitStatus> {
+        let mut command = self.command(state_root);
+        command
+            .arg("create")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(bundle.join("pid"));
+        if let Some(socket) = console_socket {
+            command.arg("--console-socket").arg(socket);
+        }
+        command.arg(id);
+        io(&mut command);
+        command.status().map_err(|e| self.spawn_error(e))
+    }
+
+    /// `start`: lets a created container's process run its command. Returns
+    /// the runtime's exit status and its error output.
+    pub fn start(&self, state_root: &Path, id: &str) -> io::Result<(bool, String)> {
+        let out = self
+            .command(state_root)
+            .args(["start", id])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| self.spawn_error(e))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+
+    /// `kill`: sends `signal` (a name or number) to the container's process.
+    /// Returns whether the runtime reported success.
+    pub fn kill(&self, state_root: &Path, id: &str, signal: &str) -> io::Result<bool> {
+        let status = self
+            .command(state_root)
+            .args(["kill", id, signal])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| self.spawn_error(e))?;
+        Ok(status.success())
+    }
+
+    fn spawn_error(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!("starting the runtime {}: {e}", self.binary.display()),
+        )
     }
 }
