@@ -92,12 +92,28 @@ fn a_fresh_store_rebuilds_from_the_registry_cache_running_nothing() {
     let cache_to = format!("type=registry,ref={cache},mode=max");
     let cache_from = format!("type=registry,ref={cache}");
 
+    // Machine A pushes the image, then the cache: the four layers the two
+    // share are mounted from the image's repository, not uploaded again;
+    // only the build stage's two layers and the cache config are.
     let a = machine();
-    let (image_a, out_a) = build(&a, &["-t", "app", "--cache-to", &cache_to]);
+    let app = format!("{}/ci/app:1", registry.host());
+    let (image_a, out_a) = build(&a, &["-t", &app, "--push", "--cache-to", &cache_to]);
     assert_eq!(steps(&out_a), (6, 0), "{out_a}");
     assert!(
         out_a.contains("exported the build cache") && out_a.contains("(6 records, 6 layers)"),
         "{out_a}"
+    );
+    assert_eq!(
+        registry.count_requests("PUT", "/v2/ci/app-cache/blobs/uploads/"),
+        3,
+        "{}",
+        registry.log()
+    );
+    assert_eq!(
+        registry.count_requests("POST", "/v2/ci/app-cache/blobs/uploads/?mount="),
+        4,
+        "{}",
+        registry.log()
     );
 
     // Machine B: an empty store (busybox only), another context path.

@@ -31,9 +31,12 @@ impl RegistryEnd {
         let reference =
             reference::parse(text).map_err(|e| fail(format!("invalid reference: {}", e.reason)))?;
         let client = Client::new(ClientOptions {
-            // The same file berth's pulls and pushes keep, so blobs are
-            // mounted from repositories they were seen in.
-            blob_location_cache: Some(store.root().join("cache").join("blob-locations.json")),
+            // Plain HTTP for the registries BERTH_INSECURE_REGISTRIES names,
+            // as for pulls and pushes.
+            insecure_registries: crate::registry::TransferOptions::from_env().insecure_registries,
+            // The file berth's pulls and pushes keep (crate::registry), so a
+            // cache blob is mounted from the repository an image push put it in.
+            blob_location_cache: Some(store.root().join("registry").join("blob-locations.json")),
             ..ClientOptions::default()
         })
         .map_err(|e| fail(e.to_string()))?;
