@@ -82,6 +82,13 @@ impl Credentials {
             }
             // No file or no entry: anonymous, like docker and skopeo.
             Err(E::NoCredentialConfigured | E::ConfigNotFound) => Ok(Credential::Anonymous),
+            // A credential helper that has nothing for this registry says so
+            // by failing with this message (the protocol's "not found").
+            Err(E::HelperFailure { stdout, stderr, .. })
+                if format!("{stdout}{stderr}").contains("credentials not found") =>
+            {
+                Ok(Credential::Anonymous)
+            }
             Err(E::ConfigReadError) if matches!(self, Credentials::FromConfig) => {
                 Ok(Credential::Anonymous)
             }
