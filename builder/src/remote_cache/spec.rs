@@ -182,7 +182,8 @@ impl FromStr for ImportSpec {
     type Err = SpecError;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let fields = Fields::parse("--cache-from", spec, &["type", "ref", "src", "tag"])?;
+        // `dest` is accepted here only to say that imports take `src`.
+        let fields = Fields::parse("--cache-from", spec, &["type", "ref", "src", "dest", "tag"])?;
         Ok(ImportSpec {
             location: fields.location("src")?,
         })
@@ -196,7 +197,7 @@ impl FromStr for ExportSpec {
         let fields = Fields::parse(
             "--cache-to",
             spec,
-            &["type", "ref", "dest", "tag", "mode", "ignore-error"],
+            &["type", "ref", "dest", "src", "tag", "mode", "ignore-error"],
         )?;
         let mode = match fields.get("mode") {
             None | Some("min") => Mode::Min,
