@@ -14,5 +14,6 @@
 
 pub mod bins;
 pub mod bundle;
+pub mod podman;
 pub mod registry;
 pub mod require;

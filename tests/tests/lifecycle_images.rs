@@ -7,12 +7,13 @@
 
 mod build_common;
 
+use berth_e2e::podman::Podman;
 use berth_e2e::{bins, require};
 use build_common::BuildEnv;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -464,64 +465,6 @@ fn rmi_and_prune_during_a_running_build_never_remove_what_it_needs() {
     assert!(stderr.contains("no such image"), "{stderr}");
 }
 
-/// Podman with private storage and berth-runtime as its OCI runtime.
-struct Podman {
-    dir: tempfile::TempDir,
-    podman: PathBuf,
-}
-
-impl Podman {
-    fn new() -> Podman {
-        Podman {
-            dir: tempfile::Builder::new()
-                .prefix("berth-podman-")
-                .tempdir()
-                .unwrap(),
-            podman: require::program("podman", "podman"),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let dir = self.dir.path();
-        let out = Command::new(&self.podman)
-            .arg("--root")
-            .arg(dir.join("root"))
-            .arg("--runroot")
-            .arg(dir.join("runroot"))
-            .arg("--tmpdir")
-            .arg(dir.join("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "none", "--runtime"])
-            .arg(bins::berth_runtime())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "podman {args:?} failed:\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `podman run --rm` with limits this machine allows.
-    fn run(&self, image: &str) -> String {
-        self.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-            image,
-        ])
-    }
-}
-
 #[test]
 fn berth_save_loads_and_runs_in_podman_in_both_formats() {
     let env = BuildEnv::new();
@@ -536,7 +479,7 @@ fn berth_save_loads_and_runs_in_podman_in_both_formats() {
         .to_string();
     for (format, file) in [("docker-archive", "d.tar"), ("oci-archive", "o.tar")] {
         let podman = Podman::new();
-        let archive = podman.dir.path().join(file);
+        let archive = podman.dir().join(file);
         // Through stdout, as `docker save > file` is used.
         let out = Command::new(bins::berth())
             .arg("--root")
@@ -552,7 +495,7 @@ fn berth_save_loads_and_runs_in_podman_in_both_formats() {
         );
         let loaded = podman.ok(&["load", "-i", archive.to_str().unwrap()]);
         assert!(loaded.contains("app:latest"), "{format}: {loaded}");
-        assert_eq!(podman.run("app:latest"), "from berth\n", "{format}");
+        assert_eq!(podman.run("app:latest", &[]), "from berth\n", "{format}");
         let id = podman.ok(&["inspect", "--format", "{{.Id}}", "app:latest"]);
         assert_eq!(format!("sha256:{}", id.trim()), config, "{format}");
     }
@@ -562,7 +505,7 @@ fn berth_save_loads_and_runs_in_podman_in_both_formats() {
 fn podman_save_loads_into_berth_with_the_same_digests() {
     let env = BuildEnv::new();
     let podman = Podman::new();
-    let tar = podman.dir.path().join("rootfs.tar");
+    let tar = podman.dir().join("rootfs.tar");
     let status = Command::new(require::program("tar", "tar"))
         .arg("-C")
         .arg(bins::fixtures().join("busybox/rootfs"))
@@ -590,7 +533,7 @@ fn podman_save_loads_into_berth_with_the_same_digests() {
     .unwrap();
 
     for (format, file) in [("docker-archive", "d.tar"), ("oci-archive", "o.tar")] {
-        let archive = podman.dir.path().join(file);
+        let archive = podman.dir().join(file);
         podman.ok(&[
             "save",
             "--format",
@@ -620,7 +563,7 @@ fn podman_save_loads_into_berth_with_the_same_digests() {
         berth_ok(&env, &["rmi", "loaded", "localhost/made-by-podman"]);
     }
     // Garbage from a bad archive is refused, and nothing is left behind.
-    let junk = podman.dir.path().join("junk.tar");
+    let junk = podman.dir().join("junk.tar");
     fs::write(&junk, vec![0u8; 4096]).unwrap();
     let stderr = berth_err(&env, &["load", "-i", junk.to_str().unwrap()]);
     assert!(stderr.contains("neither an OCI image layout"), "{stderr}");
