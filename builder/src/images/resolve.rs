@@ -33,6 +33,20 @@ pub fn resolve_in(images: &[LocalImage], reference: &str) -> Result<Selected, Im
             by_name: Some(name),
         });
     }
+    // docker's equivalent spellings: `docker.io/library/app` is `app`.
+    if let Some(full) = full_name(reference)
+        && let Some((image, name)) = images.iter().find_map(|i| {
+            i.names
+                .iter()
+                .find(|n| full_name(n).as_ref() == Some(&full))
+                .map(|n| (i, n))
+        })
+    {
+        return Ok(Selected {
+            image: image.clone(),
+            by_name: Some(name.clone()),
+        });
+    }
     // name@sha256:… or a bare manifest digest: the digest decides.
     let digest = match reference.rsplit_once('@') {
         Some((_, digest)) => Some(digest),
@@ -85,6 +99,17 @@ pub fn resolve_in(images: &[LocalImage], reference: &str) -> Result<Selected, Im
                 .collect(),
         }),
     }
+}
+
+/// The fully qualified form of a tag name (`docker.io/library/app:latest`
+/// for `app`), if it is one.
+fn full_name(name: &str) -> Option<String> {
+    if name.contains('@') {
+        return None;
+    }
+    berth_registry_client::reference::parse(name)
+        .ok()
+        .map(|r| r.to_string())
 }
 
 #[cfg(test)]
@@ -140,6 +165,14 @@ mod tests {
         for (reference, want) in [
             ("app", named(&["app:latest", "app:1"], Some("app:latest"))),
             ("app:1", named(&["app:latest", "app:1"], Some("app:1"))),
+            (
+                "docker.io/library/app",
+                named(&["app:latest", "app:1"], Some("app:latest")),
+            ),
+            (
+                "library/app:1",
+                named(&["app:latest", "app:1"], Some("app:1")),
+            ),
             // A name wins over an ID prefix spelled the same.
             ("abc", named(&["abc:latest"], Some("abc:latest"))),
             ("abc1", named(&["app:latest", "app:1"], None)),
