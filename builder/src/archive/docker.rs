@@ -141,3 +141,117 @@ fn import_layer(
     let (digest, size) = store.blobs().adopt(&path, None)?;
     Ok(descriptor(media_type, digest, size))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ArchiveError, load as load_archive};
+    use crate::oci::{MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR};
+    use crate::store::{Digest, Store};
+    use std::io::Write;
+
+    /// A one-file layer tar.
+    fn layer_tar(content: &[u8]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, "file", content).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A docker archive of one image whose config names `diff_ids`, with the
+    /// layer files given (name, bytes), as gzip-compressed tar as a whole.
+    fn archive(diff_ids: &[Digest], layers: &[(&str, Vec<u8>)]) -> (Vec<u8>, Digest) {
+        let config = serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "unknown_field_kept": true,
+        })
+        .to_string();
+        let manifest = serde_json::json!([{
+            "Config": "cfg.json",
+            "RepoTags": ["example.com/app:1"],
+            "Layers": layers.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        }])
+        .to_string();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut files: Vec<(&str, Vec<u8>)> = vec![
+            ("manifest.json", manifest.into_bytes()),
+            ("cfg.json", config.clone().into_bytes()),
+        ];
+        files.extend(layers.iter().cloned());
+        for (name, bytes) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, &bytes[..]).unwrap();
+        }
+        (
+            gzip(&builder.into_inner().unwrap()),
+            Digest::of(config.as_bytes()),
+        )
+    }
+
+    #[test]
+    fn gzip_and_plain_layers_load_with_the_config_kept_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (one, two) = (layer_tar(b"one"), layer_tar(b"two"));
+        let ids = [Digest::of(&one), Digest::of(&two)];
+        let (bytes, config) = archive(&ids, &[("a/layer.tar", gzip(&one)), ("b.tar", two)]);
+        let loaded = load_archive(&store, &bytes[..]).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].names, vec!["example.com/app:1".to_string()]);
+        assert_eq!(loaded[0].id, config);
+        let image = crate::image::load(&store, "example.com/app:1").unwrap();
+        assert_eq!(image.manifest.config.digest, config);
+        let media: Vec<&str> = image
+            .manifest
+            .layers
+            .iter()
+            .map(|l| l.media_type.as_str())
+            .collect();
+        assert_eq!(media, vec![MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR]);
+        assert_eq!(image.manifest.layers[1].digest, ids[1]);
+        // Nothing of the staging is left.
+        assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_layer_that_does_not_match_its_diff_id_is_refused_and_nothing_is_tagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = layer_tar(b"real");
+        let claimed = Digest::of(b"something else");
+        for file in [gzip(&layer), layer.clone()] {
+            let (bytes, _) = archive(std::slice::from_ref(&claimed), &[("l.tar", file)]);
+            let err = load_archive(&store, &bytes[..]).unwrap_err();
+            assert!(
+                matches!(&err, ArchiveError::DiffId { expected, .. } if *expected == claimed),
+                "{err}"
+            );
+            assert!(store.read_index().unwrap().manifests.is_empty());
+            assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+        }
+        // A wrong number of layers is refused too.
+        let (bytes, _) = archive(&[], &[("l.tar", layer)]);
+        assert!(matches!(
+            load_archive(&store, &bytes[..]),
+            Err(ArchiveError::LayerCount { .. })
+        ));
+        // And a tar that is neither format.
+        let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
+        assert!(matches!(
+            load_archive(&store, &empty[..]),
+            Err(ArchiveError::UnknownFormat)
+        ));
+    }
+}
