@@ -34,6 +34,8 @@ pub const PACKAGES: &[&str] = &[
     "conmon",
     "containerd",
     "procps",
+    // The runtime benchmark measures peak RSS under GNU time.
+    "time",
 ];
 
 /// Whether dpkg reports the package as installed.

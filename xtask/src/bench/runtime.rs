@@ -4,10 +4,15 @@
 //! Each round runs, for each runtime (the order alternates between rounds):
 //! `run` (create, start, wait and delete in one command), and separately
 //! `create`, `start`, wait for the process, `delete` (the orchestrator's path).
-//! Wall time covers the whole lifecycle; peak RSS is the largest maximum
-//! resident set of the runtime's commands (from `wait4`'s rusage, which covers
-//! each command and the processes it reaped). berth-runtime is the release
-//! build. It prints the medians and the berth/runc ratios.
+//! Wall time covers the whole lifecycle, with each command spawned directly.
+//! Peak RSS is the largest maximum resident set of the runtime's commands and
+//! the processes they reaped, measured in separate runs of the same
+//! lifecycles under GNU time: the kernel's `ru_maxrss` of a child includes
+//! the memory of whatever process forked it before its exec, so asking
+//! `wait4` here would report this benchmark's own size as a floor for both
+//! runtimes; GNU time is small and forks from itself. berth-runtime is built
+//! with the `runtime` profile (the installed binary). It prints the medians
+//! and the berth/runc ratios.
 //!
 //! Options: `--rounds N` (default 40).
 
@@ -25,34 +30,28 @@ struct Sample {
     peak_rss_kib: i64,
 }
 
-/// Runs a command to completion and returns its exit status code and the max
-/// RSS (KiB) of it and the children it reaped.
-fn measured(cmd: &mut Command) -> anyhow::Result<(i32, i64)> {
-    let child = cmd
+/// GNU time, which reports the peak RSS of the command it runs.
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Runs a command to completion and returns its exit status code.
+fn status_of(cmd: &mut Command) -> anyhow::Result<i32> {
+    let status = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stderr(Stdio::null())
+        .status()
         .with_context(|| format!("starting {cmd:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child; the pointers are valid for the call.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if rc != pid {
-        bail!("wait4 on {cmd:?}: {}", std::io::Error::last_os_error());
-    }
-    let code = std::process::ExitStatus::from_raw(status)
+    Ok(status
         .code()
-        .unwrap_or(-1);
-    Ok((code, usage.ru_maxrss))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
 struct Runtime {
     name: &'static str,
     binary: PathBuf,
     root: PathBuf,
+    /// Where GNU time writes the peak RSS of a measured command.
+    rss_file: PathBuf,
 }
 
 impl Runtime {
@@ -62,35 +61,71 @@ impl Runtime {
         cmd
     }
 
-    fn checked(&self, args: &[&str]) -> anyhow::Result<i64> {
-        let (code, rss) = measured(&mut self.cmd(args))?;
+    /// Runs a runtime command that must succeed; with `rss`, under GNU time,
+    /// returning its peak RSS in KiB (0 without).
+    fn checked(&self, args: &[&str], rss: bool) -> anyhow::Result<i64> {
+        let mut cmd = if rss {
+            let mut cmd = Command::new(GNU_TIME);
+            cmd.args(["-f", "%M", "-o"])
+                .arg(&self.rss_file)
+                .arg(&self.binary)
+                .arg("--root")
+                .arg(&self.root)
+                .args(args);
+            cmd
+        } else {
+            self.cmd(args)
+        };
+        let code = status_of(&mut cmd)?;
         if code != 0 {
             bail!("{} {args:?} exited with {code}", self.name);
         }
-        Ok(rss)
+        if !rss {
+            return Ok(0);
+        }
+        let text = std::fs::read_to_string(&self.rss_file)
+            .with_context(|| format!("reading {}", self.rss_file.display()))?;
+        text.trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .parse()
+            .with_context(|| format!("GNU time wrote {text:?}, not a size in KiB"))
     }
 
-    fn run(&self, bundle: &Path, id: &str) -> anyhow::Result<Sample> {
+    /// One `run`, timed, or with `rss` measured under GNU time instead.
+    fn run(&self, bundle: &Path, id: &str, rss: bool) -> anyhow::Result<Sample> {
         let started = Instant::now();
-        let rss = self.checked(&["run", "--bundle", &bundle.to_string_lossy(), id])?;
+        let rss = self.checked(&["run", "--bundle", &bundle.to_string_lossy(), id], rss)?;
         Ok(Sample {
             wall: started.elapsed(),
             peak_rss_kib: rss,
         })
     }
 
-    fn lifecycle(&self, bundle: &Path, id: &str, pid_file: &Path) -> anyhow::Result<Sample> {
+    /// One create+start+wait+delete, timed, or with `rss` measured under
+    /// GNU time instead.
+    fn lifecycle(
+        &self,
+        bundle: &Path,
+        id: &str,
+        pid_file: &Path,
+        rss: bool,
+    ) -> anyhow::Result<Sample> {
         let started = Instant::now();
-        let mut peak = self.checked(&[
-            "create",
-            "--bundle",
-            &bundle.to_string_lossy(),
-            "--pid-file",
-            &pid_file.to_string_lossy(),
-            id,
-        ])?;
+        let mut peak = self.checked(
+            &[
+                "create",
+                "--bundle",
+                &bundle.to_string_lossy(),
+                "--pid-file",
+                &pid_file.to_string_lossy(),
+                id,
+            ],
+            rss,
+        )?;
         let pid: libc::pid_t = std::fs::read_to_string(pid_file)?.trim().parse()?;
-        peak = peak.max(self.checked(&["start", id])?);
+        peak = peak.max(self.checked(&["start", id], rss)?);
         // The init was orphaned by `create`; as a subreaper this process
         // inherited it and waits for it like a shim does.
         let mut status = 0;
@@ -102,7 +137,7 @@ impl Runtime {
                 std::io::Error::last_os_error()
             );
         }
-        peak = peak.max(self.checked(&["delete", id])?);
+        peak = peak.max(self.checked(&["delete", id], rss)?);
         Ok(Sample {
             wall: started.elapsed(),
             peak_rss_kib: peak,
@@ -143,13 +178,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("the runtime benchmark creates containers and needs root");
     }
     let fixtures = crate::fixtures::build()?;
-    eprintln!("xtask: building berth-runtime (release)");
+    eprintln!("xtask: building berth-runtime (profile runtime)");
     run_command(
         Command::new(env!("CARGO"))
             .current_dir(workspace_root())
-            .args(["build", "--release", "-p", "berth-runtime"]),
+            .args(["build", "--profile", "runtime", "-p", "berth-runtime"]),
     )?;
-    let berth = target_dir().join("release/berth-runtime");
+    let berth = target_dir().join("runtime/berth-runtime");
+    if !Path::new(GNU_TIME).is_file() {
+        bail!("{GNU_TIME} (GNU time) is not installed; run 'cargo xtask deps'");
+    }
     let runc = PathBuf::from(output(Command::new("sh").args(["-c", "command -v runc"]))?.trim());
     if !runc.is_file() {
         bail!("runc is not installed; run 'cargo xtask deps'");
@@ -189,26 +227,38 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             name: "berth-runtime",
             binary: berth,
             root: work.join("root-berth"),
+            rss_file: work.join("rss-berth"),
         },
         Runtime {
             name: "runc",
             binary: runc,
             root: work.join("root-runc"),
+            rss_file: work.join("rss-runc"),
         },
     ];
     let pid_file = work.join("init.pid");
     // Warm the page cache and the runtimes' first-use paths.
     for rt in &runtimes {
-        rt.run(&bundle, "warmup")?;
+        rt.run(&bundle, "warmup", false)?;
     }
+    // samples[runtime][kind]: timed samples; rss[runtime][kind]: peak RSS
+    // samples from the runs under GNU time.
     let mut samples: Vec<[Vec<Sample>; 2]> =
         vec![[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    let mut rss: Vec<[Vec<Sample>; 2]> = vec![[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
     for round in 0..rounds {
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for &i in &order {
             let rt = &runtimes[i];
-            samples[i][0].push(rt.run(&bundle, &format!("run-{round}"))?);
-            samples[i][1].push(rt.lifecycle(&bundle, &format!("life-{round}"), &pid_file)?);
+            samples[i][0].push(rt.run(&bundle, &format!("run-{round}"), false)?);
+            samples[i][1].push(rt.lifecycle(
+                &bundle,
+                &format!("life-{round}"),
+                &pid_file,
+                false,
+            )?);
+            rss[i][0].push(rt.run(&bundle, &format!("run-rss-{round}"), true)?);
+            rss[i][1].push(rt.lifecycle(&bundle, &format!("life-rss-{round}"), &pid_file, true)?);
         }
     }
 
@@ -226,16 +276,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     .collect(),
             )
         };
-        let rss = |i: usize| {
+        let peak = |i: usize| {
             median(
-                samples[i][kind]
+                rss[i][kind]
                     .iter()
                     .map(|s| s.peak_rss_kib as f64 / 1024.0)
                     .collect(),
             )
         };
         let (bw, rw) = (wall(0), wall(1));
-        let (bm, rm) = (rss(0), rss(1));
+        let (bm, rm) = (peak(0), peak(1));
         println!(
             "{:<28} {:>10.1}ms {:>10.1}ms {:>7.2}x",
             format!("{label} wall"),
