@@ -641,3 +641,120 @@ fn save_and_load_round_trip_several_images_in_both_formats() {
         }
     }
 }
+
+/// Every tagged image has all its blobs, and every snapshot present is
+/// complete (as many entries as its layer's tar).
+fn assert_consistent(env: &BuildEnv) {
+    let present = blobs(env);
+    let index: Value =
+        serde_json::from_slice(&fs::read(env.layout().join("index.json")).unwrap()).unwrap();
+    for entry in index["manifests"].as_array().unwrap() {
+        let name = entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap();
+        let needed = image_blobs(env, name);
+        assert!(
+            present.is_superset(&needed),
+            "{name} lost blobs: {:?}",
+            needed.difference(&present).collect::<Vec<_>>()
+        );
+        let manifest = env.manifest_of(name);
+        for (layer, diff_id) in build_common::layers(&manifest)
+            .iter()
+            .zip(diff_ids(env, name))
+        {
+            let snapshot = env.store.path().join("snapshots").join(&diff_id[7..]);
+            if snapshot.exists() {
+                let files = walk_count(&snapshot);
+                let entries = env.layer_entries(layer).len();
+                assert_eq!(files, entries, "snapshot {diff_id} of {name} is incomplete");
+            }
+        }
+    }
+}
+
+/// Entries below a directory.
+fn walk_count(dir: &Path) -> usize {
+    let mut count = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        count += 1;
+        if entry.file_type().unwrap().is_dir() {
+            count += walk_count(&entry.path());
+        }
+    }
+    count
+}
+
+#[test]
+fn killing_rmi_or_prune_at_any_point_leaves_a_consistent_store() {
+    let env = BuildEnv::new();
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo kept > /kept\nCMD [\"cat\", \"/kept\"]\n",
+    );
+    env.build_ok(&["-t", "app"]);
+    let rootfs = tempfile::tempdir().unwrap();
+    // Imports a directory of 150 files whose content depends on `seed` (the
+    // same seed gives the same layer and snapshot).
+    let import = |seed: &str, name: &str| {
+        for i in 0..150 {
+            fs::write(
+                rootfs.path().join(format!("f{i}")),
+                format!("{seed}-{i}").repeat(200),
+            )
+            .unwrap();
+        }
+        berth_ok(&env, &["import", rootfs.path().to_str().unwrap(), name]);
+    };
+    for round in 0..8u64 {
+        let seed = format!("a{round}");
+        import(&seed, &format!("junk:{round}"));
+        let args: Vec<String> = if round % 2 == 0 {
+            vec!["rmi".into(), format!("junk:{round}"), "busybox".into()]
+        } else {
+            // The tag moves on, so prune has the old layer to remove.
+            import(&format!("b{round}"), &format!("junk:{round}"));
+            vec!["prune".into(), "--all".into()]
+        };
+        let mut child = Command::new(bins::berth())
+            .arg("--root")
+            .arg(env.store.path())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(round * 3));
+        let _ = child.kill();
+        child.wait().unwrap();
+        // Opening the store clears what the killed process staged.
+        berth_ok(&env, &["images"]);
+        assert!(build_common::staging_entries(env.store.path()).is_empty());
+        // The same layer again: a half-removed snapshot would be reused.
+        import(&seed, &format!("again:{round}"));
+        assert_consistent(&env);
+        if round % 2 == 0 {
+            // Put busybox back under its name for the next round.
+            let _ = berth(&env, &["rmi", "busybox"]);
+            let base = bins::fixtures().join("busybox/rootfs");
+            berth_ok(
+                &env,
+                &["import", base.to_str().unwrap(), "busybox", "--cmd", "sh"],
+            );
+        }
+    }
+    assert_eq!(env.run_image("app:latest"), "kept\n");
+    // A full prune after all of it leaves exactly the tagged images.
+    berth_ok(&env, &["prune", "--all"]);
+    let index: Value =
+        serde_json::from_slice(&fs::read(env.layout().join("index.json")).unwrap()).unwrap();
+    let mut tagged = BTreeSet::new();
+    for entry in index["manifests"].as_array().unwrap() {
+        let name = entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap();
+        tagged.extend(image_blobs(&env, name));
+    }
+    assert_eq!(blobs(&env), tagged);
+}
