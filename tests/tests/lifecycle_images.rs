@@ -758,3 +758,24 @@ fn killing_rmi_or_prune_at_any_point_leaves_a_consistent_store() {
     }
     assert_eq!(blobs(&env), tagged);
 }
+
+#[test]
+fn a_container_from_berth_run_keeps_its_image_until_it_is_removed() {
+    let env = BuildEnv::new();
+    let base = image_blobs(&env, "busybox");
+    let said = berth_ok(&env, &["run", "--name", "keeper", "busybox", "echo", "hi"]);
+    assert_eq!(said, "hi\n");
+    let stderr = berth_err(&env, &["rmi", "busybox"]);
+    assert!(stderr.contains("is in use by container"), "{stderr}");
+    assert_eq!(
+        berth_ok(&env, &["rmi", "--force", "busybox"]),
+        "Untagged: busybox:latest\n"
+    );
+    // Untagged, but the stopped container still needs it: prune keeps it.
+    berth_ok(&env, &["prune", "--all"]);
+    assert!(blobs(&env).is_superset(&base));
+    berth_ok(&env, &["rm", "keeper"]);
+    berth_ok(&env, &["prune", "--all"]);
+    assert!(blobs(&env).is_empty(), "{:?}", blobs(&env));
+    assert!(snapshots(&env).is_empty());
+}
