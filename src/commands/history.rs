@@ -1,4 +1,5 @@
 //! `berth history`: the steps that made an image and the layer each added.
+//! SIZE is the layer as stored (compressed), 0 for steps that add none.
 
 use super::GlobalArgs;
 use super::images::format;

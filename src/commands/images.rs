@@ -1,4 +1,5 @@
-//! `berth images`: list the images in the local store.
+//! `berth images`: list the images in the local store. SIZE is what the
+//! image's blobs take in the store (compressed layers, config, manifest).
 
 pub mod format;
 

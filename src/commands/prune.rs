@@ -10,7 +10,8 @@ use std::process::ExitCode;
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Also drop the build cache (cache records, RUN cache mounts, context
-    /// hash caches) and the layers only it kept.
+    /// hash caches), the partial downloads of interrupted pulls, and the
+    /// layers only they kept.
     #[arg(short, long)]
     pub all: bool,
 }

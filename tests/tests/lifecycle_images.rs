@@ -347,6 +347,11 @@ fn prune_removes_exactly_the_unreferenced_and_keeps_tagged_images_whole() {
     assert_eq!(contexts(), 2);
     drop(gone);
 
+    // The partial download of an interrupted pull, kept for resuming.
+    let ingest = env.layout().join(".ingest");
+    fs::create_dir_all(&ingest).unwrap();
+    fs::write(ingest.join(format!("{}.partial", "2".repeat(64))), b"part").unwrap();
+
     let before = blobs(&env);
     let out = berth_ok(&env, &["prune"]);
     assert!(out.starts_with("reclaimed "), "{out}");
@@ -377,6 +382,7 @@ fn prune_removes_exactly_the_unreferenced_and_keeps_tagged_images_whole() {
         "cache snapshots stay"
     );
     assert_eq!(contexts(), 1, "only the live context's hash cache stays");
+    assert_eq!(fs::read_dir(&ingest).unwrap().count(), 1, "resumable");
     assert_eq!(env.run_image("app:latest"), "v2\n");
 
     // A second prune finds nothing.
@@ -389,6 +395,8 @@ fn prune_removes_exactly_the_unreferenced_and_keeps_tagged_images_whole() {
     tagged.extend(image_blobs(&env, "busybox"));
     assert_eq!(blobs(&env), tagged);
     assert!(!snapshots(&env).contains(&v1_run_diff));
+    assert_eq!(fs::read_dir(&ingest).unwrap().count(), 0);
+    assert_eq!(contexts(), 0);
     assert_eq!(
         fs::read_dir(env.store.path().join("cache"))
             .unwrap()

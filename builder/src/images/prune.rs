@@ -4,8 +4,9 @@
 //! build cache record references, the staging entries of dead processes, and
 //! the context hash caches of context directories that no longer exist.
 //! `prune --all` also drops the build cache (its records and the
-//! `RUN --mount=type=cache` directories) and every context hash cache, and
-//! then what only they kept. Tagged images and containers' images are never
+//! `RUN --mount=type=cache` directories), every context hash cache and the
+//! partial downloads interrupted pulls left for resuming, and then what only
+//! they kept. Tagged images and containers' images are never
 //! touched; running builds are waited for.
 
 use super::ImagesError;
@@ -38,8 +39,15 @@ pub fn prune(
             reclaimed.bytes += collect::remove_entry(&record)?;
             reclaimed.records += 1;
         }
-        for mount in entries(&store.root().join("cache-mounts"))? {
-            reclaimed.bytes += collect::remove_entry(&mount)?;
+        // Cache mounts, and the partial downloads of interrupted pulls (kept
+        // otherwise so the next pull resumes them; no pull runs now, as
+        // pulls hold a lease).
+        let ingest = store.layout_dir().join(".ingest");
+        for leftover in entries(&store.root().join("cache-mounts"))?
+            .into_iter()
+            .chain(entries(&ingest)?)
+        {
+            reclaimed.bytes += collect::remove_entry(&leftover)?;
             reclaimed.other += 1;
         }
     }
