@@ -30,6 +30,10 @@ pub struct ImagesArgs {
     /// Show the full image IDs.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show the manifest digests (what tells apart two manifests of one image
+    /// ID, e.g. the same image loaded with compressed and plain layers).
+    #[arg(long)]
+    pub digests: bool,
     /// The output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
@@ -115,22 +119,24 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
-                    vec![
-                        r.repository.to_string(),
-                        r.tag.to_string(),
+                    let mut row = vec![r.repository.to_string(), r.tag.to_string()];
+                    if args.digests {
+                        row.push(r.image.top.digest.to_string());
+                    }
+                    row.extend([
                         id(r.image),
                         format::age(r.image.image.config.created.as_deref(), now),
                         format::size(r.image.size()),
-                    ]
+                    ]);
+                    row
                 })
                 .collect();
-            print!(
-                "{}",
-                format::table(
-                    &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                    &cells
-                )
-            );
+            let mut header = vec!["REPOSITORY", "TAG"];
+            if args.digests {
+                header.push("DIGEST");
+            }
+            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+            print!("{}", format::table(&header, &cells));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -40,7 +40,10 @@ pub enum ImagesError {
     #[error("no such image: '{0}'\nhint: `berth images` lists the local images")]
     NotFound(String),
     /// An ID prefix matches several images.
-    #[error("image ID prefix '{prefix}' is ambiguous: it matches {}", .matches.join(", "))]
+    #[error(
+        "image ID prefix '{prefix}' is ambiguous: it matches {}\nhint: name the image by its manifest digest (berth images --digests)",
+        .matches.join(", ")
+    )]
     Ambiguous {
         /// The prefix the user gave.
         prefix: String,
