@@ -100,3 +100,71 @@ pub fn load(store: &Store, label: &str, top: &Descriptor) -> Result<StoredImage,
         .ok_or_else(|| ImagesError::NotFound(format!("{label} (no platform of it is stored)")))?;
     Ok(image::load_descriptor(store, label, chosen.clone())?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{ImageConfig, MEDIA_MANIFEST, Platform};
+
+    fn descriptor(media_type: &str, digest: Digest, platform: Option<Platform>) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size: 0,
+            annotations: Default::default(),
+            platform,
+        }
+    }
+
+    #[test]
+    fn an_index_shows_the_stored_manifest_for_this_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = ImageConfig {
+            architecture: image::host_architecture().into(),
+            os: "linux".into(),
+            ..Default::default()
+        };
+        let host = image::write(&store, &config, &[]).unwrap();
+        let platform = |arch: &str| {
+            Some(Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: None,
+            })
+        };
+        // Another platform's manifest is listed but not stored.
+        let index = Index {
+            manifests: vec![
+                descriptor(MEDIA_MANIFEST, Digest::of(b"elsewhere"), platform("s390x")),
+                descriptor(MEDIA_MANIFEST, host.digest.clone(), host.platform.clone()),
+            ],
+            ..Default::default()
+        };
+        let index_digest = store
+            .blobs()
+            .put(&serde_json::to_vec(&index).unwrap())
+            .unwrap();
+        store
+            .tag(
+                "multi",
+                &descriptor(MEDIA_INDEX, index_digest.clone(), None),
+            )
+            .unwrap();
+        store.tag("single:1", &host).unwrap();
+
+        let images = local_images(&store).unwrap();
+        let names: Vec<&[String]> = images.iter().map(|i| i.names.as_slice()).collect();
+        assert_eq!(
+            names,
+            vec![
+                &["multi:latest".to_string()][..],
+                &["single:1".to_string()][..]
+            ]
+        );
+        assert_eq!(images[0].top.digest, index_digest);
+        assert_eq!(images[0].image.descriptor.digest, host.digest);
+        assert_eq!(images[0].id(), images[1].id());
+        assert!(images[0].top.annotations.is_empty(), "the name is not kept");
+    }
+}
