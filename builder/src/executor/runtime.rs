@@ -138,10 +138,27 @@ impl Runtime {
             .status();
     }
 
-    /// The runtime's command line with its state directory.
+    /// The runtime's command line with its state directory. The runtime,
+    /// and so the container, starts with no signal blocked or ignored, as
+    /// under a daemon, whatever berth itself inherited or blocks to forward.
     pub fn command(&self, state_root: &Path) -> Command {
         let mut command = Command::new(&self.binary);
         command.arg("--root").arg(state_root);
+        // SAFETY: sigemptyset, sigprocmask and signal are async-signal-safe
+        // and allocate nothing.
+        unsafe {
+            command.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                for signal in 1..32 {
+                    if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                        libc::signal(signal, libc::SIG_DFL);
+                    }
+                }
+                Ok(())
+            });
+        }
         command
     }
 
