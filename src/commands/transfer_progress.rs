@@ -145,8 +145,11 @@ impl TransferProgress {
             Event::BlobStarted { digest, size } => {
                 let key = digest.to_string();
                 let bar = bars.entry(key).or_insert_with(|| {
-                    let bar = self.multi.add(ProgressBar::new(size));
-                    bar.set_prefix(short(&digest));
+                    // Styled before it is added, so its first frame is right.
+                    let bar = ProgressBar::new(size)
+                        .with_style(Self::bar_style())
+                        .with_prefix(short(&digest));
+                    let bar = self.multi.add(bar);
                     bar.enable_steady_tick(Duration::from_millis(200));
                     bar
                 });
@@ -170,9 +173,11 @@ impl TransferProgress {
             Event::BlobDone { digest, outcome } => {
                 let key = digest.to_string();
                 let bar = bars.entry(key).or_insert_with(|| {
-                    let bar = self.multi.add(ProgressBar::new(0));
-                    bar.set_prefix(short(&digest));
-                    bar
+                    self.multi.add(
+                        ProgressBar::new(0)
+                            .with_style(Self::done_style())
+                            .with_prefix(short(&digest)),
+                    )
                 });
                 let text = match outcome {
                     BlobOutcome::Downloaded | BlobOutcome::Uploaded => format!(

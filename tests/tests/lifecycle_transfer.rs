@@ -949,3 +949,105 @@ fn berth_pulls_what_skopeo_pushed_with_the_same_digest() {
         assert_eq!(sha256_hex(&blob), hex);
     }
 }
+
+/// Runs `berth ARGS…` on a pseudo-terminal (util-linux `script`), writing
+/// each answer once the output shows its prompt; returns everything the
+/// terminal showed.
+fn on_terminal(env: &Env, root: &str, args: &[&str], answers: &[(&str, &str)]) -> String {
+    let script = require::program("script", "bsdutils");
+    let berth = env.command(root, args);
+    let mut line = format!("{}", bins::berth().display());
+    for arg in berth.get_args() {
+        line.push_str(&format!(" '{}'", arg.to_string_lossy()));
+    }
+    let mut cmd = Command::new(script);
+    cmd.args(["-qec", &line, "/dev/null"]);
+    for (key, value) in berth.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let shown = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let shown = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    for (prompt, answer) in answers {
+        wait_for(
+            &format!("the prompt {prompt:?}"),
+            Duration::from_secs(20),
+            || String::from_utf8_lossy(&shown.lock().unwrap()).contains(prompt),
+        );
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    assert!(
+        status.success(),
+        "berth {args:?} on a terminal failed:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn a_terminal_gets_bars_and_a_password_prompt_without_echo() {
+    let env = Env::new();
+    let registry = TestRegistry::start_with(Options {
+        auth: Auth::Htpasswd {
+            path: htpasswd_file(env.dir.path(), "tty-user", "tty-s3cret"),
+        },
+    });
+    let host = registry.host();
+    let shown = on_terminal(
+        &env,
+        "unused",
+        &["login", &host],
+        &[("Username: ", "tty-user"), ("Password: ", "tty-s3cret")],
+    );
+    assert!(
+        shown.contains("tty-user"),
+        "the user name is echoed: {shown}"
+    );
+    assert!(
+        !shown.contains("tty-s3cret"),
+        "the password was echoed: {shown}"
+    );
+    assert!(shown.contains("Login Succeeded"), "{shown}");
+
+    env.import_busybox("a", "busybox");
+    let target = format!("{host}/tty/busybox:1");
+    let shown = on_terminal(&env, "a", &["push", "busybox", &target], &[]);
+    // Bars redraw in place and end with each blob's outcome.
+    assert!(shown.contains("\u{1b}["), "no terminal drawing: {shown:?}");
+    assert!(shown.matches("pushed").count() >= 2, "{shown:?}");
+    let shown = on_terminal(
+        &env,
+        "a",
+        &["push", "busybox", &format!("{host}/tty/other:1")],
+        &[],
+    );
+    assert!(shown.contains("mounted from tty/busybox"), "{shown:?}");
+    let shown = on_terminal(&env, "b", &["pull", &target], &[]);
+    assert!(shown.contains("downloaded"), "{shown:?}");
+    let shown = on_terminal(&env, "b", &["pull", &target], &[]);
+    assert!(shown.contains("already present"), "{shown:?}");
+}
