@@ -1,6 +1,338 @@
-//! The `transfer` part of `cargo xtask bench lifecycle`.
+//! The `transfer` part of `cargo xtask bench lifecycle`: `berth push` and
+//! `berth pull` against `skopeo copy` (Debian's skopeo) through a local
+//! docker-registry, side by side.
+//!
+//! The image is the build benchmark's: its Dockerfile on a copy of Debian's
+//! `rust-src` tree (about 37,000 files, 255 MB), built with `--target build`
+//! so that the image carries the `COPY . /src` layer (busybox, the source
+//! layer and the RUN's layer) rather than only the small final stage. Each
+//! round (default 5, the tool order alternating) times:
+//!
+//! - push: the image from berth's store to a fresh registry; berth with
+//!   `berth push`, skopeo with `skopeo copy oci:STORE:NAME docker://…` from
+//!   the same OCI layout (berth's store directory);
+//! - pull: the image from a registry into an empty store; berth with
+//!   `berth pull` into a fresh `--root`, skopeo with `skopeo copy docker://…
+//!   oci:DIR:NAME` into a fresh layout.
+//!
+//! Every push goes to a registry started with empty storage for it, so no
+//! blob is already there or mountable. It prints the medians and the
+//! berth/skopeo ratios (target: at most 0.7x both ways).
+//!
+//! Options: `--rounds N` (default 5), `--context DIR` (default: the rust-src tree).
+
+use crate::util::{output, run as run_command, target_dir, workspace_root};
+use crate::{deps, fixtures};
+use anyhow::{Context, bail};
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUST_SRC: &str = "/usr/src/rustc-1.63.0";
+/// The build benchmark's Dockerfile (xtask/src/bench/build.rs).
+const DOCKERFILE: &str = "FROM localhost/busybox AS build
+COPY . /src
+RUN find /src -type f | wc -l > /summary && du -s /src >> /summary && md5sum /src/README.md >> /summary
+FROM localhost/busybox
+COPY --from=build /summary /summary
+CMD [\"cat\", \"/summary\"]
+";
+/// The image's name in berth's store.
+const IMAGE: &str = "localhost/bench-transfer:latest";
+
+/// The binaries and inputs of one benchmark run.
+struct Bench {
+    berth: PathBuf,
+    skopeo: PathBuf,
+    /// berth's store holding the image; its `oci/` is what skopeo reads.
+    store: PathBuf,
+    work: PathBuf,
+    /// The image's size in bytes (manifest, config and layers).
+    bytes: u64,
+}
+
+/// A docker-registry with empty storage on a free loopback port; stopped
+/// and its storage removed on drop.
+struct Registry {
+    child: Child,
+    host: String,
+    dir: PathBuf,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> anyhow::Result<Registry> {
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
+        fs::create_dir_all(dir)?;
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {storage}\n\
+                 http:\n  addr: {host}\n",
+                storage = dir.join("storage").display()
+            ),
+        )?;
+        let log = fs::File::create(dir.join("registry.log"))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting docker-registry (Debian package 'docker-registry')")?;
+        let registry = Registry {
+            child,
+            host,
+            dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(&registry.host).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "docker-registry did not listen on {} in time",
+                    registry.host
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(registry)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
 
 /// Runs the benchmark.
-pub fn run(_args: &[String]) -> anyhow::Result<()> {
-    anyhow::bail!("the transfer part of the lifecycle benchmark is being written")
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut rounds = 5usize;
+    let mut source = PathBuf::from(RUST_SRC);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--rounds" => {
+                rounds = it
+                    .next()
+                    .context("--rounds needs a number")?
+                    .parse()
+                    .context("--rounds needs a number")?
+            }
+            "--context" => {
+                source = PathBuf::from(it.next().context("--context needs a directory")?)
+            }
+            other => bail!("unknown option '{other}' (options: --rounds N, --context DIR)"),
+        }
+    }
+    let mut bench = prepare(&source)?;
+    // The registry pulls read from: it holds the image, pushed once by berth.
+    let source_registry = Registry::start(&bench.work.join("registry-source"))?;
+    let pull_ref = format!("{}/bench/transfer:1", source_registry.host);
+    output(
+        Command::new(&bench.berth)
+            .arg("--root")
+            .arg(&bench.store)
+            .args(["push", "--quiet", IMAGE, &pull_ref]),
+    )?;
+    // The image's size: what a pull into an empty store writes.
+    let sizing = bench.work.join("sizing");
+    output(
+        Command::new(&bench.berth)
+            .arg("--root")
+            .arg(&sizing)
+            .args(["pull", "--quiet", &pull_ref]),
+    )?;
+    bench.bytes = blob_bytes(&sizing)?;
+    fs::remove_dir_all(&sizing)?;
+    eprintln!(
+        "bench lifecycle transfer: image of {:.0} MB ({})",
+        bench.bytes as f64 / 1e6,
+        source.display()
+    );
+
+    let mut times: [[Vec<f64>; 2]; 2] = Default::default();
+    for round in 0..rounds {
+        // Alternate which tool goes first, so neither always meets a warm cache.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for tool in order {
+            let push = push_once(&bench, tool, round)?;
+            let pull = pull_once(&bench, tool, round, &pull_ref)?;
+            eprintln!(
+                "round {}: {:6} push {push:.2}s  pull {pull:.2}s",
+                round + 1,
+                TOOLS[tool]
+            );
+            times[0][tool].push(push);
+            times[1][tool].push(pull);
+        }
+    }
+    println!(
+        "\nberth push/pull vs skopeo copy ({:.0} MB image, local docker-registry, {rounds} rounds, medians)",
+        bench.bytes as f64 / 1e6
+    );
+    println!(
+        "{:6} {:>9} {:>9} {:>8}  target",
+        "case", "berth", "skopeo", "ratio"
+    );
+    for (case, name) in ["push", "pull"].iter().enumerate() {
+        let berth = median(&mut times[case][0]);
+        let skopeo = median(&mut times[case][1]);
+        println!(
+            "{name:6} {berth:>8.3}s {skopeo:>8.3}s {:>7.3}x  <= 0.7x",
+            berth / skopeo
+        );
+    }
+    Ok(())
+}
+
+const TOOLS: [&str; 2] = ["berth", "skopeo"];
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn prepare(source: &Path) -> anyhow::Result<Bench> {
+    let mut packages = vec!["busybox-static", "docker-registry", "skopeo"];
+    if source == Path::new(RUST_SRC) {
+        packages.push("rust-src");
+    }
+    deps::ensure(&packages)?;
+    let fixtures = fixtures::build()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_command(Command::new(&cargo).current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--workspace",
+        "--bins",
+    ]))?;
+    let bin = target_dir().join("release");
+    let work = target_dir().join("bench-lifecycle-transfer");
+    if work.exists() {
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    fs::create_dir_all(&work)?;
+    let context = work.join("context");
+    run_command(Command::new("cp").arg("-a").arg(source).arg(&context))?;
+    fs::write(context.join("Dockerfile"), DOCKERFILE)?;
+    fs::write(context.join(".dockerignore"), ".git\n")?;
+
+    let berth = bin.join("berth");
+    let store = work.join("store");
+    output(
+        Command::new(&berth)
+            .arg("import")
+            .arg("--root")
+            .arg(&store)
+            .arg(fixtures.join("busybox/rootfs"))
+            .args(["localhost/busybox", "--cmd", "sh"]),
+    )?;
+    output(
+        Command::new(&berth)
+            .args(["build", "--progress", "plain", "--root"])
+            .arg(&store)
+            .arg("--runtime")
+            .arg(bin.join("berth-runtime"))
+            .args(["--target", "build", "-t", IMAGE])
+            .arg(&context),
+    )?;
+    Ok(Bench {
+        berth,
+        skopeo: PathBuf::from("skopeo"),
+        store,
+        work,
+        bytes: 0,
+    })
+}
+
+/// The total size of the blobs in a store that holds only the image.
+fn blob_bytes(store: &Path) -> anyhow::Result<u64> {
+    let blobs = store.join("oci/blobs/sha256");
+    let mut total = 0;
+    for entry in fs::read_dir(&blobs).with_context(|| format!("reading {}", blobs.display()))? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
+}
+
+/// Times one command; its output is kept only for the error.
+fn timed(cmd: &mut Command) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    let secs = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "{} failed:\n{}{}",
+            crate::util::describe(cmd),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(secs)
+}
+
+/// Pushes the image to a registry of its own with empty storage.
+fn push_once(bench: &Bench, tool: usize, round: usize) -> anyhow::Result<f64> {
+    let registry = Registry::start(&bench.work.join(format!("registry-push-{round}-{tool}")))?;
+    let target = format!("{}/bench/pushed:1", registry.host);
+    if tool == 0 {
+        // Nothing remembered from earlier rounds may turn an upload into a mount.
+        let _ = fs::remove_dir_all(bench.store.join("registry"));
+        timed(
+            Command::new(&bench.berth)
+                .arg("--root")
+                .arg(&bench.store)
+                .args(["push", "--quiet", IMAGE, &target]),
+        )
+    } else {
+        timed(
+            Command::new(&bench.skopeo)
+                .args(["copy", "--quiet", "--dest-tls-verify=false"])
+                .arg(format!("oci:{}:{IMAGE}", bench.store.join("oci").display()))
+                .arg(format!("docker://{target}")),
+        )
+    }
+}
+
+/// Pulls the image into an empty store or layout.
+fn pull_once(bench: &Bench, tool: usize, round: usize, from: &str) -> anyhow::Result<f64> {
+    let dest = bench.work.join(format!("pulled-{round}-{}", TOOLS[tool]));
+    let secs = if tool == 0 {
+        timed(
+            Command::new(&bench.berth)
+                .arg("--root")
+                .arg(&dest)
+                .args(["pull", "--quiet", from]),
+        )?
+    } else {
+        timed(
+            Command::new(&bench.skopeo)
+                .args(["copy", "--quiet", "--src-tls-verify=false"])
+                .arg(format!("docker://{from}"))
+                .arg(format!("oci:{}:bench", dest.display())),
+        )?
+    };
+    fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
+    Ok(secs)
 }
