@@ -36,6 +36,8 @@ pub const PACKAGES: &[&str] = &[
     "procps",
     // The runtime benchmark measures peak RSS under GNU time.
     "time",
+    // berth run -t tests run berth under script(1) for a terminal.
+    "bsdutils",
 ];
 
 /// Whether dpkg reports the package as installed.

@@ -1,0 +1,689 @@
+//! End to end: `berth run` (foreground, `-d`, `-t`, `-i`, every flag), `ps`,
+//! `stop`, `rm` and `logs` on the busybox fixture, with berth-runtime and with
+//! Debian's runc, and that nothing is left behind: no container directory, no
+//! mount under the store, no runtime state, no cgroup.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod build_common;
+
+use berth_e2e::{bins, require};
+use build_common::BuildEnv;
+use serde_json::Value;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A store holding `busybox` (default command `sh`).
+struct Env {
+    build: BuildEnv,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            build: BuildEnv::new(),
+        }
+    }
+
+    fn store(&self) -> &Path {
+        self.build.store.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bins::berth());
+        cmd.arg("--root").arg(self.store()).args(args);
+        cmd
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs berth and fails the test unless it succeeds; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.store().join("containers")
+    }
+
+    /// The container directories that exist.
+    fn container_dirs(&self) -> Vec<String> {
+        match fs::read_dir(self.containers_dir()) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Fails unless no container, mount or cgroup of this store is left.
+    fn assert_nothing_left(&self) {
+        assert_eq!(
+            self.container_dirs(),
+            Vec::<String>::new(),
+            "container directories left"
+        );
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let store = self.store().to_string_lossy().into_owned();
+        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&store)).collect();
+        assert!(left.is_empty(), "mounts left under the store: {left:#?}");
+    }
+
+    /// The record of a container, by its full id.
+    fn record(&self, id: &str) -> Value {
+        let path = self.containers_dir().join(id).join("container.json");
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether a cgroup directory named after the container exists anywhere.
+fn cgroups_named(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if entry.file_name().to_string_lossy().contains(id) {
+                    found.push(path.clone());
+                }
+                if path.components().count() < 7 {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn output_exit_codes_and_the_stored_record() {
+    let env = Env::new();
+    let out = env.berth(&["run", "--rm", "busybox", "echo", "hello"]);
+    assert_eq!(text(&out.stdout), "hello\n");
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(text(&out.stderr).contains("err\n"), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3));
+    env.assert_nothing_left();
+
+    // Without --rm the container stays, exited, with its code, until rm.
+    let out = env.berth(&["run", "--name", "kept", "busybox", "sh", "-c", "exit 42"]);
+    assert_eq!(out.status.code(), Some(42));
+    let ids = env.container_dirs();
+    assert_eq!(ids.len(), 1);
+    let id = &ids[0];
+    assert_eq!(id.len(), 64);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    let record = env.record(id);
+    assert_eq!(record["name"], "kept");
+    assert_eq!(record["state"]["status"], "exited");
+    assert_eq!(record["state"]["code"], 42);
+    assert!(
+        record["image_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{record}"
+    );
+    let ps = env.ok(&["ps", "-a"]);
+    let line = ps.lines().find(|l| l.contains("kept")).unwrap();
+    assert!(line.starts_with(&id[..12]), "{ps}");
+    assert!(line.contains("Exited (42)"), "{ps}");
+    assert!(
+        !env.ok(&["ps"]).contains("kept"),
+        "ps without -a lists only running ones"
+    );
+    // The image is in use until the container is removed.
+    assert_eq!(env.ok(&["rm", &id[..8]]).trim(), &id[..8]);
+    env.assert_nothing_left();
+    assert!(cgroups_named(id).is_empty(), "{:?}", cgroups_named(id));
+}
+
+#[test]
+fn flags_shape_the_process_as_docker_does() {
+    let env = Env::new();
+    let script = "echo \"$FOO|$EMPTY|$HOSTNAME|$HOME|$TERM\"; pwd; id; hostname; cat /etc/hostname; \
+                  grep -c \"$(hostname)\" /etc/hosts; ulimit -n; cat /proc/self/status | grep NoNewPrivs";
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-e",
+        "EMPTY=",
+        "-w",
+        "/made/here",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box1",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "bar||box1|/nonexistent|", "{stdout}");
+    assert_eq!(lines[1], "/made/here");
+    assert_eq!(lines[2], "uid=65534(nobody) gid=65534(nogroup)");
+    assert_eq!(lines[3], "box1");
+    assert_eq!(lines[4], "box1");
+    assert_eq!(lines[5], "1");
+    let nofile: u64 = lines[6].parse().unwrap();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    assert!(nofile > 1024 && nofile <= limit.rlim_max, "{nofile}");
+    assert!(
+        lines[7].ends_with('0'),
+        "no_new_privileges is false: {}",
+        lines[7]
+    );
+
+    // Numeric user and group, with no passwd entry; the default hostname is the short id.
+    let out = env.ok(&[
+        "run",
+        "-u",
+        "4242:77",
+        "--name",
+        "num",
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; id -g; hostname",
+    ]);
+    let id = &env.container_dirs()[0];
+    assert_eq!(out, format!("4242\n77\n{}\n", &id[..12]));
+    env.ok(&["rm", "num"]);
+
+    // A group by name.
+    let out = env.ok(&["run", "--rm", "-u", "root:nogroup", "busybox", "id", "-g"]);
+    assert_eq!(out.trim(), "65534");
+
+    // --entrypoint replaces the image's and drops its Cmd; arguments replace Cmd.
+    assert_eq!(
+        env.ok(&["run", "--rm", "--entrypoint", "echo", "busybox"]),
+        "\n"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"]),
+        "a b\n"
+    );
+    // The image's Cmd (sh) runs without arguments: it reads the script from -i.
+    let mut child = env
+        .command(&["run", "--rm", "-i", "busybox"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo from stdin\nexit 4\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "from stdin\n");
+    assert_eq!(out.status.code(), Some(4));
+    // Without -i the container's input is empty.
+    assert_eq!(env.ok(&["run", "--rm", "busybox", "cat"]), "");
+
+    // --network none leaves only loopback; the default is the host's network.
+    let none = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    let host_links = fs::read_dir("/sys/class/net").unwrap().count();
+    let host = env.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(host.split_whitespace().count(), host_links);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn volumes_bind_host_paths_writable_or_read_only() {
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    fs::write(host.path().join("in"), "from host\n").unwrap();
+    let rw = format!("{}:/data", host.path().display());
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &rw,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in; echo back > /data/out",
+    ]);
+    assert_eq!(out, "from host\n");
+    assert_eq!(
+        fs::read_to_string(host.path().join("out")).unwrap(),
+        "back\n"
+    );
+
+    let ro = format!("{}:/data:ro", host.path().display());
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in; touch /data/new",
+    ]);
+    assert_eq!(text(&out.stdout), "from host\n");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!host.path().join("new").exists());
+    env.assert_nothing_left();
+}
+
+#[test]
+fn signals_to_berth_reach_the_container() {
+    let env = Env::new();
+    let script = "trap 'echo got TERM; exit 7' TERM; trap 'echo got USR1' USR1; echo ready; \
+                  while true; do sleep 0.1; done";
+    let mut child = env
+        .command(&["run", "--rm", "busybox", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let pid = child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    assert_eq!(lines.next().unwrap().unwrap(), "got USR1");
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(lines.next().unwrap().unwrap(), "got TERM");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn detached_containers_with_ps_logs_stop_and_rm() {
+    let env = Env::new();
+    let script = "echo started; echo to-stderr >&2; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done";
+    let id = env.ok(&[
+        "run", "-d", "--name", "ticker", "busybox", "sh", "-c", script,
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+
+    let ps = env.ok(&["ps"]);
+    let mut rows = ps.lines();
+    let header = rows.next().unwrap();
+    for column in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "NAMES",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = rows.next().unwrap();
+    assert!(
+        row.starts_with(&id[..12]) && row.contains("busybox"),
+        "{row}"
+    );
+    assert!(row.contains(" Up ") && row.ends_with("ticker"), "{row}");
+    assert_eq!(env.ok(&["ps", "-q"]).trim(), &id[..12]);
+    let json: Value = serde_json::from_str(env.ok(&["ps", "--format", "json"]).trim()).unwrap();
+    assert_eq!(json["ID"], id.as_str());
+    assert_eq!(json["Names"], "ticker");
+    assert_eq!(json["State"], "running");
+
+    // The output is logged by stream while the container runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = env.berth(&["logs", "ticker"]);
+        if text(&out.stdout).contains("tick 3") {
+            assert!(
+                text(&out.stdout).starts_with("started\ntick 1\n"),
+                "{}",
+                text(&out.stdout)
+            );
+            assert_eq!(text(&out.stderr), "to-stderr\n");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no output logged: {out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A second container by the same name is refused, and leaves nothing.
+    let out = env.berth(&["run", "-d", "--name", "ticker", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("already in use"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(env.container_dirs(), vec![id.clone()]);
+
+    // rm refuses a running container.
+    let out = env.berth(&["rm", "ticker"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is running"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // logs -f follows until the container stops; stop gives up on SIGTERM
+    // (sh as pid 1 ignores it) and kills after the timeout.
+    let follower = env
+        .command(&["logs", "-f", &id[..6]])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(env.ok(&["stop", "-t", "1", "ticker"]).trim(), "ticker");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    let followed = follower.wait_with_output().unwrap();
+    assert!(followed.status.success());
+    assert!(
+        text(&followed.stdout).contains("tick 5"),
+        "{}",
+        text(&followed.stdout)
+    );
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    assert!(!env.ok(&["ps"]).contains("ticker"));
+    // The mount went with the process; the container stays until rm.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "{mounts}");
+    env.ok(&["rm", "ticker"]);
+    env.assert_nothing_left();
+    assert!(cgroups_named(&id).is_empty());
+}
+
+#[test]
+fn stop_uses_the_stop_signal_and_rm_force_kills() {
+    let env = Env::new();
+    let trap = "trap 'echo bye; exit 0' TERM; echo up; while true; do sleep 0.1; done";
+    let id = env
+        .ok(&["run", "-d", "busybox", "sh", "-c", trap])
+        .trim()
+        .to_string();
+    wait_for_log(&env, &id, "up");
+    let started = Instant::now();
+    env.ok(&["stop", &id]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "SIGTERM was not handled"
+    );
+    assert_eq!(env.record(&id)["state"]["code"], 0);
+    assert_eq!(text(&env.berth(&["logs", &id]).stdout), "up\nbye\n");
+    // Stopping a stopped container is fine, as with Docker.
+    env.ok(&["stop", &id]);
+    env.ok(&["rm", &id]);
+
+    let id = env
+        .ok(&["run", "-d", "busybox", "sleep", "60"])
+        .trim()
+        .to_string();
+    env.ok(&["rm", "-f", &id]);
+    env.assert_nothing_left();
+    assert!(cgroups_named(&id).is_empty());
+
+    // --rm with -d: the monitor removes the container when it exits.
+    env.ok(&["run", "-d", "--rm", "busybox", "true"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.container_dirs().is_empty() {
+        assert!(Instant::now() < deadline, "the --rm container stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.assert_nothing_left();
+}
+
+fn wait_for_log(env: &Env, id: &str, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text(&env.berth(&["logs", id]).stdout).contains(needle) {
+        assert!(Instant::now() < deadline, "'{needle}' never logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tty_through_a_pty_with_its_window_size() {
+    let env = Env::new();
+    let script = require::program("script", "bsdutils");
+    let berth = format!(
+        "stty rows 33 cols 101; {} --root {} run --rm -t busybox sh -c 'tty; test -t 0 && test -t 1 && echo both-tty; stty size; echo $TERM; exit 6'",
+        bins::berth().display(),
+        env.store().display()
+    );
+    let out = Command::new(script)
+        .args(["-qfec", &berth, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout).replace('\r', "");
+    assert!(stdout.contains("/dev/pts/"), "{stdout}");
+    assert!(stdout.contains("both-tty\n"), "{stdout}");
+    assert!(stdout.contains("33 101\n"), "{stdout}");
+    assert!(stdout.contains("xterm\n"), "{stdout}");
+    assert_eq!(out.status.code(), Some(6), "{stdout}");
+    env.assert_nothing_left();
+
+    // -d -t: the terminal's output goes to the log.
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "test -t 1 && echo logged-tty",
+    ]);
+    wait_for_log(&env, id.trim(), "logged-tty");
+    env.ok(&["rm", "-f", id.trim()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn runc_gives_the_same_output_and_exit_codes() {
+    let env = Env::new();
+    let runc = require::program("runc", "runc");
+    let runc = runc.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; id; pwd; cat /etc/hostname | wc -c; exit 5",
+        ],
+        &[
+            "-w",
+            "/srv",
+            "-u",
+            "nobody",
+            "-e",
+            "A=1",
+            "busybox",
+            "sh",
+            "-c",
+            "pwd; id; echo $A",
+        ],
+        &["--entrypoint", "echo", "busybox", "entry"],
+        &["busybox", "nonexistent-command"],
+        &["busybox", "/etc/passwd"],
+    ];
+    for args in cases {
+        let run = |runtime: &str| {
+            let mut full = vec!["run", "--rm", "--runtime", runtime];
+            full.extend_from_slice(args);
+            env.berth(&full)
+        };
+        let ours = run(bins::berth_runtime().to_str().unwrap());
+        let theirs = run(runc);
+        assert_eq!(text(&ours.stdout), text(&theirs.stdout), "{args:?}");
+        assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
+    }
+    env.assert_nothing_left();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_leaves_nothing() {
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    let missing = format!("{}/missing:/x", host.path().display());
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["run", "--rm", "busybox", "nonexistent"],
+            127,
+            "nonexistent",
+        ),
+        (
+            &["run", "busybox", "/etc/passwd"],
+            126,
+            "could not create container",
+        ),
+        (&["run", "-d", "busybox", "nonexistent"], 127, "nonexistent"),
+        (
+            &["run", "--rm", "-v", "relative:/x", "busybox", "true"],
+            125,
+            "must be absolute",
+        ),
+        (
+            &["run", "--rm", "-v", "/a:/b:bogus", "busybox", "true"],
+            125,
+            "unknown option 'bogus'",
+        ),
+        (
+            &["run", "--rm", "-v", &missing, "busybox", "true"],
+            125,
+            "does not exist",
+        ),
+        (
+            &["run", "--rm", "-u", "nosuchuser", "busybox", "true"],
+            125,
+            "nosuchuser",
+        ),
+        (
+            &["run", "--rm", "-u", "root:nosuchgroup", "busybox", "true"],
+            125,
+            "nosuchgroup",
+        ),
+        (
+            &["run", "--rm", "--name", "bad/name", "busybox", "true"],
+            125,
+            "invalid container name",
+        ),
+        (
+            &["run", "--rm", "-w", "relative", "busybox", "true"],
+            125,
+            "must be absolute",
+        ),
+        (
+            &["run", "--rm", "localhost:1/nosuch", "true"],
+            125,
+            "nosuch",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let out = env.berth(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        env.assert_nothing_left();
+    }
+    for (args, needle) in [
+        (&["stop", "nosuch"][..], "no such container"),
+        (&["rm", "nosuch"], "no such container"),
+        (&["logs", "nosuch"], "no such container"),
+    ] {
+        let out = env.berth(args);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Nothing the runtime keeps state in is left either.
+    let leftovers: Vec<_> = fs::read_dir(env.store())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n == "runtime")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_missing_image_is_pulled_first() {
+    let env = Env::new();
+    let registry = berth_e2e::registry::TestRegistry::start();
+    let target = format!("{}/lifecycle/busybox:run", registry.host());
+    env.ok(&["push", "busybox", &target]);
+    let fresh = tempfile::tempdir().unwrap();
+    let out = Command::new(bins::berth())
+        .arg("--root")
+        .arg(fresh.path())
+        .args(["run", "--rm", &target, "echo", "pulled"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "pulled\n");
+    assert!(
+        text(&out.stderr).contains("Unable to find image"),
+        "{}",
+        text(&out.stderr)
+    );
+}
