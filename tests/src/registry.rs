@@ -146,6 +146,20 @@ impl Drop for TestRegistry {
     }
 }
 
+/// Writes an htpasswd file (bcrypt, as the registry requires) with one user
+/// into `dir` and returns its path; fails the test without `htpasswd`.
+pub fn htpasswd_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let program = require::program("htpasswd", "apache2-utils");
+    let output = Command::new(program)
+        .args(["-Bbn", user, password])
+        .output()
+        .expect("running htpasswd");
+    assert!(output.status.success(), "htpasswd failed");
+    let path = dir.join("htpasswd");
+    fs::write(&path, output.stdout).expect("writing the htpasswd file");
+    path
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 fn free_loopback_port() -> SocketAddr {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a loopback port");

@@ -7,12 +7,13 @@
 // Helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use berth_e2e::registry::{Auth, Options, TestRegistry};
+use berth_e2e::podman::Podman;
+use berth_e2e::registry::{Auth, Options, TestRegistry, htpasswd_file};
 use berth_e2e::{bins, require};
 use sha2::{Digest as _, Sha256};
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,13 +87,16 @@ impl Env {
         String::from_utf8(out.stderr).unwrap()
     }
 
-    /// Logs in with the password on stdin.
-    fn login(&self, host: &str, user: &str, password: &str) -> Output {
-        let mut child = self
-            .command(
-                "unused",
-                &["login", "--username", user, "--password-stdin", host],
-            )
+    /// Logs in with the password on stdin, with `PATH` set when given.
+    fn login(&self, host: &str, user: &str, password: &str, path: Option<&str>) -> Output {
+        let mut cmd = self.command(
+            "unused",
+            &["login", "--username", user, "--password-stdin", host],
+        );
+        if let Some(path) = path {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -345,18 +349,6 @@ fn faults_get_clear_errors_and_leave_nothing_behind() {
     assert!(env.staged("b").is_empty());
 }
 
-fn htpasswd_file(dir: &Path, user: &str, password: &str) -> PathBuf {
-    let program = require::program("htpasswd", "apache2-utils");
-    let output = Command::new(program)
-        .args(["-Bbn", user, password])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "htpasswd failed");
-    let path = dir.join("htpasswd");
-    std::fs::write(&path, output.stdout).unwrap();
-    path
-}
-
 #[test]
 fn login_stores_the_credential_in_docker_config_and_logout_removes_it() {
     let env = Env::new();
@@ -376,7 +368,7 @@ fn login_stores_the_credential_in_docker_config_and_logout_removes_it() {
         "{err}"
     );
     // A wrong password is refused and nothing is stored.
-    let out = env.login(&host, "berth", "wrong");
+    let out = env.login(&host, "berth", "wrong", None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -388,7 +380,7 @@ fn login_stores_the_credential_in_docker_config_and_logout_removes_it() {
         r#"{"psFormat":"table {{.ID}}"}"#
     );
 
-    let out = env.login(&host, "berth", "s3cret");
+    let out = env.login(&host, "berth", "s3cret", None);
     assert!(
         out.status.success(),
         "{}",
@@ -477,27 +469,7 @@ fn login_goes_through_a_configured_credential_helper() {
     env.import_busybox("a", "busybox");
     let target = format!("{host}/helper/busybox:1");
 
-    let login = |password: &str| {
-        let mut cmd = env.command(
-            "unused",
-            &["login", "-u", "helper-user", "--password-stdin", &host],
-        );
-        let mut child = cmd
-            .env("PATH", &path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
-    let out = login("helper-pass");
+    let out = env.login(&host, "helper-user", "helper-pass", Some(&path));
     assert!(
         out.status.success(),
         "{}",
@@ -842,58 +814,12 @@ fn podman_pulls_and_runs_what_berth_pushed() {
     let target = format!("{}/interop/busybox:1", registry.host());
     let digest = env.ok("a", &["push", "-q", "busybox", &target]);
 
-    let podman = require::program("podman", "podman");
-    let dir = env.dir.path().join("podman");
-    let podman_cmd = |args: &[&str]| {
-        let mut cmd = Command::new(&podman);
-        cmd.arg("--root")
-            .arg(dir.join("root"))
-            .arg("--runroot")
-            .arg(dir.join("runroot"))
-            .arg("--tmpdir")
-            .arg(dir.join("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "none", "--runtime"])
-            .arg(bins::berth_runtime())
-            .args(args)
-            .env(
-                "REGISTRY_AUTH_FILE",
-                env.dir.path().join("podman-auth.json"),
-            )
-            .stdin(Stdio::null());
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "podman {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    std::fs::write(env.dir.path().join("podman-auth.json"), "{}").unwrap();
-    podman_cmd(&["pull", "--tls-verify=false", &target]);
-    let inspected = podman_cmd(&["image", "inspect", "--format", "{{.Digest}}", &target]);
+    let podman = Podman::new();
+    podman.ok(&["pull", "--tls-verify=false", &target]);
+    let inspected = podman.ok(&["image", "inspect", "--format", "{{.Digest}}", &target]);
     assert_eq!(inspected.trim(), digest.trim());
-    let said = podman_cmd(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=4096:4096",
-        &target,
-        "echo",
-        "hello from berth's push",
-    ]);
+    let said = podman.run(&target, &["echo", "hello from berth's push"]);
     assert_eq!(said, "hello from berth's push\n");
-    let _ = Command::new(&podman)
-        .arg("--root")
-        .arg(dir.join("root"))
-        .arg("--runroot")
-        .arg(dir.join("runroot"))
-        .args(["--storage-driver", "vfs", "rmi", "--all", "--force"])
-        .output();
 }
 
 #[test]

@@ -5,7 +5,7 @@
 // proxy) fail the test on setup errors, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use berth_e2e::registry::{Auth, Options, TestRegistry};
+use berth_e2e::registry::{Auth, Options, TestRegistry, htpasswd_file};
 use berth_e2e::require;
 use berth_registry_client::auth::{Credential, Credentials};
 use berth_registry_client::manifest::{Descriptor, OCI_MANIFEST};
@@ -407,18 +407,6 @@ async fn chunked_upload_and_many_tags_paginate() {
     let mut tags = streamed.list_tags(&target).await.unwrap();
     tags.sort();
     assert_eq!(tags, wanted);
-}
-
-fn htpasswd_file(dir: &Path, user: &str, password: &str) -> std::path::PathBuf {
-    let program = require::program("htpasswd", "apache2-utils");
-    let output = Command::new(program)
-        .args(["-Bbn", user, password])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "htpasswd failed");
-    let path = dir.join("htpasswd");
-    std::fs::write(&path, output.stdout).unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
