@@ -521,6 +521,38 @@ fn tty_through_a_pty_with_its_window_size() {
     assert_eq!(out.status.code(), Some(6), "{stdout}");
     env.assert_nothing_left();
 
+    // -i -t: keys typed on berth's terminal reach the container's shell.
+    let berth = format!(
+        "{} --root {} run --rm -it busybox sh",
+        bins::berth().display(),
+        env.store().display()
+    );
+    let mut child = Command::new(require::program("script", "bsdutils"))
+        .args(["-qfec", &berth, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keys = child.stdin.take().unwrap();
+    let typist = std::thread::spawn(move || {
+        use std::io::Write;
+        // The shell starts and reads its first line only once it runs.
+        std::thread::sleep(Duration::from_millis(1500));
+        keys.write_all(b"echo typed-$((6*7))\r").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        keys.write_all(b"exit 3\r").unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+    });
+    let out = child.wait_with_output().unwrap();
+    typist.join().unwrap();
+    assert!(
+        text(&out.stdout).contains("typed-42"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(3));
+    env.assert_nothing_left();
+
     // -d -t: the terminal's output goes to the log.
     let id = env.ok(&[
         "run",

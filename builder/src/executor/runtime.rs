@@ -58,10 +58,8 @@ impl Runtime {
         id: &str,
         on_line: &(dyn Fn(Stream, &str) + Sync),
     ) -> io::Result<RunExit> {
-        let mut command = Command::new(&self.binary);
+        let mut command = self.command(state_root);
         command
-            .arg("--root")
-            .arg(state_root)
             .arg("run")
             .arg("--bundle")
             .arg(bundle)
