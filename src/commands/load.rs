@@ -6,7 +6,7 @@ use anyhow::Context;
 use berth_builder::archive;
 use clap::Args;
 use std::fs::File;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +30,9 @@ pub fn run(args: &LoadArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             archive::load(&store, file)
                 .map_err(|e| anyhow::anyhow!("loading {}: {e}", path.display()))?
         }
+        None if io::stdin().is_terminal() => anyhow::bail!(
+            "refusing to read an image archive from a terminal\nhint: use -i FILE or redirect stdin"
+        ),
         None => archive::load(&store, io::stdin().lock())
             .map_err(|e| anyhow::anyhow!("loading from stdin: {e}"))?,
     };

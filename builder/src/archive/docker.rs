@@ -247,6 +247,19 @@ mod tests {
             load_archive(&store, &bytes[..]),
             Err(ArchiveError::LayerCount { .. })
         ));
+        // An archive from before docker 1.10 says so.
+        let mut legacy = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(2);
+        header.set_mode(0o644);
+        legacy
+            .append_data(&mut header, "repositories", &b"{}"[..])
+            .unwrap();
+        let legacy = legacy.into_inner().unwrap();
+        assert!(matches!(
+            load_archive(&store, &legacy[..]),
+            Err(ArchiveError::LegacyDocker)
+        ));
         // And a tar that is neither format.
         let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
         assert!(matches!(

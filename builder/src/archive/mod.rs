@@ -45,6 +45,11 @@ pub enum ArchiveError {
     /// An entry has an unsafe path.
     #[error("the archive has an entry outside its root: '{0}'")]
     Escape(String),
+    /// A Docker archive from before docker 1.10, without `manifest.json`.
+    #[error(
+        "the archive is a docker archive without manifest.json (docker before 1.10), which berth cannot read\nhint: save the image again with a current docker, podman or skopeo"
+    )]
+    LegacyDocker,
     /// Neither an OCI layout nor a Docker archive.
     #[error(
         "the archive is neither an OCI image layout (index.json) nor a docker archive (manifest.json)"
@@ -106,6 +111,8 @@ pub fn load(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>, Archive
         oci::load(store, &staging)
     } else if staging.has("manifest.json") {
         docker::load(store, &staging)
+    } else if staging.has("repositories") {
+        Err(ArchiveError::LegacyDocker)
     } else {
         Err(ArchiveError::UnknownFormat)
     }
