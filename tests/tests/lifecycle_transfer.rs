@@ -977,3 +977,48 @@ fn a_terminal_gets_bars_and_a_password_prompt_without_echo() {
     let shown = on_terminal(&env, "b", &["pull", &target], &[]);
     assert!(shown.contains("already present"), "{shown:?}");
 }
+
+#[test]
+fn build_push_shows_the_same_per_blob_progress() {
+    let registry = TestRegistry::start();
+    let env = Env::new();
+    env.import_busybox("a", "busybox");
+    let host = registry.host();
+    env.ok(
+        "a",
+        &["push", "-q", "busybox", &format!("{host}/base/busybox:1")],
+    );
+    let context = env.dir.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox\nCOPY note /note\n",
+    )
+    .unwrap();
+    std::fs::write(context.join("note"), "built and pushed\n").unwrap();
+    let target = format!("{host}/built/app:1");
+    let out = env.run(
+        "a",
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--push",
+            "-t",
+            &target,
+            context.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The base layer is mounted from where the earlier push put it; the new
+    // layer and the config are uploaded.
+    assert!(stderr.contains(": mounted from base/busybox"), "{stderr}");
+    assert_eq!(stderr.matches(": pushed ").count(), 2, "{stderr}");
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        stderr.contains(&format!("pushed {target}@{digest}")),
+        "{stderr}"
+    );
+    assert_eq!(env.ok("b", &["pull", "-q", &target]).trim(), digest);
+}
