@@ -79,6 +79,13 @@ pub fn load(store: &Store, staging: &Staging) -> Result<Vec<LoadedImage>, Archiv
             .repo_tags
             .unwrap_or_default()
             .iter()
+            .filter(|n| match crate::images::validate_name(n) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(name = %n, error = %e, "loading an image without its invalid name");
+                    false
+                }
+            })
             .map(|n| normalize(n))
             .collect();
         name_image(store, &descriptor, &names)?;
