@@ -481,6 +481,25 @@ fn stop_uses_the_stop_signal_and_rm_force_kills() {
     env.assert_nothing_left();
     assert!(cgroups_named(&id).is_empty());
 
+    // The image's STOPSIGNAL comes first; a shell as pid 1 would ignore SIGTERM.
+    env.build.write(
+        "Dockerfile",
+        "FROM busybox\nSTOPSIGNAL SIGUSR1\n\
+         CMD [\"sh\", \"-c\", \"trap 'echo usr1; exit 9' USR1; echo up; while true; do sleep 0.1; done\"]\n",
+    );
+    env.build.build_ok(&["-t", "stoppable"]);
+    let id = env.ok(&["run", "-d", "stoppable"]).trim().to_string();
+    wait_for_log(&env, &id, "up");
+    let started = Instant::now();
+    env.ok(&["stop", &id[..12]]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stop signal was not sent"
+    );
+    assert_eq!(env.record(&id)["state"]["code"], 9);
+    assert_eq!(text(&env.berth(&["logs", &id]).stdout), "up\nusr1\n");
+    env.ok(&["rm", &id]);
+
     // --rm with -d: the monitor removes the container when it exits.
     env.ok(&["run", "-d", "--rm", "busybox", "true"]);
     let deadline = Instant::now() + Duration::from_secs(10);
