@@ -70,7 +70,7 @@ impl Runtime {
         }
         // The intermediate process joins the container's cgroup in a few
         // milliseconds; start the kernel's wait for that now.
-        let _warmup = crate::migration::start();
+        let warmup = crate::migration::start();
         let (bundle, spec) = check_bundle(&options.bundle)?;
         let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
             .with_executor(crate::executor::RuncExecutor::for_init(
@@ -90,6 +90,9 @@ impl Runtime {
                     .with_no_pivot(options.no_pivot)
                     .build()
             });
+        // The helper thread is long done; join it so that this process is
+        // single-threaded again for the cgroup remount.
+        drop(warmup);
         match built {
             Ok(mut container) => {
                 if let Err(err) = readonly_cgroups(&container, &spec) {

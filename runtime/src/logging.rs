@@ -117,13 +117,35 @@ struct LineLayer {
 
 impl<S: Subscriber> Layer<S> for LineLayer {
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        *metadata.level() <= self.max
+        logged_level(metadata.target(), *metadata.level()) <= self.max
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let metadata = event.metadata();
         let mut visitor = Message::default();
         event.record(&mut visitor);
-        self.log.write(*event.metadata().level(), &visitor.text);
+        self.log.write(
+            logged_level(metadata.target(), *metadata.level()),
+            &visitor.text,
+        );
+    }
+}
+
+/// The level an event is logged at. youki's libraries log a failure as an
+/// error at every layer it passes through (and in the forked processes),
+/// before returning it; the runtime then reports the returned error once, as
+/// runc does. So their errors and warnings are detail, kept at debug level
+/// for `--debug`.
+fn logged_level(target: &str, level: Level) -> Level {
+    let youki = ["libcontainer", "libcgroups"].iter().any(|lib| {
+        target
+            .strip_prefix(lib)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    if youki && level < Level::DEBUG {
+        Level::DEBUG
+    } else {
+        level
     }
 }
 
@@ -147,6 +169,30 @@ impl Visit for Message {
                 self.text.push(' ');
             }
             let _ = write!(self.text, "{}={value:?}", field.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn youki_errors_and_warnings_are_debug_detail() {
+        let cases = [
+            (
+                "libcontainer::process::container_main_process",
+                Level::ERROR,
+                Level::DEBUG,
+            ),
+            ("libcontainer", Level::WARN, Level::DEBUG),
+            ("libcgroups::v1::manager", Level::ERROR, Level::DEBUG),
+            ("libcontainer::container", Level::TRACE, Level::TRACE),
+            ("berth_runtime::lifecycle", Level::ERROR, Level::ERROR),
+            ("libcontainerd", Level::ERROR, Level::ERROR),
+        ];
+        for (target, level, want) in cases {
+            assert_eq!(logged_level(target, level), want, "{target} {level}");
         }
     }
 }

@@ -26,8 +26,10 @@ pub(crate) fn readonly_cgroup_destination(spec: &Spec) -> Option<PathBuf> {
 }
 
 /// Remounts every cgroup v1 mount below `destination` in the mount namespace
-/// of `pid` read-only. Runs in a forked child, since joining a mount
-/// namespace changes the caller's root.
+/// of `pid` read-only. Joining a mount namespace changes the caller's root
+/// and working directory, so this process joins it only for the remounts and
+/// then restores both; where it cannot join (a multi-threaded process) a
+/// forked child does the work.
 pub(crate) fn cgroup_v1_readonly(pid: Pid, destination: &std::path::Path) -> Result<()> {
     let ns_path = format!("/proc/{}/ns/mnt", pid.as_raw());
     let ns = std::fs::File::open(&ns_path).map_err(|e| Error::io("opening", &ns_path, e))?;
@@ -40,6 +42,12 @@ pub(crate) fn cgroup_v1_readonly(pid: Pid, destination: &std::path::Path) -> Res
     let targets = cgroup_mounts(&mountinfo, &prefix);
     if targets.is_empty() {
         return Ok(());
+    }
+    match remount_in_place(&ns, &targets) {
+        InPlace::Done(result) => return result,
+        InPlace::CannotJoin(errno) => {
+            tracing::debug!(%errno, "joining the container's mount namespace in place; forking instead");
+        }
     }
     // SAFETY: the child only makes system calls and reads a file before
     // _exit; the runtime is single-threaded here, so no lock can be held.
@@ -113,6 +121,83 @@ fn cgroup_mounts(mountinfo: &str, prefix: &str) -> Vec<(std::ffi::CString, libc:
     targets
 }
 
+/// What [`remount_in_place`] did.
+enum InPlace {
+    /// It joined the namespace; the remounts' outcome.
+    Done(Result<()>),
+    /// It could not join the namespace and changed nothing.
+    CannotJoin(Errno),
+}
+
+/// Joins the mount namespace `ns`, remounts `targets`, and returns to this
+/// process's own mount namespace, root and working directory. This saves the
+/// fork, exit and wait of a helper process on every create.
+fn remount_in_place(ns: &std::fs::File, targets: &[(std::ffi::CString, libc::c_ulong)]) -> InPlace {
+    use std::os::fd::AsRawFd;
+    let open_own = |path: &str, flags: libc::c_int| -> std::result::Result<std::fs::File, Errno> {
+        let path = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: open with a valid C string; the fd is owned by the File.
+        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: open returned a new fd that nothing else owns.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+    };
+    let saved = open_own("/proc/self/ns/mnt", libc::O_RDONLY).and_then(|own| {
+        Ok((
+            own,
+            open_own("/", libc::O_PATH | libc::O_DIRECTORY)?,
+            open_own(".", libc::O_PATH | libc::O_DIRECTORY)?,
+        ))
+    });
+    let (own_ns, root, cwd) = match saved {
+        Ok(saved) => saved,
+        Err(errno) => return InPlace::CannotJoin(errno),
+    };
+    // SAFETY: setns on an fd we own; it fails (EINVAL) unless this process
+    // is single-threaded, and then nothing changed.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+        return InPlace::CannotJoin(Errno::last());
+    }
+    let remounted = remount(targets).map_err(|source| Error::Sys {
+        action: "remounting the container's cgroup hierarchies read-only",
+        source,
+    });
+    // SAFETY: setns, fchdir and chroot on fds we own and a valid C string;
+    // they put back the namespace, root and directory saved above. Joining
+    // the namespace set the root to the namespace's; a runtime that ran
+    // chrooted is chrooted again.
+    let restored = unsafe {
+        libc::setns(own_ns.as_raw_fd(), libc::CLONE_NEWNS) == 0
+            && (same_directory(&root, c"/")
+                || (libc::fchdir(root.as_raw_fd()) == 0 && libc::chroot(c".".as_ptr()) == 0))
+            && libc::fchdir(cwd.as_raw_fd()) == 0
+    };
+    if !restored {
+        return InPlace::Done(Err(Error::Sys {
+            action: "returning to the runtime's own mount namespace after remounting cgroups",
+            source: Errno::last(),
+        }));
+    }
+    InPlace::Done(remounted)
+}
+
+/// Whether `dir` is the directory at `path`.
+fn same_directory(dir: &std::fs::File, path: &std::ffi::CStr) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = dir.metadata() else {
+        return false;
+    };
+    // SAFETY: an all-zero stat is valid; stat fills it.
+    let mut other: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: stat with a valid C string and out-pointer.
+    if unsafe { libc::stat(path.as_ptr(), &mut other) } != 0 {
+        return false;
+    }
+    meta.dev() == other.st_dev && meta.ino() == other.st_ino
+}
+
 fn remount_in_child(
     ns: &std::fs::File,
     targets: &[(std::ffi::CString, libc::c_ulong)],
@@ -122,6 +207,11 @@ fn remount_in_child(
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
         return Err(Errno::last());
     }
+    remount(targets)
+}
+
+/// Remounts each target with its flags, in the current mount namespace.
+fn remount(targets: &[(std::ffi::CString, libc::c_ulong)]) -> std::result::Result<(), Errno> {
     for (target, flags) in targets {
         // SAFETY: a remount with a valid path and no data.
         let rc = unsafe {

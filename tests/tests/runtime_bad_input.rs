@@ -21,11 +21,24 @@ fn create_fails(rt: &Runtime, bundle: &std::path::Path, wants: &[&str]) {
             "the error should mention {want:?}: {err}"
         );
     }
+    assert_reported_once(&err);
     rt.assert_gone(&id);
     // run fails the same way and leaves nothing either.
     let err = rt.fails(&["run", "--bundle", bundle.to_str().unwrap(), &id]);
     assert!(err.contains(wants[0]), "run: {err}");
+    assert_reported_once(&err);
     rt.assert_gone(&id);
+}
+
+/// The error is one line, as runc prints it, not once per layer of
+/// libcontainer that passed it on.
+fn assert_reported_once(stderr: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "the error should be reported once: {stderr}"
+    );
 }
 
 #[test]
