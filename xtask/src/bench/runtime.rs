@@ -11,8 +11,9 @@
 //! the memory of whatever process forked it before its exec, so asking
 //! `wait4` here would report this benchmark's own size as a floor for both
 //! runtimes; GNU time is small and forks from itself. berth-runtime is built
-//! with the `runtime` profile (the installed binary). It prints the medians
-//! and the berth/runc ratios.
+//! as it is meant to be installed: the `runtime` profile, statically linked
+//! (see [`build_static_runtime`]). It prints the medians and the berth/runc
+//! ratios.
 //!
 //! Options: `--rounds N` (default 40).
 
@@ -158,6 +159,31 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Builds berth-runtime as it is meant to be installed and returns its path:
+/// the `runtime` profile, statically linked (glibc and libseccomp), so that
+/// each of its two execs per container maps no shared library.
+///
+/// `--target` keeps the static flags off build scripts and proc macros, and
+/// puts the binary under `target/<host triple>/runtime/`.
+fn build_static_runtime() -> anyhow::Result<PathBuf> {
+    let host = output(Command::new("rustc").arg("-vV"))?
+        .lines()
+        .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+        .context("rustc -vV printed no host triple")?;
+    let seccomp_dir = output(Command::new("pkg-config").args(["--variable=libdir", "libseccomp"]))?;
+    eprintln!("xtask: building berth-runtime (profile runtime, static, {host})");
+    run_command(
+        Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env("LIBSECCOMP_LINK_TYPE", "static")
+            .env("LIBSECCOMP_LIB_PATH", seccomp_dir.trim())
+            .args(["build", "--profile", "runtime", "--target", &host])
+            .args(["-p", "berth-runtime"]),
+    )?;
+    Ok(target_dir().join(host).join("runtime/berth-runtime"))
+}
+
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut rounds = 40usize;
@@ -178,13 +204,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("the runtime benchmark creates containers and needs root");
     }
     let fixtures = crate::fixtures::build()?;
-    eprintln!("xtask: building berth-runtime (profile runtime)");
-    run_command(
-        Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args(["build", "--profile", "runtime", "-p", "berth-runtime"]),
-    )?;
-    let berth = target_dir().join("runtime/berth-runtime");
+    let berth = build_static_runtime()?;
     if !Path::new(GNU_TIME).is_file() {
         bail!("{GNU_TIME} (GNU time) is not installed; run 'cargo xtask deps'");
     }
