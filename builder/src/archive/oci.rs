@@ -8,7 +8,7 @@ use super::{ArchiveError, LoadedImage, name_image, parse};
 use crate::images;
 use crate::oci::{ANNOTATION_REF_NAME, Descriptor, Index, MEDIA_INDEX, MEDIA_MANIFEST, Manifest};
 use crate::output::ANNOTATION_CONTAINERD_NAME;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -76,13 +76,7 @@ fn import_blob(store: &Store, staging: &Staging, d: &Descriptor) -> Result<(), A
     }
     let name = format!("blobs/sha256/{}", d.digest.hex());
     let path = staging.path(&name)?;
-    store
-        .blobs()
-        .adopt(&path, Some(&d.digest))
-        .map_err(|e| match e {
-            StoreError::DigestMismatch { .. } => ArchiveError::Store(e),
-            other => ArchiveError::Store(other),
-        })?;
+    store.blobs().adopt(&path, Some(&d.digest))?;
     Ok(())
 }
 

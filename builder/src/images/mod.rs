@@ -80,14 +80,6 @@ pub enum ImagesError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A JSON document could not be written.
-    #[error("encoding the description of {digest}: {source}")]
-    Encode {
-        /// The image.
-        digest: Digest,
-        /// The error.
-        source: serde_json::Error,
-    },
 }
 
 /// The first 12 hex digits of a digest, as docker shows image IDs.
