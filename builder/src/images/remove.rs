@@ -56,7 +56,21 @@ pub fn remove(
     for reference in references {
         let images = local_images(store)?;
         let outcome = (|| {
-            let selected = resolve_in(&images, reference)?;
+            let selected = match resolve_in(&images, reference) {
+                Ok(selected) => selected,
+                // A tag whose image cannot be read (its manifest is gone or
+                // corrupt) can still be removed, so a broken store can be
+                // mended; what its blobs were is unknown, prune finds them.
+                Err(ImagesError::NotFound(_)) if is_tag(store, reference)? => {
+                    let name = store.untag(reference)?.annotations;
+                    let name = name
+                        .get(ANNOTATION_REF_NAME)
+                        .cloned()
+                        .unwrap_or_else(|| reference.clone());
+                    return Ok(vec![Removed::Untagged(name)]);
+                }
+                Err(e) => return Err(e),
+            };
             let image = &selected.image;
             let untag: Vec<String> = match &selected.by_name {
                 Some(name) => vec![name.clone()],
@@ -124,4 +138,49 @@ pub fn remove(
         "rmi collected"
     );
     Ok(RemoveReport { results, reclaimed })
+}
+
+/// Whether `reference` is a name in `index.json` (readable image or not).
+fn is_tag(store: &Store, reference: &str) -> Result<bool, ImagesError> {
+    let wanted = crate::store::tags::normalize(reference);
+    Ok(store
+        .tags()?
+        .iter()
+        .any(|(name, _)| name.as_deref() == Some(wanted.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{Descriptor, MEDIA_MANIFEST};
+
+    #[test]
+    fn a_tag_whose_image_is_unreadable_can_still_be_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let missing = Descriptor {
+            media_type: MEDIA_MANIFEST.into(),
+            digest: Digest::of(b"gone"),
+            size: 4,
+            annotations: Default::default(),
+            platform: None,
+        };
+        store.tag("broken", &missing).unwrap();
+        let report = remove(
+            &store,
+            &["broken".to_string(), "absent".to_string()],
+            RemoveOptions::default(),
+            &|| {},
+        )
+        .unwrap();
+        assert!(matches!(
+            &report.results[0].1,
+            Ok(done) if *done == vec![Removed::Untagged("broken:latest".into())]
+        ));
+        assert!(matches!(
+            &report.results[1].1,
+            Err(ImagesError::NotFound(name)) if name == "absent"
+        ));
+        assert!(store.read_index().unwrap().manifests.is_empty());
+    }
 }

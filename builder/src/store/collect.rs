@@ -57,6 +57,20 @@ impl Reachable {
         Ok(())
     }
 
+    /// Marks a root: a manifest or index that a tag or a container names.
+    /// Unlike [`Reachable::visit`], a root that is present but does not
+    /// parse stops the collection: what it needs cannot be known, and
+    /// guessing could delete a tagged image's layers.
+    pub fn visit_root(&mut self, store: &Store, digest: &Digest) -> Result<(), StoreError> {
+        let path = store.blobs().path(digest);
+        if path.exists() {
+            let bytes = fs::read(&path).map_err(io_err("reading", &path))?;
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source })?;
+        }
+        self.visit(store, digest)
+    }
+
     /// Marks every digest mentioned by a JSON document (a cache record) and
     /// what those blobs mention in turn.
     pub fn visit_document(
@@ -118,10 +132,10 @@ pub enum CacheRoots {
 pub fn mark(store: &Store, cache: CacheRoots) -> Result<Reachable, StoreError> {
     let mut reachable = Reachable::default();
     for descriptor in store.read_index()?.manifests {
-        reachable.visit(store, &descriptor.digest)?;
+        reachable.visit_root(store, &descriptor.digest)?;
     }
     for digest in container::images_in_use(store)? {
-        reachable.visit(store, &digest)?;
+        reachable.visit_root(store, &digest)?;
     }
     if cache == CacheRoots::Keep {
         for record in cache_files(store)? {
@@ -360,6 +374,16 @@ mod tests {
         assert!(reachable.snapshots.contains(&orphan_snapshot));
         let ignoring = mark(&store, CacheRoots::Ignore).unwrap();
         assert!(!ignoring.blobs.contains(&orphan));
+    }
+
+    #[test]
+    fn an_unreadable_tagged_manifest_stops_the_collection() {
+        let (_dir, store, manifest, _, _) = fixture();
+        fs::write(store.blobs().path(&manifest), b"{not json").unwrap();
+        assert!(matches!(
+            mark(&store, CacheRoots::Keep),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
