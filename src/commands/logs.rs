@@ -28,16 +28,12 @@ pub fn run(args: &LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // Followed until the monitor records the exit, which it does after the
-    // last output is in the log; a monitor that died gets a few seconds.
-    let gone_polls = std::cell::Cell::new(0);
-    let running = || match container::load(&store, &record.id) {
-        Ok(r) if matches!(r.state, container::State::Running { .. }) => {
-            if !r.is_running() {
-                gone_polls.set(gone_polls.get() + 1);
-            }
-            gone_polls.get() < 30
-        }
-        _ => false,
+    // last output is in the log (or until the monitor is gone).
+    let running = || {
+        container::load(&store, &record.id).is_ok_and(|r| {
+            matches!(r.state, container::State::Running { .. })
+                && (r.is_running() || r.owner_alive())
+        })
     };
     logfile::copy(
         &path,

@@ -1,7 +1,7 @@
 //! `berth ps`: list the containers berth started.
 
 use super::GlobalArgs;
-use berth_builder::container::{self, ContainerRecord, State};
+use berth_builder::container::{self, ContainerRecord, State, control};
 use clap::{Args, ValueEnum};
 use std::process::ExitCode;
 
@@ -31,8 +31,15 @@ pub enum Format {
 /// Lists the containers, newest first.
 pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
-    let mut records = container::list(&store)?;
-    records.retain(|r| args.all || r.is_running());
+    let mut records = Vec::new();
+    for record in container::list(&store)? {
+        // A container whose owner died is cleaned up now, as its owner would have.
+        if let Some(record) = control::reconcile(&store, record)?
+            && (args.all || record.is_running())
+        {
+            records.push(record);
+        }
+    }
     records.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     let now = container::now();
     if args.quiet {
@@ -145,8 +152,8 @@ fn status(r: &ContainerRecord, now: i64) -> String {
         State::Running { started, .. } if r.is_running() => {
             format!("Up {}", human_duration(now - started))
         }
-        // The process is gone but its exit was never recorded (its owner died).
-        State::Running { .. } => "Exited (unknown)".into(),
+        // The process is gone and its owner is recording the exit.
+        State::Running { .. } => "Exiting".into(),
         State::Exited { code, finished, .. } => {
             format!("Exited ({code}) {} ago", human_duration(now - finished))
         }

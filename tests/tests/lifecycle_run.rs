@@ -738,3 +738,39 @@ fn a_missing_image_is_pulled_first() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_container_whose_berth_was_killed_is_cleaned_up_by_the_next_ps() {
+    let env = Env::new();
+    for (rm, left) in [(true, 0), (false, 1)] {
+        let mut args = vec!["run", "busybox", "sh", "-c", "echo ready; sleep 1"];
+        if rm {
+            args.insert(1, "--rm");
+        }
+        let mut child = env.command(&args).stdout(Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        // As with Docker's client, the container outlives a killed berth.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            env.ok(&["ps"]).lines().count() == 2,
+            "the container stopped with berth"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while env.ok(&["ps"]).lines().count() > 1 {
+            assert!(Instant::now() < deadline, "the container never ended");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let all = env.ok(&["ps", "-a"]);
+        assert_eq!(all.lines().count(), 1 + left, "{all}");
+        if left == 1 {
+            assert!(all.contains("Exited (255)"), "{all}");
+            let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+            assert!(!mounts.contains(&env.store().to_string_lossy().into_owned()));
+            let id = env.container_dirs().remove(0);
+            env.ok(&["rm", &id]);
+        }
+        env.assert_nothing_left();
+    }
+}

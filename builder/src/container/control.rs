@@ -50,22 +50,48 @@ fn kill_process(record: &ContainerRecord) {
     }
 }
 
-/// Waits for the owner to record the exit; if it does not (it died), does
-/// its cleanup. Returns without error when the container is gone (`--rm`).
+/// Brings a record up to date when its container's process has ended but
+/// nobody recorded it because the owner died (a killed `berth run` or
+/// monitor): records the exit with Docker's 255 for an unknown code and
+/// cleans up as the owner would have (with `--rm`, the container goes).
+/// Returns the record as it is now, `None` if the container is gone.
+pub fn reconcile(
+    store: &Store,
+    record: ContainerRecord,
+) -> Result<Option<ContainerRecord>, ContainerError> {
+    if !matches!(record.state, State::Running { .. }) || record.is_running() || record.owner_alive()
+    {
+        return Ok(Some(record));
+    }
+    settle(store, &record.id)?;
+    match load(store, &record.id) {
+        Ok(record) => Ok(Some(record)),
+        Err(ContainerError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits for the owner to record the exit (not at all if the owner is dead);
+/// if it does not, does its cleanup. Returns without error when the
+/// container is gone (`--rm`).
 fn settle(store: &Store, id: &str) -> Result<(), ContainerError> {
-    let recorded = wait_until(OWNER_GRACE, || {
-        !matches!(
-            load(store, id),
-            Ok(ContainerRecord {
+    wait_until(OWNER_GRACE, || match load(store, id) {
+        Ok(
+            r @ ContainerRecord {
                 state: State::Running { .. },
                 ..
-            })
-        )
+            },
+        ) => !r.owner_alive(),
+        _ => true,
     });
-    if recorded {
+    let record = match load(store, id) {
+        Ok(record) => record,
+        Err(ContainerError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !matches!(record.state, State::Running { .. }) {
         return Ok(());
     }
-    let record = load(store, id)?;
     let started = match record.state {
         State::Running { started, .. } => started,
         _ => record.created,

@@ -92,6 +92,10 @@ pub enum State {
         pid_start: u64,
         /// When it started, in seconds since the epoch.
         started: i64,
+        /// The process that owns it (berth in the foreground, or the
+        /// monitor) and its start time: it records the exit.
+        #[serde(default)]
+        owner: (i32, u64),
     },
     /// The process ended.
     Exited {
@@ -311,12 +315,15 @@ pub fn now() -> i64 {
 }
 
 /// The start time of a process (field 22 of `/proc/PID/stat`), or `None` if
-/// there is no such process.
+/// there is no such process or it has ended (a zombie nobody reaped yet).
 pub fn process_start(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses; fields follow the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 impl ContainerRecord {
@@ -325,6 +332,18 @@ impl ContainerRecord {
     pub fn is_running(&self) -> bool {
         match self.state {
             State::Running { pid, pid_start, .. } => process_start(pid) == Some(pid_start),
+            _ => false,
+        }
+    }
+
+    /// Whether the process that owns the container (and records its exit)
+    /// still runs.
+    pub fn owner_alive(&self) -> bool {
+        match self.state {
+            State::Running {
+                owner: (pid, start),
+                ..
+            } => pid > 0 && process_start(pid) == Some(start),
             _ => false,
         }
     }
@@ -397,13 +416,17 @@ mod tests {
             pid: me,
             pid_start: start,
             started: 0,
+            owner: (me, start),
         };
         assert!(r.is_running());
+        assert!(r.owner_alive());
         r.state = State::Running {
             pid: me,
             pid_start: start + 1,
             started: 0,
+            owner: (0, 0),
         };
         assert!(!r.is_running());
+        assert!(!r.owner_alive());
     }
 }

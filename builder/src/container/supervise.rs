@@ -448,6 +448,10 @@ pub fn run(
         pid,
         pid_start: super::process_start(pid).unwrap_or(0),
         started,
+        owner: {
+            let me = std::process::id() as i32;
+            (me, super::process_start(me).unwrap_or(0))
+        },
     };
     if let Err(e) = super::save(store, &record) {
         return Err(kill_and_fail(e.to_string(), 125));
