@@ -41,7 +41,8 @@ pub enum RegistryError {
     /// The registry refused the credential (or the lack of one).
     #[error(
         "{action} {reference}: unauthorized: {registry} refused access ({message})\n\
-         hint: log in with 'berth login {login}', or check the credential stored for it"
+         hint: check the name; if it is right, log in with 'berth login {login}' \
+         (or check the credential stored for it)"
     )]
     Unauthorized {
         /// `pulling` or `pushing`.
