@@ -572,6 +572,40 @@ fn tty_through_a_pty_with_its_window_size() {
     assert_eq!(out.status.code(), Some(3));
     env.assert_nothing_left();
 
+    // A window size change on berth's terminal reaches the container's.
+    let names = tempfile::tempdir().unwrap();
+    let tty_name = names.path().join("tty");
+    let berth = format!(
+        "tty > {}; stty rows 20 cols 80; exec {} --root {} run --rm -t busybox sh -c \
+         'trap \"stty size; exit 0\" WINCH; echo ready; while true; do sleep 0.1; done'",
+        tty_name.display(),
+        bins::berth().display(),
+        env.store().display()
+    );
+    let mut child = Command::new(require::program("script", "bsdutils"))
+        .args(["-qfec", &berth, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ready") {
+        line.clear();
+        assert!(output.read_line(&mut line).unwrap() > 0, "no ready line");
+    }
+    let tty = fs::read_to_string(&tty_name).unwrap();
+    let status = Command::new("stty")
+        .args(["-F", tty.trim(), "rows", "40", "cols", "120"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut output, &mut rest).unwrap();
+    assert!(rest.contains("40 120"), "{rest}");
+    assert!(child.wait().unwrap().success());
+    env.assert_nothing_left();
+
     // -d -t: the terminal's output goes to the log.
     let id = env.ok(&[
         "run",
