@@ -217,46 +217,56 @@ impl TransferProgress {
         let Ok(mut sizes) = self.bars.lock() else {
             return;
         };
-        match event {
+        let size = match &event {
             Event::BlobStarted { digest, size } => {
                 // A bar that never draws keeps the size for the done line.
                 sizes
                     .entry(digest.to_string())
                     .or_insert_with(ProgressBar::hidden)
-                    .set_length(size);
-                self.line(&format!(
-                    "{}: {} {}",
-                    short(&digest),
-                    self.moving_word(),
-                    HumanBytes(size)
-                ));
+                    .set_length(*size);
+                Some(*size)
             }
-            Event::BlobProgress { .. } => {}
+            Event::BlobDone { digest, .. } => {
+                sizes.get(&digest.to_string()).and_then(ProgressBar::length)
+            }
+            _ => None,
+        };
+        if let Some(text) = self.plain_text(&event, size) {
+            self.line(&text);
+        }
+    }
+
+    /// The plain line an event gets, if any; `size` is the blob's size when
+    /// known.
+    fn plain_text(&self, event: &Event, size: Option<u64>) -> Option<String> {
+        Some(match event {
+            Event::BlobStarted { digest, size } => format!(
+                "{}: {} {}",
+                short(digest),
+                self.moving_word(),
+                HumanBytes(*size)
+            ),
+            Event::BlobProgress { .. } => return None,
             Event::BlobResumed { digest, offset } => {
-                self.line(&format!(
-                    "{}: resuming after {}",
-                    short(&digest),
-                    HumanBytes(offset)
-                ));
+                format!("{}: resuming after {}", short(digest), HumanBytes(*offset))
             }
             Event::BlobDone { digest, outcome } => {
-                let size = sizes.get(&digest.to_string()).and_then(ProgressBar::length);
-                let text = match (&outcome, size) {
+                let text = match (outcome, size) {
                     (BlobOutcome::Downloaded | BlobOutcome::Uploaded, Some(size)) => {
-                        format!("{} {}", self.outcome_text(&outcome), HumanBytes(size))
+                        format!("{} {}", self.outcome_text(outcome), HumanBytes(size))
                     }
-                    _ => self.outcome_text(&outcome),
+                    _ => self.outcome_text(outcome),
                 };
-                self.line(&format!("{}: {text}", short(&digest)));
+                format!("{}: {text}", short(digest))
             }
-            Event::ManifestDone { digest, .. } => self.line(&self.manifest_text(&digest)),
+            Event::ManifestDone { digest, .. } => self.manifest_text(digest),
             Event::Retrying {
                 request,
                 reason,
                 attempt,
                 wait,
-            } => self.line(&retry_text(&request, &reason, attempt, wait)),
-        }
+            } => retry_text(request, reason, *attempt, *wait),
+        })
     }
 }
 
@@ -273,6 +283,124 @@ impl Progress for TransferProgress {
             Mode::Quiet => {}
             Mode::Tty => self.render_tty(event),
             Mode::Plain => self.render_plain(event),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn plain_lines_say_what_happened_to_each_blob() {
+        let pull = TransferProgress::new(Direction::Pull, true);
+        let push = TransferProgress::new(Direction::Push, true);
+        let digest = || DIGEST.parse().unwrap();
+        let cases: Vec<(&TransferProgress, Event, Option<u64>, Option<String>)> = vec![
+            (
+                &pull,
+                Event::BlobStarted {
+                    digest: digest(),
+                    size: 2048,
+                },
+                Some(2048),
+                Some("0123456789ab: downloading 2.00 KiB".to_string()),
+            ),
+            (
+                &push,
+                Event::BlobStarted {
+                    digest: digest(),
+                    size: 10,
+                },
+                Some(10),
+                Some("0123456789ab: uploading 10 B".to_string()),
+            ),
+            (
+                &pull,
+                Event::BlobProgress {
+                    digest: digest(),
+                    done: 1,
+                    total: 2,
+                },
+                None,
+                None,
+            ),
+            (
+                &pull,
+                Event::BlobResumed {
+                    digest: digest(),
+                    offset: 3 << 20,
+                },
+                None,
+                Some("0123456789ab: resuming after 3.00 MiB".to_string()),
+            ),
+            (
+                &pull,
+                Event::BlobDone {
+                    digest: digest(),
+                    outcome: BlobOutcome::Downloaded,
+                },
+                Some(1024),
+                Some("0123456789ab: downloaded 1.00 KiB".to_string()),
+            ),
+            (
+                &pull,
+                Event::BlobDone {
+                    digest: digest(),
+                    outcome: BlobOutcome::AlreadyPresent,
+                },
+                None,
+                Some("0123456789ab: already present".to_string()),
+            ),
+            (
+                &push,
+                Event::BlobDone {
+                    digest: digest(),
+                    outcome: BlobOutcome::AlreadyPresent,
+                },
+                None,
+                Some("0123456789ab: exists".to_string()),
+            ),
+            (
+                &push,
+                Event::BlobDone {
+                    digest: digest(),
+                    outcome: BlobOutcome::Mounted {
+                        from: "team/base".into(),
+                    },
+                },
+                None,
+                Some("0123456789ab: mounted from team/base".to_string()),
+            ),
+            (
+                &push,
+                Event::ManifestDone {
+                    digest: digest(),
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                },
+                None,
+                Some(format!("manifest {DIGEST}: pushed")),
+            ),
+            (
+                &pull,
+                Event::Retrying {
+                    request: "GET http://r/v2/".into(),
+                    reason: "HTTP 503".into(),
+                    attempt: 1,
+                    wait: Duration::from_millis(200),
+                },
+                None,
+                Some("retrying GET http://r/v2/ in 0.2s (attempt 1 failed: HTTP 503)".to_string()),
+            ),
+        ];
+        for (renderer, event, size, want) in cases {
+            let got = renderer.plain_text(&event, size);
+            assert_eq!(got, want, "{event:?}");
+            if let Some(line) = got {
+                assert!(!line.contains('\r') && !line.contains('\n'), "{line:?}");
+            }
         }
     }
 }
