@@ -1,6 +1,7 @@
 //! `berth ps`: list the containers berth started.
 
 use super::GlobalArgs;
+use super::images::format::{duration, table, truncate};
 use berth_builder::container::{self, ContainerRecord, State, control};
 use clap::{Args, ValueEnum};
 use std::process::ExitCode;
@@ -57,7 +58,7 @@ pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     "ImageDigest": r.image_digest.to_string(),
                     "Command": quoted_command(r, usize::MAX),
                     "CreatedAt": r.created,
-                    "RunningFor": format!("{} ago", human_duration(now - r.created)),
+                    "RunningFor": format!("{} ago", duration(now - r.created)),
                     "State": state_name(r),
                     "ExitCode": exit_code(r),
                     "Status": status(r, now),
@@ -67,14 +68,14 @@ pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Table => {
-            let rows: Vec<[String; 6]> = records
+            let rows: Vec<Vec<String>> = records
                 .iter()
                 .map(|r| {
-                    [
+                    vec![
                         r.short_id().to_string(),
                         r.image.clone(),
                         quoted_command(r, 20),
-                        format!("{} ago", human_duration(now - r.created)),
+                        format!("{} ago", duration(now - r.created)),
                         status(r, now),
                         r.name.clone(),
                     ]
@@ -87,47 +88,16 @@ pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 "CREATED",
                 "STATUS",
                 "NAMES",
-            ]
-            .map(String::from);
+            ];
             print!("{}", table(&header, &rows));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Columns padded to their widest cell with three spaces between, as Docker's.
-fn table(header: &[String; 6], rows: &[[String; 6]]) -> String {
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// The command in quotes, cut to `max` characters with an ellipsis.
 fn quoted_command(r: &ContainerRecord, max: usize) -> String {
-    let text = r.command.join(" ");
-    if text.chars().count() > max {
-        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-        format!("\"{cut}…\"")
-    } else {
-        format!("\"{text}\"")
-    }
+    format!("\"{}\"", truncate(&r.command.join(" "), max))
 }
 
 fn state_name(r: &ContainerRecord) -> &'static str {
@@ -150,79 +120,12 @@ fn status(r: &ContainerRecord, now: i64) -> String {
     match r.state {
         State::Created => "Created".into(),
         State::Running { started, .. } if r.is_running() => {
-            format!("Up {}", human_duration(now - started))
+            format!("Up {}", duration(now - started))
         }
         // The process is gone and its owner is recording the exit.
         State::Running { .. } => "Exiting".into(),
         State::Exited { code, finished, .. } => {
-            format!("Exited ({code}) {} ago", human_duration(now - finished))
+            format!("Exited ({code}) {} ago", duration(now - finished))
         }
-    }
-}
-
-/// A duration as Docker words it ("Less than a second", "About a minute", "3 hours").
-fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let plural = |n: i64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    };
-    match secs {
-        0 => "Less than a second".into(),
-        s if s < 60 => plural(s, "second"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => plural(s / 60, "minute"),
-        s if s < 2 * 3600 => "About an hour".into(),
-        s if s < 48 * 3600 => plural(s / 3600, "hour"),
-        s if s < 14 * 86_400 => plural(s / 86_400, "day"),
-        s if s < 60 * 86_400 => plural(s / (7 * 86_400), "week"),
-        s if s < 2 * 365 * 86_400 => plural(s / (30 * 86_400), "month"),
-        s => plural(s / (365 * 86_400), "year"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_dockers() {
-        let cases = [
-            (0, "Less than a second"),
-            (1, "1 second"),
-            (3, "3 seconds"),
-            (59, "59 seconds"),
-            (61, "About a minute"),
-            (600, "10 minutes"),
-            (3700, "About an hour"),
-            (5 * 3600, "5 hours"),
-            (3 * 86_400, "3 days"),
-            (21 * 86_400, "3 weeks"),
-            (90 * 86_400, "3 months"),
-            (800 * 86_400, "2 years"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(human_duration(secs), want, "{secs}");
-        }
-    }
-
-    #[test]
-    fn table_aligns_columns() {
-        let header = ["A", "BB", "C", "D", "E", "F"].map(String::from);
-        let rows = [[
-            "long".to_string(),
-            "x".into(),
-            "y".into(),
-            "z".into(),
-            "w".into(),
-            "n".into(),
-        ]];
-        assert_eq!(
-            table(&header, &rows),
-            "A      BB   C   D   E   F\nlong   x    y   z   w   n\n"
-        );
     }
 }

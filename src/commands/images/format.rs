@@ -41,7 +41,7 @@ pub fn age(created: Option<&str>, now: i64) -> String {
 }
 
 /// docker's human durations: `About an hour`, `3 weeks`, `2 years`.
-fn duration(secs: i64) -> String {
+pub fn duration(secs: i64) -> String {
     let (minute, hour, day) = (60, 3600, 86_400);
     match secs {
         s if s < 1 => "Less than a second".to_string(),
