@@ -13,7 +13,10 @@
 //! - [`layer`]: deterministic layer tars, compression, whiteouts, unpacking;
 //! - [`context`]: the build context's file hashes, cached by stat data;
 //! - [`engine`]: walks the plan, computes cache keys, builds stages in parallel;
-//! - [`executor`]: `RUN` steps in containers through a runtime's command line;
+//! - [`container`]: `berth run`'s containers: records, bundles, supervision,
+//!   logs, stop and removal;
+//! - [`executor`]: containers through a runtime's command line: `RUN` steps,
+//!   and the OCI config, overlay and user resolution `berth run` shares;
 //! - [`image`]: images in the local store, and importing a root filesystem;
 //! - [`images`]: listing, naming, inspecting, removing images and pruning;
 //! - [`oci`]: the OCI image documents;
