@@ -2,6 +2,7 @@
 //! image's blobs take in the store (compressed layers, config, manifest).
 
 pub mod format;
+pub mod template;
 
 use super::GlobalArgs;
 use berth_builder::images::{self, repository_of, short_id};

@@ -2,6 +2,7 @@
 //! array with one object per image, like `docker inspect`.
 
 use super::GlobalArgs;
+use super::images::template;
 use berth_builder::images;
 use clap::Args;
 use std::process::ExitCode;
@@ -12,6 +13,10 @@ pub struct InspectArgs {
     /// The images: names, name:tag, name@digest or image ID prefixes.
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<String>,
+    /// Print each image through a template instead, e.g. '{{.Id}}' or
+    /// '{{json .Config.Env}}' (field paths and json, as docker users write).
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
 }
 
 /// Prints the descriptions of the images that exist; fails if any does not.
@@ -28,7 +33,14 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&described)?);
+    match &args.format {
+        Some(template) => {
+            for value in &described {
+                println!("{}", template::render(template, value)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&described)?),
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -146,6 +146,15 @@ fn tag_images_inspect_and_history_describe_the_store() {
         );
     }
 
+    // docker's --format templates.
+    assert_eq!(
+        berth_ok(
+            &env,
+            &["inspect", "--format", "{{.Id}} {{json .Config.Cmd}}", "app"]
+        ),
+        format!("{config_digest} [\"cat\",\"/built\"]\n")
+    );
+
     // Bad references and names: a clear error and a failure exit.
     for (args, message) in [
         (vec!["inspect", "missing"], "no such image: 'missing'"),
