@@ -15,6 +15,9 @@
 //! (see [`build_static_runtime`]). It prints the medians and the berth/runc
 //! ratios.
 //!
+//! The state roots (`--root`) are on a tmpfs, as both runtimes expect them
+//! to be (see [`state_on_tmpfs`]).
+//!
 //! Options: `--rounds N` (default 40).
 
 use crate::util::{output, run as run_command, target_dir, workspace_root};
@@ -184,6 +187,49 @@ fn build_static_runtime() -> anyhow::Result<PathBuf> {
     Ok(target_dir().join(host).join("runtime/berth-runtime"))
 }
 
+/// Mounts a tmpfs on `dir` for the runtimes' state roots, where both runc and
+/// berth-runtime say state belongs (`--root`: "should be on tmpfs"; their
+/// defaults are under /run). On a disk they would measure the filesystem:
+/// every rewrite of a state file there costs block allocation and, on a disk
+/// mounted with `discard`, a synchronous discard. The mount is made in a
+/// private mount namespace of this process, so it disappears with it.
+fn state_on_tmpfs(dir: &Path) -> anyhow::Result<()> {
+    let sys = |what: &str| anyhow::anyhow!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: unshare with a constant flag only affects this process.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(sys("unshare(CLONE_NEWNS) for the state tmpfs"));
+    }
+    // SAFETY: mount with valid C strings or nulls; it changes only this
+    // process's new mount namespace.
+    if unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    } != 0
+    {
+        return Err(sys("making the benchmark's mounts private"));
+    }
+    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
+    // SAFETY: as above.
+    if unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"mode=0700".as_ptr().cast(),
+        )
+    } != 0
+    {
+        return Err(sys(&format!("mounting a tmpfs on {}", dir.display())));
+    }
+    Ok(())
+}
+
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut rounds = 40usize;
@@ -242,17 +288,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             std::io::Error::last_os_error()
         );
     }
+    let state = work.join("state");
+    std::fs::create_dir_all(&state)?;
+    state_on_tmpfs(&state)?;
     let runtimes = [
         Runtime {
             name: "berth-runtime",
             binary: berth,
-            root: work.join("root-berth"),
+            root: state.join("root-berth"),
             rss_file: work.join("rss-berth"),
         },
         Runtime {
             name: "runc",
             binary: runc,
-            root: work.join("root-runc"),
+            root: state.join("root-runc"),
             rss_file: work.join("rss-runc"),
         },
     ];
@@ -282,7 +331,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
 
-    println!("berth-runtime vs runc, busybox /bin/true, {rounds} alternating rounds (medians)");
+    println!(
+        "berth-runtime vs runc, busybox /bin/true, {rounds} alternating rounds (medians), state roots on tmpfs"
+    );
     println!(
         "{:<28} {:>12} {:>12} {:>8}",
         "", "berth-runtime", "runc", "ratio"
