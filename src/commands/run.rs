@@ -95,11 +95,6 @@ fn fail(error: &ContainerError) -> ExitCode {
 /// Runs `berth run`.
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
-    if !args.detach {
-        // Before any thread starts, so every thread leaves these signals to
-        // the one that passes them to the container.
-        supervise::block_signals(supervise::FORWARDED)?;
-    }
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -125,6 +120,11 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if args.detach {
         return detach(&record, args.tty, global);
     }
+    // Blocked before the supervisor starts its threads (creating the
+    // container, a pull included, leaves none running), so they all leave
+    // these signals to the one that passes them to the container; until
+    // then Ctrl-C still stops berth.
+    supervise::block_signals(supervise::FORWARDED)?;
     let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
     let io = Io::Attached {
         stdin: if args.interactive {

@@ -500,7 +500,23 @@ pub fn run(
         let _ = pump.join();
     }
     drop(raw_mode);
-    let code = exit.map_err(cio("waiting for the container process of", &dir))?;
+    let code = match exit {
+        Ok(code) => code,
+        // A runtime that keeps a process between berth and the container
+        // leaves no child to wait for: watch the process instead; its code
+        // is unknown (Docker's 255).
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+            tracing::warn!(
+                pid,
+                "the container's process is not berth's child; polling it"
+            );
+            while record.is_running() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            255
+        }
+        Err(e) => return Err(cio("waiting for the container process of", &dir)(e)),
+    };
     finish(store, &record, started, code)?;
     reap_orphans();
     Ok(code)
