@@ -6,17 +6,30 @@ pub mod template;
 
 use super::GlobalArgs;
 use berth_builder::images::{self, repository_of, short_id};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
 
 /// Output formats of `berth images`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListFormat {
     /// Aligned columns.
     Table,
     /// A JSON array, one object per name (as the table has one row per name).
     Json,
+    /// A docker-style template per row, e.g. `{{.Repository}}:{{.Tag}}`.
+    Template(String),
+}
+
+impl std::str::FromStr for ListFormat {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<ListFormat, Self::Err> {
+        Ok(match text {
+            "table" => ListFormat::Table,
+            "json" => ListFormat::Json,
+            template => ListFormat::Template(template.to_string()),
+        })
+    }
 }
 
 /// Arguments of `berth images`.
@@ -35,8 +48,9 @@ pub struct ImagesArgs {
     /// ID, e.g. the same image loaded with compressed and plain layers).
     #[arg(long)]
     pub digests: bool,
-    /// The output format.
-    #[arg(long, value_enum, default_value = "table")]
+    /// The output format: table, json, or a template per row with docker's
+    /// fields (.Repository, .Tag, .ID, .Digest, .CreatedSince, .CreatedAt, .Size).
+    #[arg(long, default_value = "table", value_name = "FORMAT")]
     pub format: ListFormat,
 }
 
@@ -73,6 +87,7 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             });
         }
     }
+    rows.sort_by_key(|r| (r.repository == "<none>", r.repository, r.tag));
     if let Some(filter) = &args.filter {
         rows.retain(
             |r| match filter.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
@@ -97,7 +112,23 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format {
+    match &args.format {
+        ListFormat::Template(text) => {
+            let now = format::now();
+            for r in &rows {
+                let created = r.image.image.config.created.as_deref();
+                let row = json!({
+                    "Repository": r.repository,
+                    "Tag": r.tag,
+                    "ID": id(r.image),
+                    "Digest": r.image.top.digest,
+                    "CreatedSince": format::age(created, now),
+                    "CreatedAt": created,
+                    "Size": format::size(r.image.size()),
+                });
+                println!("{}", template::render(text, &row)?);
+            }
+        }
         ListFormat::Json => {
             let list: Vec<_> = rows
                 .iter()

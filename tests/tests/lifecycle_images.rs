@@ -202,6 +202,18 @@ fn tag_images_inspect_and_history_describe_the_store() {
         .unwrap();
     assert_eq!(app["Id"], config_digest.as_str());
     assert_eq!(app["Digest"], digest.as_str());
+    let templated = berth_ok(
+        &env,
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+    );
+    assert_eq!(
+        templated,
+        format!(
+            "app:latest {short}\nbusybox:latest {}\nlocalhost:5000/team/app:1 {short}\n",
+            berth_ok(&env, &["inspect", "--format", "{{.Id}}", "busybox"])[7..19].to_string(),
+            short = &id[..12]
+        )
+    );
     let filtered = berth_ok(&env, &["images", "busybox"]);
     assert_eq!(filtered.lines().count(), 2, "{filtered}");
 
