@@ -123,9 +123,6 @@ pub enum ContainerError {
     /// Unpacking a layer failed.
     #[error(transparent)]
     Extract(#[from] crate::layer::extract::ExtractError),
-    /// Pulling the image failed.
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
     /// A filesystem or process operation failed.
     #[error("{action} {}: {source}", path.display())]
     Io {
