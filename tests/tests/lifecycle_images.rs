@@ -210,7 +210,7 @@ fn tag_images_inspect_and_history_describe_the_store() {
         templated,
         format!(
             "app:latest {short}\nbusybox:latest {}\nlocalhost:5000/team/app:1 {short}\n",
-            berth_ok(&env, &["inspect", "--format", "{{.Id}}", "busybox"])[7..19].to_string(),
+            &berth_ok(&env, &["inspect", "--format", "{{.Id}}", "busybox"])[7..19],
             short = &id[..12]
         )
     );
