@@ -516,7 +516,8 @@ fn login_goes_through_a_configured_credential_helper() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unauthorized"), "{err}");
 }
 
 /// A TCP relay in front of the registry that can slow both directions down,
