@@ -18,7 +18,7 @@ mod executor;
 pub mod features;
 mod foreground;
 pub mod lifecycle;
-mod migration;
+pub mod migration;
 mod remount;
 pub mod signal;
 pub mod spec;

@@ -7,6 +7,7 @@
 mod commands;
 mod logging;
 
+use berth_runtime::migration;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,14 +106,28 @@ fn main() -> ExitCode {
     };
     // Commands that put processes into a container run from a sealed copy of
     // this binary, so the container can never write to the host's file
-    // (CVE-2019-5736).
-    if matches!(
+    // (CVE-2019-5736). They also move processes into a cgroup, whose wait
+    // for the kernel starts before the re-exec (see the migration module).
+    let creates_processes = matches!(
         command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) && let Err(err) = berth_runtime::exe::reexec_sealed()
-    {
-        eprintln!("berth-runtime: {err}");
-        return ExitCode::FAILURE;
+    );
+    if let Some(pid) = std::env::var_os(migration::HELPER_PID_ENV) {
+        // SAFETY: the process is single-threaded here.
+        unsafe { std::env::remove_var(migration::HELPER_PID_ENV) };
+        if let Some(pid) = pid.to_str().and_then(|p| p.parse().ok()) {
+            migration::adopt_helper(pid);
+        }
+    }
+    if creates_processes && !berth_runtime::exe::running_sealed() {
+        if let Some(pid) = migration::fork_helper() {
+            // SAFETY: the process is single-threaded here.
+            unsafe { std::env::set_var(migration::HELPER_PID_ENV, pid.to_string()) };
+        }
+        if let Err(err) = berth_runtime::exe::reexec_sealed() {
+            eprintln!("berth-runtime: {err}");
+            return ExitCode::FAILURE;
+        }
     }
     let log = logging::init(&cli.global);
     let global = &cli.global;

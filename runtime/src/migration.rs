@@ -10,37 +10,121 @@
 //! into the container's cgroups only after it has been forked and has found
 //! the cgroup mounts, and then sat out the whole grace period.
 //!
-//! [`start`] begins that wait on a helper thread as soon as a command knows
-//! it will create container processes: the thread moves this process into
-//! the cgroup it is already in (a no-op migration that still takes the
-//! lock), so the grace period elapses while the runtime reads the bundle,
-//! writes its state and forks. By the time the intermediate process writes,
-//! the period is over or partly over.
+//! So that wait starts as soon as a command knows it will create container
+//! processes: a helper moves itself into the cgroup it is already in (a
+//! no-op migration that still takes the lock), and the grace period elapses
+//! while the runtime re-executes itself sealed, reads the bundle, writes its
+//! state and forks. By the time the intermediate process writes, the period
+//! is over or partly over. The binary forks that helper ([`fork_helper`])
+//! before its sealed re-exec and hands its pid to the new image
+//! ([`adopt_helper`]), which reaps it; otherwise [`start`] runs the no-op
+//! migration on a thread.
 
+use std::ffi::CString;
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::JoinHandle;
 
-/// The helper thread of [`start`]; joining it (or dropping this) waits for
-/// the no-op migration to finish.
+/// The environment variable that carries the helper's pid across the sealed
+/// re-exec. The binary removes it first thing, so nothing inherits it.
+pub const HELPER_PID_ENV: &str = "_BERTH_RUNTIME_CGROUP_WARMUP_PID";
+
+/// The helper process this image adopted, 0 when there is none (or it was
+/// reaped).
+static ADOPTED_HELPER: AtomicI32 = AtomicI32::new(0);
+
+/// A running warm-up; dropping it waits for the no-op migration to finish
+/// (joining the thread or reaping the helper process).
 #[derive(Debug)]
-pub(crate) struct Warmup(Option<JoinHandle<()>>);
+pub(crate) struct Warmup {
+    thread: Option<JoinHandle<()>>,
+    helper: libc::pid_t,
+}
 
 impl Drop for Warmup {
     fn drop(&mut self) {
-        if let Some(handle) = self.0.take()
+        if let Some(handle) = self.thread.take()
             && handle.join().is_err()
         {
             tracing::debug!("the cgroup migration warm-up thread panicked");
         }
+        if self.helper > 0 {
+            let mut status = 0;
+            // SAFETY: waiting for our own child; the pointer is valid.
+            unsafe { libc::waitpid(self.helper, &mut status, 0) };
+        }
     }
 }
 
-/// Starts the no-op migration of this process on a helper thread. Best
-/// effort: where no `cgroup.procs` of this process can be written (no
+/// Forks a helper process that does the no-op migration and exits, and
+/// returns its pid (a child of this process, to be reaped). Meant for the
+/// binary before its sealed re-exec, while it is single-threaded. Best
+/// effort: `None` where no `cgroup.procs` of this process is writable.
+pub fn fork_helper() -> Option<libc::pid_t> {
+    let path = CString::new(own_cgroup_procs()?.into_os_string().into_vec()).ok()?;
+    // SAFETY: the child only makes system calls on memory prepared before
+    // the fork, then _exits; the caller is single-threaded.
+    match unsafe { libc::fork() } {
+        -1 => None,
+        0 => {
+            let mut digits = [0u8; 12];
+            // SAFETY: getpid has no preconditions.
+            let pid = decimal(unsafe { libc::getpid() }, &mut digits);
+            // SAFETY: open and write with a valid C string and buffer;
+            // _exit never returns and skips the parent's atexit state.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    libc::write(fd, pid.as_ptr().cast(), pid.len());
+                }
+                libc::_exit(0)
+            }
+        }
+        pid => Some(pid),
+    }
+}
+
+/// Adopts the helper a previous image of this process forked (its pid from
+/// [`HELPER_PID_ENV`]): the next [`start`] waits for it instead of starting
+/// another warm-up.
+pub fn adopt_helper(pid: libc::pid_t) {
+    ADOPTED_HELPER.store(pid, Ordering::SeqCst);
+}
+
+/// Writes `value`'s decimal digits at the end of `buf` and returns them,
+/// without allocating (for the forked helper).
+fn decimal(value: libc::pid_t, buf: &mut [u8; 12]) -> &[u8] {
+    let mut rest = value.unsigned_abs();
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 || start == 0 {
+            break;
+        }
+    }
+    &buf[start..]
+}
+
+/// Starts the no-op migration, unless an adopted helper is doing it already.
+/// Best effort: where no `cgroup.procs` of this process can be written (no
 /// cgroupfs, no permission), nothing happens and nothing fails.
 pub(crate) fn start() -> Warmup {
+    let helper = ADOPTED_HELPER.swap(0, Ordering::SeqCst);
+    if helper > 0 {
+        return Warmup {
+            thread: None,
+            helper,
+        };
+    }
+    let idle = Warmup {
+        thread: None,
+        helper: 0,
+    };
     let Some(path) = own_cgroup_procs() else {
-        return Warmup(None);
+        return idle;
     };
     let pid = std::process::id().to_string();
     let spawned = std::thread::Builder::new()
@@ -55,10 +139,13 @@ pub(crate) fn start() -> Warmup {
             }
         });
     match spawned {
-        Ok(handle) => Warmup(Some(handle)),
+        Ok(handle) => Warmup {
+            thread: Some(handle),
+            helper: 0,
+        },
         Err(err) => {
             tracing::debug!(%err, "starting the cgroup migration warm-up thread");
-            Warmup(None)
+            idle
         }
     }
 }
@@ -128,6 +215,19 @@ mod tests {
                 PathBuf::from("/sys/fs/cgroup/unified/b/c/cgroup.procs"),
             ]
         );
+    }
+
+    #[test]
+    fn pids_are_written_in_decimal_without_allocating() {
+        let mut buf = [0u8; 12];
+        for (pid, want) in [
+            (0, "0"),
+            (7, "7"),
+            (12345, "12345"),
+            (i32::MAX, "2147483647"),
+        ] {
+            assert_eq!(decimal(pid, &mut buf), want.as_bytes());
+        }
     }
 
     #[test]
