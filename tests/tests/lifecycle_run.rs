@@ -162,6 +162,13 @@ fn output_exit_codes_and_the_stored_record() {
         "ps without -a lists only running ones"
     );
     // The image is in use until the container is removed.
+    let out = env.berth(&["rmi", "busybox"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&id[..12]),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(env.ok(&["rm", &id[..8]]).trim(), &id[..8]);
     env.assert_nothing_left();
     assert!(cgroups_named(id).is_empty(), "{:?}", cgroups_named(id));
@@ -807,4 +814,35 @@ fn a_container_whose_berth_was_killed_is_cleaned_up_by_the_next_ps() {
         }
         env.assert_nothing_left();
     }
+}
+
+#[test]
+fn concurrent_runs_never_share_a_name() {
+    let env = Env::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.command(&["run", "-d", "--name", "only", "busybox", "sleep", "30"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "{outputs:#?}");
+    for lost in outputs.iter().filter(|o| !o.status.success()) {
+        assert!(
+            text(&lost.stderr).contains("already in use"),
+            "{}",
+            text(&lost.stderr)
+        );
+    }
+    assert_eq!(env.container_dirs().len(), 1);
+    env.ok(&["rm", "-f", "only"]);
+    env.assert_nothing_left();
 }
