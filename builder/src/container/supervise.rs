@@ -348,31 +348,8 @@ pub fn run(
         for pump in pumps {
             let _ = pump.join();
         }
-        if log.is_some() {
-            // A detached container's runtime wrote its complaint to the log.
-            let mut err = Vec::new();
-            let _ = super::logfile::copy(
-                &dir.join(LOG_FILE),
-                &mut io::sink(),
-                &mut err,
-                false,
-                &|| false,
-            );
-            said.push_str(&String::from_utf8_lossy(&err));
-        }
-        let code = start_failure_code(&dir);
-        let said = said.trim();
-        let message = format!(
-            "the runtime {} could not create container {} ({status}){}",
-            runtime.binary.display(),
-            record.short_id(),
-            if said.is_empty() {
-                String::new()
-            } else {
-                format!(": {said}")
-            }
-        );
-        return Err(fail(message, code));
+        let message = creation_failure(&runtime, &record, &dir, &status, said, log.is_some());
+        return Err(fail(message, start_failure_code(&dir)));
     }
     drop(streams.runtime_err.take());
 
@@ -400,7 +377,6 @@ pub fn run(
         fail(message, code)
     };
 
-    // The terminal: berth's side in raw mode, sized like berth's, both ways copied.
     let mut raw_mode = None;
     let mut master_for_resize = None;
     if let Some(console) = console {
@@ -408,32 +384,7 @@ pub fn run(
             Ok(master) => master,
             Err(e) => return Err(kill_and_fail(format!("receiving the terminal: {e}"), 125)),
         };
-        if let Io::Attached { stdin, stdout, .. } = &io {
-            if console::is_terminal(stdout.as_fd()) {
-                let _ = console::copy_window_size(stdout.as_fd(), master.as_fd());
-            }
-            if let Some(input) = stdin {
-                if console::is_terminal(input.as_fd()) {
-                    raw_mode = RawMode::enter(input.as_fd()).ok();
-                }
-                if let (Ok(from), Ok(to)) = (input.try_clone(), master.try_clone()) {
-                    // Never joined: it blocks reading berth's input until berth exits.
-                    std::thread::spawn(move || console::copy(from, to));
-                }
-            }
-            if let (Ok(from), Ok(to)) = (master.try_clone(), stdout.try_clone()) {
-                pumps.push(std::thread::spawn(move || {
-                    let _ = console::copy(from, to);
-                }));
-            }
-        } else if let (Some(log), Ok(from)) = (&log, master.try_clone()) {
-            let log = Arc::clone(log);
-            pumps.push(std::thread::spawn(move || {
-                if let Err(e) = log.pump(fs::File::from(from), Stream::Stdout) {
-                    tracing::warn!(error = %e, "writing the container log");
-                }
-            }));
-        }
+        raw_mode = attach_terminal(&master, &io, log.as_ref(), &mut pumps);
         master_for_resize = Some(master);
     }
     if let Some((source, mut writer)) = streams.stdin_feed.take() {
@@ -520,6 +471,84 @@ pub fn run(
     finish(store, &record, started, code)?;
     reap_orphans();
     Ok(code)
+}
+
+/// The message for a failed `create`: the runtime's own words, from its
+/// error output or, for a detached container, from the log it went to.
+fn creation_failure(
+    runtime: &Runtime,
+    record: &ContainerRecord,
+    dir: &Path,
+    status: &str,
+    mut said: String,
+    logged: bool,
+) -> String {
+    if logged {
+        let mut err = Vec::new();
+        let _ = super::logfile::copy(
+            &dir.join(LOG_FILE),
+            &mut io::sink(),
+            &mut err,
+            false,
+            &|| false,
+        );
+        said.push_str(&String::from_utf8_lossy(&err));
+    }
+    let said = said.trim();
+    format!(
+        "the runtime {} could not create container {} ({status}){}",
+        runtime.binary.display(),
+        record.short_id(),
+        if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {said}")
+        }
+    )
+}
+
+/// Connects the container's terminal (`master`): to berth's terminal, put
+/// in raw mode and sized like it (the mode to restore is returned), or to
+/// the log of a detached container.
+fn attach_terminal(
+    master: &OwnedFd,
+    io: &Io,
+    log: Option<&Arc<LogWriter>>,
+    pumps: &mut Vec<JoinHandle<()>>,
+) -> Option<RawMode> {
+    let mut raw_mode = None;
+    match io {
+        Io::Attached { stdin, stdout, .. } => {
+            if console::is_terminal(stdout.as_fd()) {
+                let _ = console::copy_window_size(stdout.as_fd(), master.as_fd());
+            }
+            if let Some(input) = stdin {
+                if console::is_terminal(input.as_fd()) {
+                    raw_mode = RawMode::enter(input.as_fd()).ok();
+                }
+                if let (Ok(from), Ok(to)) = (input.try_clone(), master.try_clone()) {
+                    // Never joined: it blocks reading berth's input until berth exits.
+                    std::thread::spawn(move || console::copy(from, to));
+                }
+            }
+            if let (Ok(from), Ok(to)) = (master.try_clone(), stdout.try_clone()) {
+                pumps.push(std::thread::spawn(move || {
+                    let _ = console::copy(from, to);
+                }));
+            }
+        }
+        Io::Logged => {
+            if let (Some(log), Ok(from)) = (log, master.try_clone()) {
+                let log = Arc::clone(log);
+                pumps.push(std::thread::spawn(move || {
+                    if let Err(e) = log.pump(fs::File::from(from), Stream::Stdout) {
+                        tracing::warn!(error = %e, "writing the container log");
+                    }
+                }));
+            }
+        }
+    }
+    raw_mode
 }
 
 /// Passes the blocked signals to the container until `done`; with a
