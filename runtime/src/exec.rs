@@ -49,6 +49,12 @@ impl Runtime {
     /// attached, waits for it while forwarding signals and returns its exit code.
     pub fn exec(&self, id: &str, options: &ExecOptions) -> Result<i32> {
         let container = self.load(id)?;
+        if options.tty && options.console_socket.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "exec --tty: {}",
+                crate::lifecycle::NO_CONSOLE_SOCKET
+            )));
+        }
         // The exec'd process joins the container's cgroup; see `migration`.
         let warmup = crate::migration::start();
         let process_path = match &options.process {

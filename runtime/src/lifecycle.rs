@@ -72,6 +72,17 @@ impl Runtime {
         // milliseconds; start the kernel's wait for that now.
         let warmup = crate::migration::start();
         let (bundle, spec) = check_bundle(&options.bundle)?;
+        let terminal = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal && options.console_socket.is_none() {
+            return Err(Error::Bundle {
+                path: bundle.join("config.json"),
+                reason: NO_CONSOLE_SOCKET.into(),
+            });
+        }
         let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
             .with_executor(crate::executor::RuncExecutor::for_init(
                 id,
@@ -354,6 +365,11 @@ fn load_dir(dir: PathBuf) -> std::result::Result<Container, LibcontainerError> {
         }
     }
 }
+
+/// Why a pty without a console socket is refused. runc's attached `run`
+/// would proxy the caller's terminal instead; without that the process would
+/// silently run without a terminal.
+pub(crate) const NO_CONSOLE_SOCKET: &str = "process.terminal is true but no --console-socket was given, and the container's pty can only be handed over through one; hint: pass --console-socket, or set process.terminal to false";
 
 /// Rejects ids that cannot name a state directory, with runc's rule: letters,
 /// digits, `_`, `+`, `-` and `.`, but not `.` or `..`.

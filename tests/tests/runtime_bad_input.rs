@@ -160,3 +160,23 @@ fn ids_duplicate_unknown_and_invalid_are_rejected() {
     rt.ok(&["delete", "--force", &id]);
     rt.assert_gone(&id);
 }
+
+/// A terminal without a console socket to hand its pty to is refused, for
+/// create, run and exec, instead of running the process without a terminal.
+#[test]
+fn terminal_without_console_socket_is_rejected() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        process.set_terminal(Some(true));
+        spec.set_process(Some(process));
+    });
+    create_fails(&rt, bundle.path(), &["--console-socket", "config.json"]);
+
+    let running = Bundle::busybox(&["/bin/sleep", "60"]);
+    let id = unique_id("tty-exec");
+    rt.run_detached(&id, running.path());
+    let err = rt.fails(&["exec", "--tty", &id, "/bin/true"]);
+    assert!(err.contains("--console-socket"), "{err}");
+    rt.ok(&["delete", "--force", &id]);
+}
