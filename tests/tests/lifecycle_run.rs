@@ -667,6 +667,22 @@ fn runc_gives_the_same_output_and_exit_codes() {
         assert_eq!(text(&ours.stdout), text(&theirs.stdout), "{args:?}");
         assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
     }
+    // Detached, the monitor drives runc the same way.
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        runc,
+        "busybox",
+        "sh",
+        "-c",
+        "echo via-runc; sleep 30",
+    ]);
+    wait_for_log(&env, id.trim(), "via-runc");
+    assert!(env.ok(&["ps"]).contains(&id[..12]));
+    env.ok(&["stop", "-t", "1", id.trim()]);
+    assert_eq!(env.record(id.trim())["state"]["code"], 137);
+    env.ok(&["rm", id.trim()]);
     env.assert_nothing_left();
 }
 
