@@ -11,6 +11,12 @@ pub struct LogsArgs {
     /// Keep following the output until the container stops.
     #[arg(short, long)]
     pub follow: bool,
+    /// Show only the last N lines of what is logged so far.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Start each line with the time it was logged.
+    #[arg(short, long)]
+    pub timestamps: bool,
     /// The container: id, unique id prefix or name.
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -39,7 +45,11 @@ pub fn run(args: &LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         &path,
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
-        args.follow,
+        logfile::CopyOptions {
+            follow: args.follow,
+            tail: args.tail,
+            timestamps: args.timestamps,
+        },
         &running,
     )
     .map_err(|e| anyhow::anyhow!("reading the log {}: {e}", path.display()))?;

@@ -476,6 +476,16 @@ fn stop_uses_the_stop_signal_and_rm_force_kills() {
     );
     assert_eq!(env.record(&id)["state"]["code"], 0);
     assert_eq!(text(&env.berth(&["logs", &id]).stdout), "up\nbye\n");
+    assert_eq!(
+        text(&env.berth(&["logs", "--tail", "1", &id]).stdout),
+        "bye\n"
+    );
+    let stamped = text(&env.berth(&["logs", "-t", &id]).stdout);
+    let first = stamped.lines().next().unwrap();
+    assert!(
+        first.ends_with("Z up") && first.starts_with("20"),
+        "{stamped}"
+    );
     // Stopping a stopped container is fine, as with Docker.
     env.ok(&["stop", &id]);
     env.ok(&["rm", &id]);

@@ -92,6 +92,17 @@ impl LogWriter {
     }
 }
 
+/// How [`copy`] shows a log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyOptions {
+    /// Keep waiting for more while the container runs (`logs -f`).
+    pub follow: bool,
+    /// Only the last this many entries of what is there already (`--tail`).
+    pub tail: Option<usize>,
+    /// Start each entry with the time berth read it (`-t`).
+    pub timestamps: bool,
+}
+
 /// Copies the log at `path` to `stdout` and `stderr` by stream. With
 /// `follow`, keeps waiting for more while `running()` says the container
 /// still runs, then copies what is left.
@@ -99,7 +110,7 @@ pub fn copy(
     path: &Path,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
-    follow: bool,
+    options: CopyOptions,
     running: &dyn Fn() -> bool,
 ) -> io::Result<()> {
     let mut file = match File::open(path) {
@@ -109,27 +120,41 @@ pub fn copy(
     };
     let mut offset = 0u64;
     let mut pending = Vec::new();
+    let mut skip = None;
     loop {
         // Checked before reading, so output written before the exit is read.
-        let still_running = follow && running();
+        let still_running = options.follow && running();
         file.seek(SeekFrom::Start(offset))?;
         let n = file.read_to_end(&mut pending)?;
         offset += n as u64;
+        let mut entries = Vec::new();
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             match serde_json::from_slice::<Entry>(&line) {
-                Ok(entry) if entry.stream == "stderr" => {
-                    stderr.write_all(entry.log.as_bytes())?;
-                    stderr.flush()?;
-                }
-                Ok(entry) => {
-                    stdout.write_all(entry.log.as_bytes())?;
-                    stdout.flush()?;
-                }
+                Ok(entry) => entries.push(entry),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "skipping an unreadable log entry")
                 }
             }
+        }
+        // --tail applies to what was there at the start only.
+        let skip = *skip.get_or_insert_with(|| {
+            options
+                .tail
+                .map_or(0, |tail| entries.len().saturating_sub(tail))
+        });
+        for entry in entries.iter().skip(skip) {
+            let out: &mut dyn Write = if entry.stream == "stderr" {
+                &mut *stderr
+            } else {
+                &mut *stdout
+            };
+            if options.timestamps {
+                out.write_all(entry.time.as_bytes())?;
+                out.write_all(b" ")?;
+            }
+            out.write_all(entry.log.as_bytes())?;
+            out.flush()?;
         }
         if !still_running {
             return Ok(());
@@ -152,13 +177,27 @@ mod tests {
         let long = vec![b'x'; MAX_ENTRY + 10];
         log.pump(&long[..], Stream::Stdout).unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        copy(&path, &mut out, &mut err, false, &|| false).unwrap();
+        copy(&path, &mut out, &mut err, CopyOptions::default(), &|| false).unwrap();
         let mut want = b"one\ntwo\nthree".to_vec();
         want.extend_from_slice(&long);
         assert_eq!(out, want);
         assert_eq!(err, b"oops\n");
         let entries = std::fs::read_to_string(&path).unwrap();
         assert_eq!(entries.lines().count(), 6);
+
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let tail = CopyOptions {
+            tail: Some(3),
+            timestamps: true,
+            ..Default::default()
+        };
+        copy(&path, &mut out, &mut err, tail, &|| false).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        // The last three entries: "oops\n" and the long line in two pieces.
+        assert!(err.ends_with("Z oops\n"), "{err}");
+        assert_eq!(out.matches("Z x").count(), 2, "{out}");
+        assert!(!out.contains("three"));
     }
 
     #[test]
@@ -168,7 +207,11 @@ mod tests {
         let log = LogWriter::open(&path).unwrap();
         let polls = std::sync::atomic::AtomicUsize::new(0);
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        copy(&path, &mut out, &mut err, true, &|| {
+        let follow = CopyOptions {
+            follow: true,
+            ..Default::default()
+        };
+        copy(&path, &mut out, &mut err, follow, &|| {
             let n = polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             log.write(Stream::Stdout, format!("{n}\n").as_bytes())
                 .unwrap();

@@ -489,7 +489,7 @@ fn creation_failure(
             &dir.join(LOG_FILE),
             &mut io::sink(),
             &mut err,
-            false,
+            super::logfile::CopyOptions::default(),
             &|| false,
         );
         said.push_str(&String::from_utf8_lossy(&err));
