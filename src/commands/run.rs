@@ -8,8 +8,9 @@ use super::GlobalArgs;
 use berth_builder::container::create::{RunOptions, create};
 use berth_builder::container::monitor::{self, Outcome};
 use berth_builder::container::supervise::{self, Io, Supervision};
-use berth_builder::container::{ContainerError, ContainerRecord, control};
+use berth_builder::container::{self, ContainerError, ContainerRecord, control};
 use berth_builder::executor::{Network, Runtime};
+use berth_builder::store::Store;
 use clap::Args;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -118,7 +119,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(fail(&e)),
     };
     if args.detach {
-        return detach(&record, args.tty, global);
+        return detach(&store, &record, args.tty, global);
     }
     // Blocked before the supervisor starts its threads (creating the
     // container, a pull included, leaves none running), so they all leave
@@ -150,7 +151,12 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 /// Starts the monitor of a detached container and prints the id once the
 /// container runs.
-fn detach(record: &ContainerRecord, tty: bool, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+fn detach(
+    store: &Store,
+    record: &ContainerRecord,
+    tty: bool,
+    global: &GlobalArgs,
+) -> anyhow::Result<ExitCode> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("--root")
@@ -159,7 +165,8 @@ fn detach(record: &ContainerRecord, tty: bool, global: &GlobalArgs) -> anyhow::R
     if tty {
         command.arg("--tty");
     }
-    match monitor::spawn(command)? {
+    let log = container::container_dir(store, &record.id).join(monitor::MONITOR_LOG);
+    match monitor::spawn(command, &log)? {
         Some(Outcome::Started) => {
             println!("{}", record.id);
             Ok(ExitCode::SUCCESS)
@@ -170,8 +177,7 @@ fn detach(record: &ContainerRecord, tty: bool, global: &GlobalArgs) -> anyhow::R
         }
         None => {
             // The monitor died before it could say; make sure nothing is left.
-            let store = global.open_store()?;
-            let _ = control::remove(&store, &record.id, true);
+            let _ = control::remove(store, &record.id, true);
             eprintln!(
                 "berth: the monitor of container {} exited before the container started",
                 record.short_id()

@@ -5,11 +5,15 @@
 //! it as file descriptor 3, whether the container started.
 
 use serde::{Deserialize, Serialize};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
+
+/// The file in a container's directory that gets the monitor's own messages.
+pub const MONITOR_LOG: &str = "monitor.log";
 
 /// The descriptor the monitor reports on.
 pub const READY_FD: i32 = 3;
@@ -30,16 +34,19 @@ pub enum Outcome {
 }
 
 /// Starts the monitor `command` in a new session with the report pipe as
-/// descriptor 3 and waits for its report; `None` if it ended without one.
-pub fn spawn(mut command: Command) -> io::Result<Option<Outcome>> {
+/// descriptor 3 and its error output appended to `log` (the monitor's own
+/// warnings, kept in the container's directory), and waits for its report;
+/// `None` if it ended without one.
+pub fn spawn(mut command: Command, log: &Path) -> io::Result<Option<Outcome>> {
     let (mut ready, writer) = io::pipe()?;
     let writer: OwnedFd = writer.into();
     let writer_fd = writer.as_raw_fd();
+    let log = OpenOptions::new().create(true).append(true).open(log)?;
     command
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
     // SAFETY: setsid and dup2 are async-signal-safe and allocate nothing.
     unsafe {
         command.pre_exec(move || {

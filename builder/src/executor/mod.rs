@@ -32,7 +32,7 @@ pub enum ExecError {
         source: io::Error,
     },
     /// The overlay could not be mounted.
-    #[error("mounting the overlay root at {}: {source}\nhint: RUN steps need root and overlayfs", path.display())]
+    #[error("mounting the overlay root at {}: {source}\nhint: containers and RUN steps need root and overlayfs", path.display())]
     Mount {
         /// The mount point.
         path: PathBuf,
