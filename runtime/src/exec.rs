@@ -112,7 +112,7 @@ impl Runtime {
         if options.detach {
             return Ok(0);
         }
-        foreground::wait_forwarding_signals(pid)
+        foreground::wait_forwarding_signals(pid, &|| {})
     }
 }
 

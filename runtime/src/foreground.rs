@@ -9,8 +9,9 @@ use nix::unistd::Pid;
 
 /// Waits for `pid`, a child of this process, and returns its exit code
 /// (128 + the signal number when a signal ended it). Every signal but SIGCHLD,
-/// SIGURG and SIGWINCH is forwarded to the process meanwhile.
-pub(crate) fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
+/// SIGURG and SIGWINCH is forwarded to the process meanwhile; SIGWINCH calls
+/// `on_resize` (the terminal bridge, if any, resizes the container's pty).
+pub(crate) fn wait_forwarding_signals(pid: Pid, on_resize: &dyn Fn()) -> Result<i32> {
     let all = SigSet::all();
     all.thread_block().map_err(|source| Error::Sys {
         action: "blocking signals while waiting for the container",
@@ -32,9 +33,9 @@ pub(crate) fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
                     return Ok(code);
                 }
             }
-            // SIGURG is noise from Go parents' preemption; SIGWINCH concerns
-            // only a terminal the runtime does not own here.
-            Signal::SIGURG | Signal::SIGWINCH => {}
+            // SIGURG is noise from Go parents' preemption.
+            Signal::SIGURG => {}
+            Signal::SIGWINCH => on_resize(),
             other => {
                 if let Err(err) = kill(pid, other) {
                     tracing::warn!(%err, signal = ?other, pid = pid.as_raw(), "forwarding a signal");

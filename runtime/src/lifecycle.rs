@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::state::{self, State, status_name};
+use crate::terminal::{self, ConsoleSocket};
 use crate::{foreground, signal};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::state::StateError;
@@ -60,9 +61,18 @@ impl Runtime {
     /// directory and no cgroup.
     pub fn create(&self, id: &str, options: &CreateOptions) -> Result<Container> {
         self.create_with(id, options, true)
+            .map(|(container, _)| container)
     }
 
-    fn create_with(&self, id: &str, options: &CreateOptions, detached: bool) -> Result<Container> {
+    /// Creates a container; attached (`detached` false), a process that
+    /// wants a terminal but has no console socket gets the caller's terminal
+    /// through a console socket of the runtime's own, returned here.
+    fn create_with(
+        &self,
+        id: &str,
+        options: &CreateOptions,
+        detached: bool,
+    ) -> Result<(Container, Option<ConsoleSocket>)> {
         validate_id(id)?;
         let dir = self.container_dir(id);
         if dir.exists() {
@@ -77,12 +87,20 @@ impl Runtime {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
+        let mut console = None;
         if terminal && options.console_socket.is_none() {
-            return Err(Error::Bundle {
-                path: bundle.join("config.json"),
-                reason: NO_CONSOLE_SOCKET.into(),
-            });
+            if detached || !terminal::stdin_is_terminal() {
+                return Err(Error::Bundle {
+                    path: bundle.join("config.json"),
+                    reason: NO_CONSOLE_SOCKET.into(),
+                });
+            }
+            console = Some(ConsoleSocket::listen(&self.root, id)?);
         }
+        let console_socket = console
+            .as_ref()
+            .map(|c| c.path().to_owned())
+            .or_else(|| options.console_socket.clone());
         let built = ContainerBuilder::new(id.to_owned(), SyscallType::default())
             .with_executor(crate::executor::RuncExecutor::for_init(
                 id,
@@ -91,13 +109,15 @@ impl Runtime {
             .with_pid_file(options.pid_file.as_ref())
             .and_then(|b| b.with_root_path(&self.root))
             .map(|b| {
-                b.with_console_socket(options.console_socket.as_ref())
+                b.with_console_socket(console_socket.as_ref())
                     .with_preserved_fds(options.preserve_fds)
             })
             .and_then(|b| {
                 b.as_init(&bundle)
                     .with_systemd(self.systemd_cgroup)
-                    .with_detach(detached)
+                    // libcontainer hands the pty to a console socket only
+                    // when "detached"; the flag changes nothing else.
+                    .with_detach(detached || console.is_some())
                     .with_no_pivot(options.no_pivot)
                     .build()
             });
@@ -112,9 +132,12 @@ impl Runtime {
                     }
                     return Err(err);
                 }
-                Ok(container)
+                Ok((container, console))
             }
             Err(source) => {
+                if let Some(console) = console {
+                    console.abandon();
+                }
                 // libcontainer removes what it made once the process was
                 // spawned, but not a state directory it made before failing
                 // earlier (console socket, rootfs, config). The directory did
@@ -161,7 +184,31 @@ impl Runtime {
     /// deletes the container unless `keep` is set, and returns its exit code
     /// (128 + the signal number when a signal killed it).
     pub fn run(&self, id: &str, options: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
-        let mut container = self.create_with(id, options, detach)?;
+        let (mut container, console) = self.create_with(id, options, detach)?;
+        // Signals are blocked before any terminal thread starts, so that
+        // every signal is left for forwarding to the container.
+        let proxy = match console {
+            Some(console) => {
+                let master = nix::sys::signal::SigSet::all()
+                    .thread_block()
+                    .map_err(|source| Error::Sys {
+                        action: "blocking signals before bridging the terminal",
+                        source,
+                    })
+                    .and_then(|()| console.master())
+                    .and_then(terminal::Proxy::start);
+                match master {
+                    Ok(proxy) => Some(proxy),
+                    Err(err) => {
+                        if let Err(cleanup) = container.delete(true) {
+                            tracing::warn!(id, err = %cleanup, "deleting a container whose terminal failed");
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+            None => None,
+        };
         if let Err(err) = container.start() {
             // A container that cannot start is of no use to anyone: remove it
             // as runc does, so a failed run leaves nothing behind.
@@ -177,7 +224,14 @@ impl Runtime {
             id: id.to_owned(),
             status: "without an init process".into(),
         })?;
-        let status = foreground::wait_forwarding_signals(pid);
+        let status = foreground::wait_forwarding_signals(pid, &|| {
+            if let Some(proxy) = &proxy {
+                proxy.resize();
+            }
+        });
+        if let Some(proxy) = proxy {
+            proxy.finish();
+        }
         if !keep && let Err(err) = container.delete(true) {
             // The exit status of the workload matters more than a failed
             // cleanup; runc logs it too and keeps the status.
@@ -366,10 +420,10 @@ fn load_dir(dir: PathBuf) -> std::result::Result<Container, LibcontainerError> {
     }
 }
 
-/// Why a pty without a console socket is refused. runc's attached `run`
-/// would proxy the caller's terminal instead; without that the process would
-/// silently run without a terminal.
-pub(crate) const NO_CONSOLE_SOCKET: &str = "process.terminal is true but no --console-socket was given, and the container's pty can only be handed over through one; hint: pass --console-socket, or set process.terminal to false";
+/// Why a pty without a console socket is refused where there is no caller's
+/// terminal to share (detached, or stdin is no terminal); without this the
+/// process would silently run without a terminal.
+pub(crate) const NO_CONSOLE_SOCKET: &str = "process.terminal is true but there is no --console-socket to hand the pty to, nor a terminal on stdin to share; hint: pass --console-socket, run attached from a terminal, or set process.terminal to false";
 
 /// Rejects ids that cannot name a state directory, with runc's rule: letters,
 /// digits, `_`, `+`, `-` and `.`, but not `.` or `..`.

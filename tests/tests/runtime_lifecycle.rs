@@ -1,5 +1,6 @@
 //! berth-runtime's lifecycle, end to end against the built binary: state JSON
-//! at each step, exit codes and output, exec, a tty through a console socket,
+//! at each step, exit codes and output, exec, a tty through a console socket
+//! and the caller's terminal shared with an attached run,
 //! pause/resume, kill, delete --force, events --stats, ps, list, update,
 //! features, spec and runc's JSON log lines.
 
@@ -335,6 +336,97 @@ fn receive_fd(socket: &std::os::unix::net::UnixStream) -> OwnedFd {
         assert_eq!((*cmsg).cmsg_type, libc::SCM_RIGHTS);
         let fd: RawFd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
         OwnedFd::from_raw_fd(fd)
+    }
+}
+
+/// An attached `run` of a process that wants a terminal, without a console
+/// socket, shares the caller's terminal as runc's does: the process gets a
+/// pty, its output and exit code reach the caller, and input typed on the
+/// caller's terminal reaches the process.
+#[test]
+fn attached_run_shares_the_callers_terminal() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox_with(
+        &["/bin/sh", "-c", "tty; read line; echo got-$line; exit 3"],
+        |spec| {
+            let mut process = spec.process().clone().unwrap();
+            process.set_terminal(Some(true));
+            spec.set_process(Some(process));
+        },
+    );
+    let (mut master, slave) = open_pty();
+    let stdio = || Stdio::from(slave.try_clone().unwrap());
+    let id = unique_id("tty-run");
+    let mut run = rt
+        .cmd(&["run", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdin(stdio())
+        .stdout(stdio())
+        .stderr(stdio())
+        .spawn()
+        .unwrap();
+    drop(slave);
+    use std::io::{Read, Write};
+    master.write_all(b"typed\r").unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 1024];
+        // The master reads EIO once every holder of the slave closed it.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        text
+    });
+    let status = wait_with_timeout(&mut run, std::time::Duration::from_secs(20));
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(3), "{text:?}");
+    assert!(
+        text.contains("/dev/pts/"),
+        "the process has no terminal: {text:?}"
+    );
+    assert!(text.contains("got-typed"), "input did not arrive: {text:?}");
+    rt.assert_gone(&id);
+}
+
+/// A new pseudo-terminal pair: (master, slave).
+fn open_pty() -> (std::fs::File, OwnedFd) {
+    let (mut master, mut slave): (RawFd, RawFd) = (-1, -1);
+    // SAFETY: openpty with valid out-pointers and no name, termios or size.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty returned two new descriptors we own.
+    unsafe {
+        (
+            std::fs::File::from(OwnedFd::from_raw_fd(master)),
+            OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("berth-runtime run did not finish within {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
