@@ -51,6 +51,11 @@ fn berth_err(env: &BuildEnv, args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// Runs the image with `berth run --rm`; returns its output.
+fn run(env: &BuildEnv, image: &str) -> String {
+    berth_ok(env, &["run", "--rm", image])
+}
+
 /// The blobs in the store.
 fn blobs(env: &BuildEnv) -> BTreeSet<String> {
     fs::read_dir(env.layout().join("blobs/sha256"))
@@ -314,7 +319,7 @@ fn rmi_untags_then_removes_only_what_nothing_else_needs() {
         2,
         "manifest and config of busybox: {removed:?}"
     );
-    assert_eq!(env.run_image("app:latest"), "one\n");
+    assert_eq!(run(&env, "app:latest"), "one\n");
     let listed = berth_ok(&env, &["images", "-q"]);
     assert_eq!(listed.lines().count(), 1, "{listed}");
 }
@@ -404,7 +409,7 @@ fn prune_removes_exactly_the_unreferenced_and_keeps_tagged_images_whole() {
     );
     assert_eq!(contexts(), 1, "only the live context's hash cache stays");
     assert_eq!(fs::read_dir(&ingest).unwrap().count(), 1, "resumable");
-    assert_eq!(env.run_image("app:latest"), "v2\n");
+    assert_eq!(run(&env, "app:latest"), "v2\n");
 
     // A second prune finds nothing.
     assert_eq!(berth_ok(&env, &["prune"]), "reclaimed 0 B\n");
@@ -424,7 +429,7 @@ fn prune_removes_exactly_the_unreferenced_and_keeps_tagged_images_whole() {
             .count(),
         0
     );
-    assert_eq!(env.run_image("app:latest"), "v2\n");
+    assert_eq!(run(&env, "app:latest"), "v2\n");
     let archive = env.store.path().join("after-prune.tar");
     berth_ok(&env, &["save", "-o", archive.to_str().unwrap(), "app"]);
 }
@@ -489,7 +494,7 @@ fn rmi_and_prune_during_a_running_build_never_remove_what_it_needs() {
     // The built image is complete and runs; the base's layer stayed for it.
     let needed = image_blobs(&env, "app");
     assert!(blobs(&env).is_superset(&needed));
-    assert_eq!(env.run_image("app:latest"), "built\n");
+    assert_eq!(run(&env, "app:latest"), "built\n");
     let stderr = berth_err(&env, &["inspect", "busybox"]);
     assert!(stderr.contains("no such image"), "{stderr}");
 }
@@ -588,7 +593,7 @@ fn podman_save_loads_into_berth_with_the_same_digests() {
             assert_eq!(inspect[0]["Digest"], digest, "{format}");
         }
         berth_ok(&env, &["tag", "localhost/made-by-podman", "loaded"]);
-        assert_eq!(env.run_image("loaded:latest"), "from podman\n", "{format}");
+        assert_eq!(run(&env, "loaded:latest"), "from podman\n", "{format}");
         berth_ok(&env, &["rmi", "loaded", "localhost/made-by-podman"]);
     }
     // Garbage from a bad archive is refused, and nothing is left behind.
@@ -671,9 +676,10 @@ fn save_and_load_round_trip_several_images_in_both_formats() {
     }
 }
 
-/// Every tagged image has all its blobs, and every snapshot present is
-/// complete (as many entries as its layer's tar).
-fn assert_consistent(env: &BuildEnv) {
+/// Every tagged image has all its blobs, and the snapshots of the images
+/// `deep` names, where present, are complete (as many entries as the
+/// layer's tar).
+fn assert_consistent(env: &BuildEnv, deep: &[&str]) {
     let present = blobs(env);
     let index: Value =
         serde_json::from_slice(&fs::read(env.layout().join("index.json")).unwrap()).unwrap();
@@ -687,6 +693,8 @@ fn assert_consistent(env: &BuildEnv) {
             "{name} lost blobs: {:?}",
             needed.difference(&present).collect::<Vec<_>>()
         );
+    }
+    for name in deep {
         let manifest = env.manifest_of(name);
         for (layer, diff_id) in build_common::layers(&manifest)
             .iter()
@@ -702,17 +710,28 @@ fn assert_consistent(env: &BuildEnv) {
     }
 }
 
-/// Entries below a directory.
+/// Entries below a directory (0 once it is gone).
 fn walk_count(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
     let mut count = 0;
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
+    for entry in entries.flatten() {
         count += 1;
-        if entry.file_type().unwrap().is_dir() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             count += walk_count(&entry.path());
         }
     }
     count
+}
+
+/// How a round of the kill test picks its moment.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    /// As soon as the snapshot starts to disappear.
+    SnapshotRemoval,
+    /// After this many milliseconds.
+    Delay(u64),
 }
 
 #[test]
@@ -724,21 +743,30 @@ fn killing_rmi_or_prune_at_any_point_leaves_a_consistent_store() {
     );
     env.build_ok(&["-t", "app"]);
     let rootfs = tempfile::tempdir().unwrap();
-    // Imports a directory of 150 files whose content depends on `seed` (the
-    // same seed gives the same layer and snapshot).
+    // Imports a directory of 600 files whose content depends on `seed` (the
+    // same seed gives the same layer and snapshot); returns the snapshot.
     let import = |seed: &str, name: &str| {
-        for i in 0..150 {
-            fs::write(
-                rootfs.path().join(format!("f{i}")),
-                format!("{seed}-{i}").repeat(200),
-            )
-            .unwrap();
+        for i in 0..600 {
+            fs::write(rootfs.path().join(format!("f{i}")), format!("{seed}-{i}")).unwrap();
         }
         berth_ok(&env, &["import", rootfs.path().to_str().unwrap(), name]);
+        let diff_id = diff_ids(&env, name)[0].clone();
+        env.store.path().join("snapshots").join(&diff_id[7..])
     };
-    for round in 0..8u64 {
+    let moments = [
+        KillAt::SnapshotRemoval,
+        KillAt::SnapshotRemoval,
+        KillAt::SnapshotRemoval,
+        KillAt::SnapshotRemoval,
+        KillAt::Delay(0),
+        KillAt::Delay(4),
+        KillAt::Delay(8),
+        KillAt::Delay(12),
+    ];
+    for (round, moment) in moments.into_iter().enumerate() {
         let seed = format!("a{round}");
-        import(&seed, &format!("junk:{round}"));
+        let snapshot = import(&seed, &format!("junk:{round}"));
+        let full = walk_count(&snapshot);
         let args: Vec<String> = if round % 2 == 0 {
             vec!["rmi".into(), format!("junk:{round}"), "busybox".into()]
         } else {
@@ -754,15 +782,21 @@ fn killing_rmi_or_prune_at_any_point_leaves_a_consistent_store() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(round * 3));
+        match moment {
+            KillAt::Delay(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            KillAt::SnapshotRemoval => {
+                while child.try_wait().unwrap().is_none() && walk_count(&snapshot) == full {}
+            }
+        }
         let _ = child.kill();
         child.wait().unwrap();
         // Opening the store clears what the killed process staged.
         berth_ok(&env, &["images"]);
         assert!(build_common::staging_entries(env.store.path()).is_empty());
         // The same layer again: a half-removed snapshot would be reused.
-        import(&seed, &format!("again:{round}"));
-        assert_consistent(&env);
+        let again = format!("again:{round}");
+        import(&seed, &again);
+        assert_consistent(&env, &["app", &again]);
         if round % 2 == 0 {
             // Put busybox back under its name for the next round.
             let _ = berth(&env, &["rmi", "busybox"]);
@@ -773,7 +807,7 @@ fn killing_rmi_or_prune_at_any_point_leaves_a_consistent_store() {
             );
         }
     }
-    assert_eq!(env.run_image("app:latest"), "kept\n");
+    assert_eq!(run(&env, "app:latest"), "kept\n");
     // A full prune after all of it leaves exactly the tagged images.
     berth_ok(&env, &["prune", "--all"]);
     let index: Value =
