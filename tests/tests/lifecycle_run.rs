@@ -222,6 +222,50 @@ fn flags_shape_the_process_as_docker_does() {
         lines[7]
     );
 
+    // Docker's capabilities: its default set for root, none left for another user.
+    let caps = env.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        "^Cap",
+        "/proc/self/status",
+    ]);
+    for (set, want) in [
+        ("CapInh", "0000000000000000"),
+        ("CapEff", "00000000a80425fb"),
+        ("CapBnd", "00000000a80425fb"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert!(caps.contains(&format!("{set}:\t{want}")), "{caps}");
+    }
+    let caps = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "nobody",
+        "busybox",
+        "grep",
+        "^CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(caps.trim(), "CapEff:\t0000000000000000");
+    // Masked and read-only paths.
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/kcore; echo x > /proc/sys/kernel/domainname",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Numeric user and group, with no passwd entry; the default hostname is the short id.
     let out = env.ok(&[
         "run",

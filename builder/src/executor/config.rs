@@ -233,11 +233,15 @@ pub fn render(config: &BundleConfig<'_>) -> Result<Spec, ConfigError> {
         .gid(config.user.gid)
         .additional_gids(config.user.additional_gids.clone())
         .build()?;
-    let capabilities = LinuxCapabilitiesBuilder::default()
+    let mut capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
         .build()?;
+    // The builder's defaults would fill these with three capabilities,
+    // which a non-root process would then keep; Docker leaves them empty.
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
     let mut process = ProcessBuilder::default()
         .terminal(config.terminal)
         .user(user)
@@ -378,6 +382,9 @@ mod tests {
         assert_eq!(bounding.len(), CAPABILITIES.len());
         assert!(bounding.contains(&json!("CAP_NET_BIND_SERVICE")));
         assert!(!bounding.contains(&json!("CAP_SYS_ADMIN")));
+        for set in ["inheritable", "ambient"] {
+            assert!(v["process"]["capabilities"].get(set).is_none(), "{set}");
+        }
         assert_eq!(v["hostname"], json!("abc"));
         assert_eq!(v["root"], json!({"path": "rootfs", "readonly": false}));
         let cgroup = v["mounts"]
