@@ -40,6 +40,16 @@ fn container_cannot_overwrite_the_runtime_binary_through_proc_exe() {
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     let exe = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
     use std::os::fd::AsRawFd;
+    // The runtime ran from its sealed view by way of a read-only overlay of
+    // its directory (no copy of the binary), not the memfd fallback.
+    // SAFETY: an all-zero statfs is valid; fstatfs fills it for an open fd.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstatfs(exe.as_raw_fd(), &mut fs) }, 0);
+    assert_eq!(
+        fs.f_type,
+        libc::OVERLAYFS_SUPER_MAGIC,
+        "the init's executable is not on the read-only overlay (kernel without overlayfs or the new mount API?)"
+    );
     let held = format!("/proc/self/fd/{}", exe.as_raw_fd());
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "running");
