@@ -743,10 +743,10 @@ fn killing_rmi_or_prune_at_any_point_leaves_a_consistent_store() {
     );
     env.build_ok(&["-t", "app"]);
     let rootfs = tempfile::tempdir().unwrap();
-    // Imports a directory of 600 files whose content depends on `seed` (the
+    // Imports a directory of 300 files whose content depends on `seed` (the
     // same seed gives the same layer and snapshot); returns the snapshot.
     let import = |seed: &str, name: &str| {
-        for i in 0..600 {
+        for i in 0..300 {
             fs::write(rootfs.path().join(format!("f{i}")), format!("{seed}-{i}")).unwrap();
         }
         berth_ok(&env, &["import", rootfs.path().to_str().unwrap(), name]);
