@@ -1,6 +1,7 @@
 //! The image lifecycle across berth's parts and its peers, end to end against
 //! a local docker-registry: build, push, remove, pull and run give back the
 //! same image and the same output; and berth runs what skopeo pushed.
+#![allow(clippy::unwrap_used)]
 
 mod build_common;
 
