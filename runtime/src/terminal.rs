@@ -149,9 +149,18 @@ impl Proxy {
     }
 
     /// Waits until the container's side of the terminal is closed and
-    /// everything it wrote reached stdout.
+    /// everything it wrote reached stdout, for at most a second: a process
+    /// that outlives the container's init (no pid namespace) may keep the
+    /// pty open, and must not keep the runtime waiting.
     pub(crate) fn finish(mut self) {
-        if let Some(output) = self.output.take() {
+        let Some(output) = self.output.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !output.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if output.is_finished() {
             let _ = output.join();
         }
     }
