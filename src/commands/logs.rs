@@ -1,4 +1,4 @@
-//! `berth logs`: show the output of a detached container.
+//! `berth logs`: show the output of a container.
 
 use super::GlobalArgs;
 use berth_builder::container::{self, logfile};
@@ -27,14 +27,9 @@ pub fn run(args: &LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let record = container::find(&store, &args.container)?;
     let path = container::container_dir(&store, &record.id).join(logfile::LOG_FILE);
-    if !record.detached {
-        anyhow::bail!(
-            "container {} ran in the foreground; only detached containers (berth run -d) keep a log",
-            args.container
-        );
-    }
-    // Followed until the monitor records the exit, which it does after the
-    // last output is in the log (or until the monitor is gone).
+    // Followed until the owner (the monitor, or berth in the foreground)
+    // records the exit, which it does after the last output is in the log,
+    // or until the owner is gone.
     let running = || {
         container::load(&store, &record.id).is_ok_and(|r| {
             matches!(r.state, container::State::Running { .. })

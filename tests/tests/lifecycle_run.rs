@@ -135,7 +135,15 @@ fn output_exit_codes_and_the_stored_record() {
     env.assert_nothing_left();
 
     // Without --rm the container stays, exited, with its code, until rm.
-    let out = env.berth(&["run", "--name", "kept", "busybox", "sh", "-c", "exit 42"]);
+    let out = env.berth(&[
+        "run",
+        "--name",
+        "kept",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept-out; echo kept-err >&2; exit 42",
+    ]);
     assert_eq!(out.status.code(), Some(42));
     let ids = env.container_dirs();
     assert_eq!(ids.len(), 1);
@@ -153,6 +161,11 @@ fn output_exit_codes_and_the_stored_record() {
             .starts_with("sha256:"),
         "{record}"
     );
+    assert_eq!(text(&out.stdout), "kept-out\n");
+    // Its output is logged as it is shown, as Docker does.
+    let logs = env.berth(&["logs", "kept"]);
+    assert_eq!(text(&logs.stdout), "kept-out\n");
+    assert_eq!(text(&logs.stderr), "kept-err\n");
     let ps = env.ok(&["ps", "-a"]);
     let line = ps.lines().find(|l| l.contains("kept")).unwrap();
     assert!(line.starts_with(&id[..12]), "{ps}");

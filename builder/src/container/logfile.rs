@@ -1,4 +1,4 @@
-//! The log of a detached container: one JSON object per line, as Docker's
+//! The log of a container: one JSON object per line, as Docker's
 //! json-file driver writes them (`{"log":"text\n","stream":"stdout","time":…}`),
 //! so the two streams keep their order and can be told apart.
 
@@ -62,8 +62,16 @@ impl LogWriter {
         file.write_all(&line)
     }
 
-    /// Copies `reader` into the log line by line until it ends.
-    pub fn pump(&self, mut reader: impl Read, stream: Stream) -> io::Result<()> {
+    /// Copies `reader` into the log line by line until it ends; each read
+    /// also goes to `shown` as it comes, if given (a foreground container's
+    /// output on berth's own streams). A `shown` that fails stops only the
+    /// showing.
+    pub fn pump(
+        &self,
+        mut reader: impl Read,
+        stream: Stream,
+        mut shown: Option<File>,
+    ) -> io::Result<()> {
         let mut pending: Vec<u8> = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
@@ -75,6 +83,11 @@ impl LogWriter {
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
                 Err(e) => return Err(e),
             };
+            if let Some(out) = &mut shown
+                && out.write_all(&buf[..n]).is_err()
+            {
+                shown = None;
+            }
             pending.extend_from_slice(&buf[..n]);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
@@ -172,10 +185,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         let log = LogWriter::open(&path).unwrap();
-        log.pump(&b"one\ntwo\nthree"[..], Stream::Stdout).unwrap();
-        log.pump(&b"oops\n"[..], Stream::Stderr).unwrap();
+        log.pump(&b"one\ntwo\nthree"[..], Stream::Stdout, None)
+            .unwrap();
+        log.pump(&b"oops\n"[..], Stream::Stderr, None).unwrap();
         let long = vec![b'x'; MAX_ENTRY + 10];
-        log.pump(&long[..], Stream::Stdout).unwrap();
+        log.pump(&long[..], Stream::Stdout, None).unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         copy(&path, &mut out, &mut err, CopyOptions::default(), &|| false).unwrap();
         let mut want = b"one\ntwo\nthree".to_vec();

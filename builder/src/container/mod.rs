@@ -5,8 +5,8 @@
 //! the bundle (`config.json` and `rootfs`, an overlay of the image's layer
 //! snapshots with the container's own `upper` and `work` directories), the
 //! files bound over `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, the
-//! runtime's state (`runtime/`) and, for a detached container, its log
-//! (`container.log`, JSON lines as Docker's json-file driver writes them).
+//! runtime's state (`runtime/`) and its output (`container.log`, JSON lines
+//! as Docker's json-file driver writes them), in the foreground too.
 //!
 //! The records are what `berth ps`, `stop`, `rm` and `logs` work on, and what
 //! `berth rmi` consults to refuse removing an image a container still uses.
@@ -16,7 +16,7 @@
 //! - [`supervise`]: running a created container to its end, in the
 //!   foreground or in a detached monitor process;
 //! - [`console`]: the pseudo-terminal of `-t`;
-//! - [`logfile`]: the log of a detached container;
+//! - [`logfile`]: the log of a container's output;
 //! - [`monitor`]: the process that owns a detached container;
 //! - [`control`]: stopping and removing containers;
 //! - [`lookup`]: finding the command in the image, for Docker's exit codes.
@@ -68,7 +68,7 @@ pub struct ContainerRecord {
     /// The signal `berth stop` sends first (the image's `StopSignal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
-    /// Whether a monitor process owns it (`-d`), with its output in the log.
+    /// Whether a monitor process owns it (`-d`).
     #[serde(default)]
     pub detached: bool,
     /// Where it is in its life.

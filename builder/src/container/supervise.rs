@@ -194,8 +194,9 @@ struct Streams {
     stderr: Option<Stdio>,
     /// Berth's terminal and the pipe the container reads it from.
     stdin_feed: Option<(OwnedFd, io::PipeWriter)>,
-    /// The output pipes to copy into the log.
-    log_pipes: Option<(io::PipeReader, io::PipeReader)>,
+    /// The output pipes to copy into the log, and where each also goes
+    /// as it comes (berth's own streams in the foreground).
+    log_pipes: Option<[(io::PipeReader, Option<OwnedFd>); 2]>,
     /// The runtime's error output, when it is not the container's.
     runtime_err: Option<io::PipeReader>,
 }
@@ -217,8 +218,15 @@ fn streams(io: &Io, tty: bool) -> io::Result<Streams> {
             stdout,
             stderr,
         } => {
-            s.stdout = Some(stdout.try_clone()?.into());
-            s.stderr = Some(stderr.try_clone()?.into());
+            // Through pipes, so the output is logged as it is shown.
+            let (out_r, out_w) = io::pipe()?;
+            let (err_r, err_w) = io::pipe()?;
+            s.stdout = Some(out_w.into());
+            s.stderr = Some(err_w.into());
+            s.log_pipes = Some([
+                (out_r, Some(stdout.try_clone()?)),
+                (err_r, Some(stderr.try_clone()?)),
+            ]);
             if let Some(input) = stdin {
                 if console::is_terminal(input.as_fd()) {
                     // A terminal stays berth's: the container, in its own
@@ -237,7 +245,7 @@ fn streams(io: &Io, tty: bool) -> io::Result<Streams> {
             let (err_r, err_w) = io::pipe()?;
             s.stdout = Some(out_w.into());
             s.stderr = Some(err_w.into());
-            s.log_pipes = Some((out_r, err_r));
+            s.log_pipes = Some([(out_r, None), (err_r, None)]);
         }
     }
     Ok(s)
@@ -296,12 +304,9 @@ pub fn run(
             ));
         }
     };
-    let log = match &io {
-        Io::Logged => match LogWriter::open(&dir.join(LOG_FILE)) {
-            Ok(log) => Some(Arc::new(log)),
-            Err(e) => return Err(fail(format!("opening the container log: {e}"), 125)),
-        },
-        Io::Attached { .. } => None,
+    let log = match LogWriter::open(&dir.join(LOG_FILE)) {
+        Ok(log) => Arc::new(log),
+        Err(e) => return Err(fail(format!("opening the container log: {e}"), 125)),
     };
     let (stdin, stdout, stderr) = (
         streams.stdin.take().unwrap_or_else(Stdio::null),
@@ -324,11 +329,11 @@ pub fn run(
         },
     );
     let mut pumps: Vec<JoinHandle<()>> = Vec::new();
-    if let (Some((out_r, err_r)), Some(log)) = (streams.log_pipes.take(), &log) {
-        for (reader, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
-            let log = Arc::clone(log);
+    if let Some([stdout, stderr]) = streams.log_pipes.take() {
+        for ((reader, shown), stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
+            let log = Arc::clone(&log);
             pumps.push(std::thread::spawn(move || {
-                if let Err(e) = log.pump(reader, stream) {
+                if let Err(e) = log.pump(reader, stream, shown.map(fs::File::from)) {
                     tracing::warn!(error = %e, "writing the container log");
                 }
             }));
@@ -348,7 +353,8 @@ pub fn run(
         for pump in pumps {
             let _ = pump.join();
         }
-        let message = creation_failure(&runtime, &record, &dir, &status, said, log.is_some());
+        let logged = matches!(io, Io::Logged);
+        let message = creation_failure(&runtime, &record, &dir, &status, said, logged);
         return Err(fail(message, start_failure_code(&dir)));
     }
     drop(streams.runtime_err.take());
@@ -384,7 +390,7 @@ pub fn run(
             Ok(master) => master,
             Err(e) => return Err(kill_and_fail(format!("receiving the terminal: {e}"), 125)),
         };
-        raw_mode = attach_terminal(&master, &io, log.as_ref(), &mut pumps);
+        raw_mode = attach_terminal(&master, &io, &log, &mut pumps);
         master_for_resize = Some(master);
     }
     if let Some((source, mut writer)) = streams.stdin_feed.take() {
@@ -507,46 +513,39 @@ fn creation_failure(
     )
 }
 
-/// Connects the container's terminal (`master`): to berth's terminal, put
-/// in raw mode and sized like it (the mode to restore is returned), or to
-/// the log of a detached container.
+/// Connects the container's terminal (`master`) to the log and, in the
+/// foreground, to berth's terminal, put in raw mode and sized like it (the
+/// mode to restore is returned).
 fn attach_terminal(
     master: &OwnedFd,
     io: &Io,
-    log: Option<&Arc<LogWriter>>,
+    log: &Arc<LogWriter>,
     pumps: &mut Vec<JoinHandle<()>>,
 ) -> Option<RawMode> {
     let mut raw_mode = None;
-    match io {
-        Io::Attached { stdin, stdout, .. } => {
-            if console::is_terminal(stdout.as_fd()) {
-                let _ = console::copy_window_size(stdout.as_fd(), master.as_fd());
+    let mut shown = None;
+    if let Io::Attached { stdin, stdout, .. } = io {
+        if console::is_terminal(stdout.as_fd()) {
+            let _ = console::copy_window_size(stdout.as_fd(), master.as_fd());
+        }
+        if let Some(input) = stdin {
+            if console::is_terminal(input.as_fd()) {
+                raw_mode = RawMode::enter(input.as_fd()).ok();
             }
-            if let Some(input) = stdin {
-                if console::is_terminal(input.as_fd()) {
-                    raw_mode = RawMode::enter(input.as_fd()).ok();
-                }
-                if let (Ok(from), Ok(to)) = (input.try_clone(), master.try_clone()) {
-                    // Never joined: it blocks reading berth's input until berth exits.
-                    std::thread::spawn(move || console::copy(from, to));
-                }
-            }
-            if let (Ok(from), Ok(to)) = (master.try_clone(), stdout.try_clone()) {
-                pumps.push(std::thread::spawn(move || {
-                    let _ = console::copy(from, to);
-                }));
+            if let (Ok(from), Ok(to)) = (input.try_clone(), master.try_clone()) {
+                // Never joined: it blocks reading berth's input until berth exits.
+                std::thread::spawn(move || console::copy(from, to));
             }
         }
-        Io::Logged => {
-            if let (Some(log), Ok(from)) = (log, master.try_clone()) {
-                let log = Arc::clone(log);
-                pumps.push(std::thread::spawn(move || {
-                    if let Err(e) = log.pump(fs::File::from(from), Stream::Stdout) {
-                        tracing::warn!(error = %e, "writing the container log");
-                    }
-                }));
+        shown = stdout.try_clone().ok().map(fs::File::from);
+    }
+    if let Ok(from) = master.try_clone() {
+        let log = Arc::clone(log);
+        pumps.push(std::thread::spawn(move || {
+            if let Err(e) = log.pump(fs::File::from(from), Stream::Stdout, shown) {
+                tracing::warn!(error = %e, "writing the container log");
             }
-        }
+        }));
     }
     raw_mode
 }
