@@ -113,7 +113,7 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Remove containers.
     Rm(rm::RmArgs),
-    /// Show the output of a detached container.
+    /// Show the output of a container.
     Logs(logs::LogsArgs),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
