@@ -531,6 +531,21 @@ mod tests {
     }
 
     #[test]
+    fn hosts_name_the_container_and_keep_the_hosts_names_on_its_network() {
+        let none = hosts_file("box", Network::None);
+        assert!(none.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(none.ends_with("127.0.1.1\tbox\n"));
+        let host = hosts_file("box", Network::Host);
+        let host_lines = fs::read_to_string("/etc/hosts").unwrap_or_default();
+        for line in host_lines.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                assert!(host.contains(line), "{line}");
+            }
+        }
+        assert!(host.ends_with("127.0.1.1\tbox\n"));
+    }
+
+    #[test]
     fn mkdir_in_root_stays_inside_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");

@@ -615,3 +615,31 @@ pub fn finish(
     };
     super::save(store, &record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_start_failure_gets_dockers_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("rootfs/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("tool"), b"").unwrap();
+        fs::set_permissions(bin.join("tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(bin.join("data"), b"").unwrap();
+        for (command, code) in [
+            ("tool", 125),
+            ("/bin/tool", 125),
+            ("nope", 127),
+            ("data", 126),
+        ] {
+            let config = serde_json::json!({
+                "process": {"args": [command], "env": ["PATH=/bin"], "cwd": "/"}
+            });
+            fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+            assert_eq!(start_failure_code(dir.path()), code, "{command}");
+        }
+    }
+}
