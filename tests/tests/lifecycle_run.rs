@@ -847,15 +847,36 @@ fn a_missing_image_is_pulled_first() {
     let target = format!("{}/lifecycle/busybox:run", registry.host());
     env.ok(&["push", "busybox", &target]);
     let fresh = tempfile::tempdir().unwrap();
-    let out = Command::new(bins::berth())
+    let mut child = Command::new(bins::berth())
         .arg("--root")
         .arg(fresh.path())
-        .args(["run", "--rm", &target, "echo", "pulled"])
+        .args(["run", "--rm", &target, "sh", "-c", "echo pulled; sleep 1"])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "pulled");
+    // No thread the pull started is left to take a signal meant for the
+    // container: every thread of berth holds SIGINT and SIGTERM blocked but
+    // the forwarder, which waits for them (sigtimedwait shows them unblocked).
+    let wanted = (1u64 << (libc::SIGINT - 1)) | (1u64 << (libc::SIGTERM - 1));
+    let mut unblocked = Vec::new();
+    for task in fs::read_dir(format!("/proc/{}/task", child.id())).unwrap() {
+        let status = fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        if blocked & wanted != wanted {
+            unblocked.push(status);
+        }
+    }
+    assert!(unblocked.len() <= 1, "{unblocked:#?}");
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "pulled\n");
     assert!(
         text(&out.stderr).contains("Unable to find image"),
         "{}",
