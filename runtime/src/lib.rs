@@ -24,6 +24,7 @@ pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod stats;
+mod teardown;
 mod terminal;
 
 pub use error::{Error, Result};

@@ -232,7 +232,7 @@ impl Runtime {
         if let Some(proxy) = proxy {
             proxy.finish();
         }
-        if !keep && let Err(err) = container.delete(true) {
+        if !keep && let Err(err) = delete_container(&mut container, id, true) {
             // The exit status of the workload matters more than a failed
             // cleanup; runc logs it too and keeps the status.
             tracing::error!(id, err = %crate::error::chain(&err), "deleting the container after it exited");
@@ -354,9 +354,7 @@ impl Runtime {
                 hint: "; stop it first or use 'delete --force'",
             });
         }
-        container
-            .delete(force)
-            .map_err(|source| Error::container("deleting", id, source))
+        delete_container(&mut container, id, force)
     }
 
     /// Freezes every process of a running container.
@@ -401,6 +399,21 @@ impl Runtime {
             return Err(Error::NotFound { id: id.to_owned() });
         }
         load_dir(dir).map_err(|source| Error::container("loading", id, source))
+    }
+}
+
+/// Deletes a loaded container: a stopped one in the common case directly
+/// (see `teardown`), everything else through libcontainer.
+fn delete_container(container: &mut Container, id: &str, force: bool) -> Result<()> {
+    container
+        .refresh_status()
+        .map_err(|source| Error::container("reading the status of", id, source))?;
+    match crate::teardown::delete_stopped(container) {
+        crate::teardown::Outcome::Deleted => Ok(()),
+        crate::teardown::Outcome::Failed(err, path) => Err(Error::io("removing", path, err)),
+        crate::teardown::Outcome::NotApplicable => container
+            .delete(force)
+            .map_err(|source| Error::container("deleting", id, source)),
     }
 }
 
