@@ -20,27 +20,25 @@
 //!
 //! Options: `--rounds N` (default 3), `--context DIR` (default: the rust-src tree).
 
-use crate::util::{output, run as run_command, target_dir, workspace_root};
-use crate::{deps, fixtures};
+use super::inputs::{self, LocalRegistry, RUST_SRC, median, timed};
+use crate::util::output;
 use anyhow::{Context, bail};
 use std::fs;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-const RUST_SRC: &str = "/usr/src/rustc-1.63.0";
 const CASES: [&str; 2] = ["unchanged", "one-file"];
 const DOCKERFILE: &str = "FROM localhost/busybox
 COPY . /src
 RUN find /src -type f | wc -l > /files
 RUN du -s /src > /size
-RUN md5sum /src/README.md > /sum
+RUN md5sum /src/bench-changed.txt > /sum
 RUN cat /files /size /sum > /summary
 CMD [\"cat\", \"/summary\"]
 ";
-/// The file the one-file case changes.
-const CHANGED: &str = "README.md";
+/// The file the one-file case changes, which the bench adds to the context
+/// (any context will do).
+const CHANGED: &str = "bench-changed.txt";
 
 /// The binaries, the inputs and the registry of one benchmark run.
 struct Bench {
@@ -51,62 +49,8 @@ struct Bench {
     busybox_archive: PathBuf,
     context: PathBuf,
     work: PathBuf,
-    registry: CacheRegistry,
-}
-
-/// The docker-registry both caches live in, on a free loopback port;
-/// stopped on drop.
-struct CacheRegistry {
-    child: Child,
-    host: String,
-}
-
-impl CacheRegistry {
-    fn start(dir: &Path) -> anyhow::Result<CacheRegistry> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        fs::create_dir_all(dir)?;
-        let config = dir.join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\n\
-                 storage:\n  filesystem:\n    rootdirectory: {storage}\n\
-                 http:\n  addr: {host}\n",
-                storage = dir.join("storage").display()
-            ),
-        )?;
-        let log = fs::File::create(dir.join("registry.log"))?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting docker-registry (Debian package 'docker-registry')")?;
-        let registry = CacheRegistry { child, host };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&registry.host).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "docker-registry did not listen on {} in time",
-                    registry.host
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(registry)
-    }
-}
-
-impl Drop for CacheRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    /// The registry both caches live in.
+    registry: LocalRegistry,
 }
 
 /// Runs the benchmark.
@@ -180,48 +124,21 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 fn prepare(source: &Path) -> anyhow::Result<Bench> {
-    let mut packages = vec!["buildah", "busybox-static", "docker-registry"];
-    if source == Path::new(RUST_SRC) {
-        packages.push("rust-src");
-    }
-    deps::ensure(&packages)?;
-    let fixtures = fixtures::build()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_command(Command::new(&cargo).current_dir(workspace_root()).args([
-        "build",
-        "--release",
-        "--quiet",
-        "--workspace",
-        "--bins",
-    ]))?;
-    let bin = target_dir().join("release");
-    let work = target_dir().join("bench-lifecycle-cache");
-    if work.exists() {
-        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
-    }
-    fs::create_dir_all(&work)?;
-    let context = work.join("context");
-    run_command(Command::new("cp").arg("-a").arg(source).arg(&context))?;
-    fs::write(context.join("Dockerfile"), DOCKERFILE)?;
-    fs::write(context.join(".dockerignore"), ".git\n")?;
-    let registry = CacheRegistry::start(&work.join("registry"))?;
+    let inputs = inputs::prepare(
+        "bench-lifecycle-cache",
+        source,
+        &["buildah", "busybox-static", "docker-registry"],
+        DOCKERFILE,
+    )?;
+    let registry = LocalRegistry::start(&inputs.work.join("registry"))?;
     let bench = Bench {
-        berth: bin.join("berth"),
-        runtime: bin.join("berth-runtime"),
-        busybox_rootfs: fixtures.join("busybox/rootfs"),
-        busybox_archive: work.join("busybox-oci.tar"),
-        context,
-        work,
+        berth: inputs.bin.join("berth"),
+        runtime: inputs.bin.join("berth-runtime"),
+        busybox_rootfs: inputs.fixtures.join("busybox/rootfs"),
+        busybox_archive: inputs.work.join("busybox-oci.tar"),
+        context: inputs.context,
+        work: inputs.work,
         registry,
     };
     // The base for buildah: the same busybox image, written out by berth.
@@ -268,24 +185,6 @@ fn berth_in(bench: &Bench, store: &Path) -> anyhow::Result<Command> {
     Ok(build)
 }
 
-/// Runs `cmd`, returns (seconds, stdout and stderr).
-fn timed(cmd: &mut Command) -> anyhow::Result<(f64, String)> {
-    let started = Instant::now();
-    let out = cmd
-        .output()
-        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
-    let secs = started.elapsed().as_secs_f64();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("{} failed:\n{text}", crate::util::describe(cmd));
-    }
-    Ok((secs, text))
-}
-
 /// berth's own count of cached steps, from its closing line.
 fn berth_cached(text: &str) -> anyhow::Result<usize> {
     text.lines()
@@ -299,11 +198,12 @@ fn berth_cached(text: &str) -> anyhow::Result<usize> {
 /// Changes the context file of the one-file case, or puts it back.
 fn change_one_file(bench: &Bench, changed: bool) -> anyhow::Result<()> {
     let path = bench.context.join(CHANGED);
-    let marker = "\n<!-- bench lifecycle cache: changed -->\n";
-    let text = fs::read_to_string(&path)?;
-    let base = text.strip_suffix(marker).unwrap_or(&text).to_string();
-    fs::write(&path, if changed { base + marker } else { base })?;
-    Ok(())
+    let content = if changed {
+        "a changed context file\n"
+    } else {
+        "a context file\n"
+    };
+    fs::write(&path, content).with_context(|| format!("writing {}", path.display()))
 }
 
 fn seed_berth(bench: &Bench) -> anyhow::Result<()> {

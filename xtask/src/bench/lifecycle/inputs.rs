@@ -1,0 +1,155 @@
+//! What the parts of the lifecycle benchmark share: the release binaries,
+//! a private copy of the context tree with the part's Dockerfile, a local
+//! `docker-registry`, timing and medians.
+
+use crate::util::{describe, run as run_command, target_dir, workspace_root};
+use crate::{deps, fixtures};
+use anyhow::{Context, bail};
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The default context: the tree Debian's `rust-src` installs (about 37,000
+/// files, 255 MB), as in the build benchmark.
+pub const RUST_SRC: &str = "/usr/src/rustc-1.63.0";
+
+/// The inputs of one part.
+pub struct Inputs {
+    /// The directory holding the release `berth` and `berth-runtime`.
+    pub bin: PathBuf,
+    /// The test fixtures (`busybox/rootfs`).
+    pub fixtures: PathBuf,
+    /// The part's fresh work directory under the target directory.
+    pub work: PathBuf,
+    /// A private copy of the context tree, with the Dockerfile.
+    pub context: PathBuf,
+}
+
+/// Installs `packages` (and `rust-src` for the default context), builds the
+/// release binaries and the fixtures, and copies `source` into a fresh
+/// `target/<work_name>/context` with `dockerfile` as its Dockerfile.
+pub fn prepare(
+    work_name: &str,
+    source: &Path,
+    packages: &[&str],
+    dockerfile: &str,
+) -> anyhow::Result<Inputs> {
+    let mut packages = packages.to_vec();
+    if source == Path::new(RUST_SRC) {
+        packages.push("rust-src");
+    }
+    deps::ensure(&packages)?;
+    let fixtures = fixtures::build()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_command(Command::new(&cargo).current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--workspace",
+        "--bins",
+    ]))?;
+    let work = target_dir().join(work_name);
+    if work.exists() {
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    fs::create_dir_all(&work)?;
+    let context = work.join("context");
+    run_command(Command::new("cp").arg("-a").arg(source).arg(&context))?;
+    fs::write(context.join("Dockerfile"), dockerfile)?;
+    fs::write(context.join(".dockerignore"), ".git\n")?;
+    Ok(Inputs {
+        bin: target_dir().join("release"),
+        fixtures,
+        work,
+        context,
+    })
+}
+
+/// The median (NaN for no values).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Runs `cmd` with no stdin; returns the seconds it took and its stdout and
+/// stderr, or an error carrying them.
+pub fn timed(cmd: &mut Command) -> anyhow::Result<(f64, String)> {
+    let started = Instant::now();
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    let secs = started.elapsed().as_secs_f64();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("{} failed:\n{text}", describe(cmd));
+    }
+    Ok((secs, text))
+}
+
+/// A docker-registry on a free loopback port with its storage and its log
+/// (`registry.log`, access log included) under a directory; stopped on drop.
+pub struct LocalRegistry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl LocalRegistry {
+    /// Starts one and waits until it listens.
+    pub fn start(dir: &Path) -> anyhow::Result<LocalRegistry> {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        fs::create_dir_all(dir)?;
+        let config = dir.join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n\
+                 storage:\n  filesystem:\n    rootdirectory: {storage}\n\
+                 http:\n  addr: {host}\n",
+                storage = dir.join("storage").display()
+            ),
+        )?;
+        let log_file = fs::File::create(dir.join("registry.log"))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .context("starting docker-registry (Debian package 'docker-registry')")?;
+        let registry = LocalRegistry { child, host };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(&registry.host).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "docker-registry did not listen on {} in time",
+                    registry.host
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(registry)
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
