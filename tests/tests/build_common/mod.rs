@@ -178,6 +178,12 @@ impl BuildEnv {
             "umoci unpack failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // umoci asks for a terminal, which runc (and berth-runtime) can give
+        // an attached run only from a terminal; tests have none.
+        let config_path = bundle.join("config.json");
+        let mut config: Value = serde_json::from_slice(&fs::read(&config_path).unwrap()).unwrap();
+        config["process"]["terminal"] = Value::Bool(false);
+        fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
         let out = Command::new(bins::berth_runtime())
             .arg("--root")
             .arg(dir.path().join("state"))
