@@ -234,6 +234,9 @@ fn round(
     let mut results = [(0.0, 0); 2];
     for (case, result) in results.iter_mut().enumerate() {
         change_one_file(bench, case == 1)?;
+        // Each timed build starts without the previous one's dirty pages
+        // (buildah's storage, removed stores) still being written back.
+        output(&mut Command::new("sync"))?;
         *result = build(&bench.work.join(format!("{tool}-{round}-{case}")), case)?;
     }
     change_one_file(bench, false)?;
