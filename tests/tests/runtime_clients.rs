@@ -6,6 +6,7 @@
 
 mod runtime_support;
 
+use berth_e2e::podman::{Podman, RUN_LIMITS};
 use berth_e2e::{bins, require};
 use runtime_support::unique_id;
 use sha2::{Digest, Sha256};
@@ -40,83 +41,25 @@ fn checked(out: Output, what: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Podman with private storage, cgroupfs, no network and berth-runtime as
-/// its OCI runtime.
-struct Podman {
-    dir: tempfile::TempDir,
-    podman: PathBuf,
-}
-
-impl Podman {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.podman);
-        let dir = self.dir.path();
-        cmd.arg("--root")
-            .arg(dir.join("root"))
-            .arg("--runroot")
-            .arg(dir.join("runroot"))
-            .arg("--tmpdir")
-            .arg(dir.join("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "none", "--runtime"])
-            .arg(bins::berth_runtime())
-            .args(args)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        checked(
-            self.cmd(args).output().unwrap(),
-            &format!("podman {args:?}"),
-        )
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        // Containers hold mounts under the run root; remove them before the
-        // directory goes.
-        let _ = self
-            .cmd(&["rm", "--all", "--force", "--time", "0"])
-            .output();
-    }
-}
-
-/// This machine's open-files hard limit (20000) is below podman's default
-/// container limit, so the container limits are set explicitly.
-const ULIMITS: &[&str] = &[
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=4096:4096",
-];
-
 #[test]
 fn podman_runs_execs_and_stops_with_berth_runtime() {
     require::root();
-    let podman = Podman {
-        dir: tempfile::Builder::new()
-            .prefix("berth-podman-")
-            .tempdir()
-            .unwrap(),
-        podman: require::program("podman", "podman"),
-    };
+    let podman = Podman::new();
     require::program("conmon", "conmon");
-    let tar = rootfs_tar(podman.dir.path());
+    let tar = rootfs_tar(podman.dir());
     let image = "localhost/berth-busybox:test";
     podman.ok(&["import", tar.to_str().unwrap(), image]);
 
     let mut run = vec!["run", "--rm", "--network", "none"];
-    run.extend_from_slice(ULIMITS);
+    run.extend_from_slice(RUN_LIMITS);
     run.extend_from_slice(&[image, "sh", "-c", "echo hello from $(cat /proc/1/comm)"]);
     assert_eq!(podman.ok(&run), "hello from sh\n");
 
     // The exit code of the container reaches podman.
     let mut failing = vec!["run", "--rm", "--network", "none"];
-    failing.extend_from_slice(ULIMITS);
+    failing.extend_from_slice(RUN_LIMITS);
     failing.extend_from_slice(&[image, "sh", "-c", "exit 42"]);
-    let out = podman.cmd(&failing).output().unwrap();
+    let out = podman.command(&failing).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(42),
@@ -126,7 +69,7 @@ fn podman_runs_execs_and_stops_with_berth_runtime() {
 
     let name = unique_id("podman");
     let mut detached = vec!["run", "--detach", "--name", &name, "--network", "none"];
-    detached.extend_from_slice(ULIMITS);
+    detached.extend_from_slice(RUN_LIMITS);
     detached.extend_from_slice(&[image, "sleep", "300"]);
     podman.ok(&detached);
     assert_eq!(
