@@ -21,16 +21,13 @@
 //!
 //! Options: `--rounds N` (default 5), `--context DIR` (default: the rust-src tree).
 
-use crate::util::{output, run as run_command, target_dir, workspace_root};
-use crate::{deps, fixtures};
+use super::inputs::{self, LocalRegistry, RUST_SRC, median};
+use crate::util::output;
 use anyhow::{Context, bail};
 use std::fs;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const RUST_SRC: &str = "/usr/src/rustc-1.63.0";
 /// The build benchmark's Dockerfile (xtask/src/bench/build.rs).
 const DOCKERFILE: &str = "FROM localhost/busybox AS build
 COPY . /src
@@ -51,70 +48,6 @@ struct Bench {
     work: PathBuf,
     /// The image's size in bytes (manifest, config and layers).
     bytes: u64,
-}
-
-/// A docker-registry with empty storage on a free loopback port; stopped
-/// and its storage removed on drop.
-struct Registry {
-    child: Child,
-    host: String,
-    dir: PathBuf,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> anyhow::Result<Registry> {
-        if dir.exists() {
-            fs::remove_dir_all(dir)?;
-        }
-        fs::create_dir_all(dir)?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let config = dir.join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {storage}\n\
-                 http:\n  addr: {host}\n",
-                storage = dir.join("storage").display()
-            ),
-        )?;
-        let log = fs::File::create(dir.join("registry.log"))?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting docker-registry (Debian package 'docker-registry')")?;
-        let registry = Registry {
-            child,
-            host,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&registry.host).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "docker-registry did not listen on {} in time",
-                    registry.host
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(registry)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Runs the benchmark.
@@ -139,7 +72,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let mut bench = prepare(&source)?;
     // The registry pulls read from: it holds the image, pushed once by berth.
-    let source_registry = Registry::start(&bench.work.join("registry-source"))?;
+    let source_registry = LocalRegistry::start(&bench.work.join("registry-source"))?;
     let pull_ref = format!("{}/bench/transfer:1", source_registry.host);
     output(
         Command::new(&bench.berth)
@@ -200,41 +133,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 const TOOLS: [&str; 2] = ["berth", "skopeo"];
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 fn prepare(source: &Path) -> anyhow::Result<Bench> {
-    let mut packages = vec!["busybox-static", "docker-registry", "skopeo"];
-    if source == Path::new(RUST_SRC) {
-        packages.push("rust-src");
-    }
-    deps::ensure(&packages)?;
-    let fixtures = fixtures::build()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_command(Command::new(&cargo).current_dir(workspace_root()).args([
-        "build",
-        "--release",
-        "--quiet",
-        "--workspace",
-        "--bins",
-    ]))?;
-    let bin = target_dir().join("release");
-    let work = target_dir().join("bench-lifecycle-transfer");
-    if work.exists() {
-        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
-    }
-    fs::create_dir_all(&work)?;
-    let context = work.join("context");
-    run_command(Command::new("cp").arg("-a").arg(source).arg(&context))?;
-    fs::write(context.join("Dockerfile"), DOCKERFILE)?;
-    fs::write(context.join(".dockerignore"), ".git\n")?;
-
+    let inputs::Inputs {
+        bin,
+        fixtures,
+        work,
+        context,
+    } = inputs::prepare(
+        "bench-lifecycle-transfer",
+        source,
+        &["busybox-static", "docker-registry", "skopeo"],
+        DOCKERFILE,
+    )?;
     let berth = bin.join("berth");
     let store = work.join("store");
     output(
@@ -275,28 +185,15 @@ fn blob_bytes(store: &Path) -> anyhow::Result<u64> {
 
 /// Times one command; its output is kept only for the error.
 fn timed(cmd: &mut Command) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
-    let secs = started.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!(
-            "{} failed:\n{}{}",
-            crate::util::describe(cmd),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(secs)
+    inputs::timed(cmd).map(|(secs, _)| secs)
 }
 
 /// Pushes the image to a registry of its own with empty storage.
 fn push_once(bench: &Bench, tool: usize, round: usize) -> anyhow::Result<f64> {
-    let registry = Registry::start(&bench.work.join(format!("registry-push-{round}-{tool}")))?;
+    let dir = bench.work.join(format!("registry-push-{round}-{tool}"));
+    let registry = LocalRegistry::start(&dir)?;
     let target = format!("{}/bench/pushed:1", registry.host);
-    if tool == 0 {
+    let secs = if tool == 0 {
         // Nothing remembered from earlier rounds may turn an upload into a mount.
         let _ = fs::remove_dir_all(bench.store.join("registry"));
         timed(
@@ -312,7 +209,11 @@ fn push_once(bench: &Bench, tool: usize, round: usize) -> anyhow::Result<f64> {
                 .arg(format!("oci:{}:{IMAGE}", bench.store.join("oci").display()))
                 .arg(format!("docker://{target}")),
         )
-    }
+    };
+    // Each push fills a registry of its own; its storage is not needed after.
+    drop(registry);
+    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    secs
 }
 
 /// Pulls the image into an empty store or layout.
