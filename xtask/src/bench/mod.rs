@@ -3,6 +3,7 @@
 
 mod build;
 mod lifecycle;
+mod local_registry;
 mod registry;
 mod runtime;
 

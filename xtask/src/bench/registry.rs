@@ -12,82 +12,27 @@
 //!
 //! Options: `--rounds N` (default 5), `--bytes N` (default 125000000).
 
+use super::local_registry::LocalRegistry;
 use crate::util::{output, run as run_command, target_dir, workspace_root};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const OPERATIONS: [&str; 4] = ["push", "re-push", "mount", "pull"];
 const TOOLS: [&str; 2] = ["berth", "skopeo"];
 
-/// A docker-registry on a free loopback port, killed on drop.
-struct Registry {
-    child: Child,
-    host: String,
-    log: PathBuf,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> anyhow::Result<Registry> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        std::fs::create_dir_all(dir)?;
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: {host}\n",
-                dir.join("storage").display()
-            ),
-        )?;
-        let log = dir.join("registry.log");
-        let log_file = std::fs::File::create(&log)?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .context("starting docker-registry (install the Debian package 'docker-registry')")?;
-        let registry = Registry { child, host, log };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&registry.host).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "docker-registry did not start listening on {}",
-                    registry.host
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(registry)
-    }
-
-    /// Blob upload completions (one per uploaded blob) into a repository.
-    fn uploads(&self, repository: &str) -> usize {
-        std::thread::sleep(Duration::from_millis(100));
-        let needle = format!("\"PUT /v2/{repository}/blobs/uploads/");
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.contains(&needle))
-            .count()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Blob upload completions (one per uploaded blob) into a repository, from
+/// the registry's access log.
+fn count_uploads(registry: &LocalRegistry, repository: &str) -> usize {
+    std::thread::sleep(Duration::from_millis(100));
+    let needle = format!("\"PUT /v2/{repository}/blobs/uploads/");
+    std::fs::read_to_string(registry.log())
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(&needle))
+        .count()
 }
 
 fn timed(command: &mut Command) -> anyhow::Result<Duration> {
@@ -155,7 +100,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             order.reverse();
         }
         for tool in order {
-            let registry = Registry::start(&work.join(format!("registry-{round}-{tool}")))?;
+            let registry = LocalRegistry::start(&work.join(format!("registry-{round}-{tool}")))?;
             let host = &registry.host;
             let (first, second) = ("bench/first", "bench/second");
             let pulled = work.join(format!("pulled-{round}-{tool}"));
@@ -206,9 +151,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     )?,
                 ]
             };
-            let first_uploads = registry.uploads(first);
+            let first_uploads = count_uploads(&registry, first);
             uploads[tool][0].push(first_uploads.saturating_sub(5));
-            uploads[tool][1].push(registry.uploads(second));
+            uploads[tool][1].push(count_uploads(&registry, second));
             for (operation, duration) in measured.into_iter().enumerate() {
                 times[tool][operation].push(duration);
             }
