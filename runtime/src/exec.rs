@@ -56,7 +56,7 @@ impl Runtime {
             )));
         }
         // The exec'd process joins the container's cgroup; see `migration`.
-        let warmup = crate::migration::start();
+        let warmup = crate::migration::start(container.systemd());
         let process_path = match &options.process {
             Some(path) => {
                 if !path.is_file() {

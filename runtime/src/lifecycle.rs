@@ -80,7 +80,7 @@ impl Runtime {
         }
         // The intermediate process joins the container's cgroup in a few
         // milliseconds; start the kernel's wait for that now.
-        let warmup = crate::migration::start();
+        let warmup = crate::migration::start(self.systemd_cgroup);
         let (bundle, spec) = check_bundle(&options.bundle)?;
         let terminal = spec
             .process()

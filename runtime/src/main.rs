@@ -120,7 +120,9 @@ fn main() -> ExitCode {
         }
     }
     if creates_processes && !berth_runtime::exe::running_sealed() {
-        if let Some(pid) = migration::fork_helper() {
+        if migration::helps(cli.global.systemd_cgroup)
+            && let Some(pid) = migration::fork_helper()
+        {
             // SAFETY: the process is single-threaded here.
             unsafe { std::env::set_var(migration::HELPER_PID_ENV, pid.to_string()) };
         }

@@ -19,6 +19,14 @@
 //! before its sealed re-exec and hands its pid to the new image
 //! ([`adopt_helper`]), which reaps it; otherwise [`start`] runs the no-op
 //! migration on a thread.
+//!
+//! All this is needed only where the container's processes join through
+//! `cgroup.procs`: on a unified (v2) host, and under the systemd driver. On a
+//! v1 or hybrid host berth's copy of libcgroups (`runtime/vendor`) moves the
+//! single-threaded intermediate process by writing `0` to each hierarchy's
+//! `tasks` file, which takes no global lock and so has no grace period to
+//! wait for. A warm-up there would only hold `cgroup_mutex` through its own
+//! grace period and delay that write; [`helps`] says when to do one.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -108,10 +116,24 @@ fn decimal(value: libc::pid_t, buf: &mut [u8; 12]) -> &[u8] {
     &buf[start..]
 }
 
-/// Starts the no-op migration, unless an adopted helper is doing it already.
-/// Best effort: where no `cgroup.procs` of this process can be written (no
-/// cgroupfs, no permission), nothing happens and nothing fails.
-pub(crate) fn start() -> Warmup {
+/// Whether the container's processes will join their cgroup through
+/// `cgroup.procs`, so that a warm-up shortens their start: under the systemd
+/// driver, or where `/sys/fs/cgroup` is a cgroup2 mount (a unified host).
+pub fn helps(systemd_cgroup: bool) -> bool {
+    systemd_cgroup || unified_host()
+}
+
+/// Whether `/sys/fs/cgroup` is itself a cgroup2 file system.
+fn unified_host() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// Starts the no-op migration where it [`helps`], unless an adopted helper is
+/// doing it already. Best effort: where no `cgroup.procs` of this process can
+/// be written (no cgroupfs, no permission), nothing happens and nothing
+/// fails.
+pub(crate) fn start(systemd_cgroup: bool) -> Warmup {
     let helper = ADOPTED_HELPER.swap(0, Ordering::SeqCst);
     if helper > 0 {
         return Warmup {
@@ -123,6 +145,9 @@ pub(crate) fn start() -> Warmup {
         thread: None,
         helper: 0,
     };
+    if !helps(systemd_cgroup) {
+        return idle;
+    }
     let Some(path) = own_cgroup_procs() else {
         return idle;
     };
@@ -233,5 +258,109 @@ mod tests {
     #[test]
     fn malformed_lines_are_skipped() {
         assert!(procs_candidates("garbage\n\n").is_empty());
+    }
+
+    /// berth's libcgroups (runtime/vendor) moves a process that joins a v1
+    /// cgroup itself by writing `0` to `tasks` when it has one thread. That
+    /// moves the calling thread only, so a process with more threads must
+    /// still be moved whole, through `cgroup.procs`.
+    #[test]
+    fn a_process_joining_a_v1_cgroup_goes_whole_with_one_thread_or_several() {
+        use libcgroups::common::CgroupManager;
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(euid, 0, "this test needs root: it creates cgroups");
+        let hierarchy = std::path::Path::new("/sys/fs/cgroup/pids");
+        assert!(
+            hierarchy.join("tasks").exists(),
+            "this test needs a cgroup v1 pids hierarchy at {} (a v1 or hybrid host)",
+            hierarchy.display()
+        );
+        for extra_threads in [0, 2] {
+            let relative = PathBuf::from(format!(
+                "berth-join-test-{}-{extra_threads}",
+                std::process::id()
+            ));
+            let manager = libcgroups::v1::manager::Manager::new(&relative).unwrap();
+            let child = fork_joiner(&manager, extra_threads);
+            let members = sorted_ids(
+                std::fs::read_to_string(hierarchy.join(&relative).join("tasks"))
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned),
+            );
+            let threads = sorted_ids(
+                std::fs::read_dir(format!("/proc/{child}/task"))
+                    .unwrap()
+                    .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()),
+            );
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(child, libc::SIGKILL);
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+            }
+            manager.remove().unwrap();
+            assert_eq!(threads.len(), extra_threads + 1, "threads of the joiner");
+            assert_eq!(
+                members, threads,
+                "the cgroup's tasks against the joiner's threads ({extra_threads} extra)"
+            );
+        }
+    }
+
+    fn sorted_ids(ids: impl Iterator<Item = String>) -> Vec<i32> {
+        let mut ids: Vec<i32> = ids.map(|id| id.trim().parse().unwrap()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Forks a child that starts `extra_threads` idle threads and then joins
+    /// `manager`'s cgroups as libcontainer's intermediate process does
+    /// (`add_task` with its own pid), and waits to be killed. Returns its pid
+    /// once it has joined.
+    fn fork_joiner(manager: &libcgroups::v1::manager::Manager, extra_threads: usize) -> i32 {
+        use libcgroups::common::CgroupManager;
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two fds into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only starts threads, joins and waits.
+        match unsafe { libc::fork() } {
+            -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+            0 => {
+                for _ in 0..extra_threads {
+                    std::thread::spawn(|| {
+                        loop {
+                            std::thread::park();
+                        }
+                    });
+                }
+                // SAFETY: getpid has no preconditions.
+                let pid = nix::unistd::Pid::from_raw(unsafe { libc::getpid() });
+                let joined = if manager.add_task(pid).is_ok() {
+                    b'1'
+                } else {
+                    b'0'
+                };
+                // SAFETY: writing one byte from a valid buffer, then waiting
+                // for the parent's SIGKILL.
+                unsafe {
+                    libc::write(fds[1], [joined].as_ptr().cast(), 1);
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            child => {
+                let mut joined = [0u8];
+                // SAFETY: reading one byte into a valid buffer.
+                unsafe {
+                    libc::close(fds[1]);
+                    libc::read(fds[0], joined.as_mut_ptr().cast(), 1);
+                    libc::close(fds[0]);
+                }
+                assert_eq!(joined, [b'1'], "the child could not join its cgroup");
+                child
+            }
+        }
     }
 }
