@@ -14,6 +14,7 @@
 
 pub mod bins;
 pub mod bundle;
+pub mod cgroups;
 pub mod podman;
 pub mod registry;
 pub mod require;

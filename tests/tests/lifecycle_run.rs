@@ -91,29 +91,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Whether a cgroup directory named after the container exists anywhere.
-fn cgroups_named(id: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                if entry.file_name().to_string_lossy().contains(id) {
-                    found.push(path.clone());
-                }
-                if path.components().count() < 7 {
-                    stack.push(path);
-                }
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn output_exit_codes_and_the_stored_record() {
     let env = Env::new();
@@ -184,7 +161,11 @@ fn output_exit_codes_and_the_stored_record() {
     );
     assert_eq!(env.ok(&["rm", &id[..8]]).trim(), &id[..8]);
     env.assert_nothing_left();
-    assert!(cgroups_named(id).is_empty(), "{:?}", cgroups_named(id));
+    assert!(
+        berth_e2e::cgroups::dirs_naming(id).is_empty(),
+        "{:?}",
+        berth_e2e::cgroups::dirs_naming(id)
+    );
 }
 
 #[test]
@@ -513,7 +494,7 @@ fn detached_containers_with_ps_logs_stop_and_rm() {
     assert!(!mounts.contains(&id), "{mounts}");
     env.ok(&["rm", "ticker"]);
     env.assert_nothing_left();
-    assert!(cgroups_named(&id).is_empty());
+    assert!(berth_e2e::cgroups::dirs_naming(&id).is_empty());
 }
 
 #[test]
@@ -553,7 +534,7 @@ fn stop_uses_the_stop_signal_and_rm_force_kills() {
         .to_string();
     env.ok(&["rm", "-f", &id]);
     env.assert_nothing_left();
-    assert!(cgroups_named(&id).is_empty());
+    assert!(berth_e2e::cgroups::dirs_naming(&id).is_empty());
 
     // The image's STOPSIGNAL comes first; a shell as pid 1 would ignore SIGTERM.
     env.build.write(

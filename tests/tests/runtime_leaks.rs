@@ -111,7 +111,7 @@ fn ten_concurrent_containers_leave_nothing_behind() {
         "each running container's process is found by its cgroup"
     );
     assert!(
-        runtime_support::cgroup_dirs_naming(&prefix).len() >= 10,
+        berth_e2e::cgroups::dirs_naming(&prefix).len() >= 10,
         "each running container's cgroup directories are found"
     );
     let deletes: Vec<_> = ids

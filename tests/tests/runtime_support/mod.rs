@@ -154,7 +154,7 @@ pub fn unique_id(tag: &str) -> String {
 
 /// Asserts no cgroup directory in any hierarchy and no host mount names `id`.
 pub fn assert_no_leftovers(id: &str) {
-    let cgroups = cgroup_dirs_naming(id);
+    let cgroups = berth_e2e::cgroups::dirs_naming(id);
     assert!(
         cgroups.is_empty(),
         "cgroups of {id} are left behind: {cgroups:?}"
@@ -165,33 +165,6 @@ pub fn assert_no_leftovers(id: &str) {
         leaked.is_empty(),
         "mounts of {id} are left behind: {leaked:?}"
     );
-}
-
-/// Cgroup directories (two levels deep in each hierarchy) whose name contains `id`.
-pub fn cgroup_dirs_naming(id: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if !kind.is_dir() {
-                continue;
-            }
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().contains(id) {
-                found.push(path.clone());
-            }
-            if depth < 3 {
-                stack.push((path, depth + 1));
-            }
-        }
-    }
-    found
 }
 
 /// Reads a file the container writes, waiting until it has `want` in it.
