@@ -16,6 +16,7 @@ pub use config::{BundleMount, Network};
 pub use runtime::{Runtime, Stream};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// Errors of a `RUN` step.
@@ -140,6 +141,52 @@ impl Drop for Staging {
     }
 }
 
+/// The file in a run's staging directory that names the runtime binary
+/// running its container, so that whoever removes the directory after the
+/// build was killed can delete the container through that runtime.
+const RUNTIME_FILE: &str = "runtime";
+
+/// Stops and deletes the container a `RUN` step left in its staging
+/// directory `dir` when its build was killed: through the recorded runtime
+/// (`delete --force`, which also removes the container's cgroup), then by
+/// killing the pid in the step's pid file if that process still has its
+/// root in `dir` (so a reused pid is never hit). Does nothing for a
+/// directory with no container left in it.
+pub(crate) fn stop_leftover_container(dir: &Path) {
+    let state = dir.join("state");
+    let leftovers: Vec<String> = fs::read_dir(&state)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    if !leftovers.is_empty()
+        && let Ok(binary) = fs::read(dir.join(RUNTIME_FILE))
+    {
+        let runtime = Runtime {
+            binary: PathBuf::from(std::ffi::OsString::from_vec(binary)),
+        };
+        for id in &leftovers {
+            tracing::info!(id, runtime = %runtime.binary.display(), "deleting the container of a killed build");
+            runtime.delete(&state, id);
+        }
+    }
+    let Ok(text) = fs::read_to_string(dir.join("pid")) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return;
+    };
+    let root = fs::read_link(format!("/proc/{pid}/root")).unwrap_or_default();
+    if pid > 1 && root.starts_with(dir) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// Runs `spec` on an overlay of `lowers` (top first; empty for scratch).
 pub fn run_step(
     store: &Store,
@@ -159,6 +206,9 @@ pub fn run_step(
     for d in [&upper, &work, &rootfs, &state] {
         fs::create_dir_all(d).map_err(io_err("creating", d))?;
     }
+    let runtime_file = dir.join(RUNTIME_FILE);
+    fs::write(&runtime_file, runtime.binary.as_os_str().as_bytes())
+        .map_err(io_err("writing", &runtime_file))?;
     let lowers = if lowers.is_empty() {
         vec![store.empty_dir()?]
     } else {

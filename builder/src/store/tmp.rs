@@ -38,35 +38,34 @@ pub fn remove_stale(tmp_dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Removes every staging entry of this process, stopping and deleting the
+/// `RUN` containers in them: for a build cancelled by a signal, before the
+/// process exits. Removes what it can and reports the first failure.
+pub fn remove_own(tmp_dir: &Path) -> Result<(), StoreError> {
+    let prefix = format!("{}-", std::process::id());
+    let entries = fs::read_dir(tmp_dir).map_err(io_err("reading", tmp_dir))?;
+    let mut first_error = None;
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix)
+            && let Err(err) = remove_tree(&entry.path())
+        {
+            first_error.get_or_insert(err);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 /// Removes a staging tree, unmounting any mounts beneath it first so the
-/// removal never reaches into a mounted filesystem.
+/// removal never reaches into a mounted filesystem. A `RUN` step's container
+/// still there (its build was killed) is stopped and deleted first.
 pub fn remove_tree(path: &Path) -> Result<(), StoreError> {
-    kill_container(path);
+    crate::executor::stop_leftover_container(path);
     unmount_under(path);
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err("inspecting", path)(e)),
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).map_err(io_err("removing", path)),
         Ok(_) => fs::remove_file(path).map_err(io_err("removing", path)),
-    }
-}
-
-/// Kills the container a killed `RUN` step may have left running: the pid in
-/// the staging directory's pid file, if that process's root is in the staging
-/// directory (so a reused pid is never hit).
-fn kill_container(dir: &Path) {
-    let Ok(text) = fs::read_to_string(dir.join("pid")) else {
-        return;
-    };
-    let Ok(pid) = text.trim().parse::<i32>() else {
-        return;
-    };
-    let root = fs::read_link(format!("/proc/{pid}/root")).unwrap_or_default();
-    if pid > 1 && root.starts_with(dir) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
     }
 }
 
@@ -127,6 +126,21 @@ mod tests {
         remove_stale(dir.path()).unwrap();
         assert!(!stale.exists());
         assert!(mine.exists());
+    }
+
+    #[test]
+    fn own_entries_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("1-0-layer");
+        fs::create_dir_all(&other).unwrap();
+        let mine = fresh(dir.path(), "run");
+        fs::create_dir_all(mine.join("upper/etc")).unwrap();
+        let mine_file = fresh(dir.path(), "blob");
+        fs::write(&mine_file, b"x").unwrap();
+        remove_own(dir.path()).unwrap();
+        assert!(!mine.exists());
+        assert!(!mine_file.exists());
+        assert!(other.exists());
     }
 
     #[test]
