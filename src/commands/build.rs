@@ -4,6 +4,7 @@
 //! or touching the network, and reports every error and warning with its
 //! line, like `docker build --check`. Without it, `exec` runs the build.
 
+mod cancel;
 mod exec;
 mod progress;
 

@@ -1,6 +1,7 @@
 //! The local store under concurrency and crashes: two builds at once share
 //! the cache and both succeed; a build killed in the middle of a RUN leaves
-//! nothing the next build trips on, and the next build works.
+//! nothing the next build trips on (no staging, mount, process or cgroup),
+//! and the next build works.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod build_common;
@@ -68,8 +69,9 @@ fn mounts_under(path: &std::path::Path) -> Vec<String> {
 }
 
 /// Starts a build whose RUN sleeps, waits until the RUN has started, and
-/// sends `signal` to berth alone.
-fn kill_during_run(env: &BuildEnv, signal: i32) {
+/// sends `signal` to berth alone. Returns the killed build's pid and how it
+/// ended.
+fn kill_during_run(env: &BuildEnv, signal: i32) -> (u32, std::process::ExitStatus) {
     env.write(
         "Dockerfile",
         "FROM busybox\nCOPY a.txt /a\nRUN echo running && sleep 60\n",
@@ -99,14 +101,32 @@ fn kill_during_run(env: &BuildEnv, signal: i32) {
     }
     let status = child.wait().unwrap();
     assert!(!status.success());
+    (child.id(), status)
 }
 
 #[test]
 fn killed_builds_leave_the_store_consistent() {
     let env = BuildEnv::new();
     env.write("a.txt", "a\n");
-    for signal in [libc::SIGKILL, libc::SIGINT] {
-        kill_during_run(&env, signal);
+    for signal in [libc::SIGKILL, libc::SIGINT, libc::SIGTERM] {
+        let (killed, status) = kill_during_run(&env, signal);
+        let killed_runs = format!("berth-{killed}-");
+        if signal != libc::SIGKILL {
+            // A signal berth can catch cancels the build: it stops and
+            // deletes its RUN container itself before it exits.
+            assert_eq!(status.code(), Some(128 + signal), "signal {signal}");
+            let cgroups = berth_e2e::cgroups::dirs_naming(&killed_runs);
+            assert!(
+                cgroups.is_empty(),
+                "signal {signal}: the cancelled build left cgroups: {cgroups:?}"
+            );
+            let prefix = format!("{killed}-");
+            let staging = staging_entries(env.store.path());
+            assert!(
+                !staging.iter().any(|e| e.starts_with(&prefix)),
+                "signal {signal}: the cancelled build left staging: {staging:?}"
+            );
+        }
         // The next build replaces the RUN and must succeed; opening the
         // store removes what the killed build left behind.
         env.write(
@@ -122,6 +142,13 @@ fn killed_builds_leave_the_store_consistent() {
         assert!(
             mounts_under(env.store.path()).is_empty(),
             "signal {signal}: mounts left behind"
+        );
+        // The killed RUN's container is deleted through its runtime, cgroups
+        // and all; its id names the killed build's staging entry.
+        let cgroups = berth_e2e::cgroups::dirs_naming(&killed_runs);
+        assert!(
+            cgroups.is_empty(),
+            "signal {signal}: cgroups of the killed RUN left behind: {cgroups:?}"
         );
     }
     // Nothing of the killed containers still runs.

@@ -133,6 +133,8 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     let root = &request.root;
     let store = Store::open(root)
         .map_err(|e| anyhow::anyhow!("opening the local store {}: {e}", root.display()))?;
+    // Before the build starts any thread: see the cancel module.
+    super::cancel::install(store.tmp_dir())?;
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             v.parse::<i64>()
@@ -179,6 +181,7 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         &renderer,
         import.as_ref().map(|i| i as &dyn RecordSource),
     );
+    super::cancel::wait_if_cancelling();
     renderer.finish();
     // The builder's messages already contain their causes; chaining them
     // again would print every cause twice.

@@ -1,0 +1,82 @@
+//! Cancelling a build on Ctrl-C, `SIGTERM` or `SIGHUP`: its `RUN` containers
+//! are stopped and deleted (cgroups included) and its staging entries
+//! removed before berth exits with 128 + the signal, instead of leaving them
+//! for the next command that opens the store.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once a cancelling signal arrived; the signal thread then owns the
+/// process's exit.
+static CANCELLING_NOW: AtomicBool = AtomicBool::new(false);
+
+/// The signals that cancel a build.
+const CANCELLING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Blocks the cancelling signals and starts the thread that waits for them.
+/// Call it before any other thread starts, so that every thread inherits
+/// the mask and the signals reach only that waiting thread. Child processes
+/// start with an empty mask (the standard library resets it).
+pub fn install(tmp_dir: PathBuf) -> anyhow::Result<()> {
+    let set = signal_set();
+    // SAFETY: the set is initialised; the old mask is not wanted.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        anyhow::bail!(
+            "blocking the signals that cancel a build: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+    }
+    std::thread::Builder::new()
+        .name("build-cancel".into())
+        .spawn(move || wait_and_cancel(&set, &tmp_dir))
+        .map_err(|e| anyhow::anyhow!("starting the build's signal thread: {e}"))?;
+    Ok(())
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before sigaddset uses it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in CANCELLING {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
+    }
+}
+
+fn wait_and_cancel(set: &libc::sigset_t, tmp_dir: &std::path::Path) {
+    let mut signal = 0;
+    // SAFETY: the set is initialised and the signals in it are blocked.
+    while unsafe { libc::sigwait(set, &mut signal) } != 0 {}
+    CANCELLING_NOW.store(true, Ordering::SeqCst);
+    eprintln!(
+        "\nbuild cancelled by {}: stopping its containers",
+        signal_name(signal)
+    );
+    if let Err(err) = berth_builder::store::tmp::remove_own(tmp_dir) {
+        eprintln!("warning: cleaning up the cancelled build: {err}");
+    }
+    std::process::exit(128 + signal);
+}
+
+fn signal_name(signal: libc::c_int) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+/// Waits for the exit of a cancellation in progress, if there is one. A step
+/// fails when the cancellation stops its container; the build must not
+/// report that failure, or exit before the cleanup is done.
+pub fn wait_if_cancelling() {
+    if CANCELLING_NOW.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
