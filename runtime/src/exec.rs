@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::foreground;
 use crate::lifecycle::Runtime;
+use crate::terminal::{self, ConsoleSocket};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use oci_spec::runtime::{Capability, Process, Spec};
@@ -24,6 +25,8 @@ pub struct ExecOptions {
     pub tty: bool,
     /// The unix socket that receives the pty master.
     pub console_socket: Option<PathBuf>,
+    /// A unix socket that receives a pidfd of the process once it runs.
+    pub pidfd_socket: Option<PathBuf>,
     /// Where to write the process id.
     pub pid_file: Option<PathBuf>,
     /// The working directory, absolute; the container's by default.
@@ -49,12 +52,22 @@ impl Runtime {
     /// attached, waits for it while forwarding signals and returns its exit code.
     pub fn exec(&self, id: &str, options: &ExecOptions) -> Result<i32> {
         let container = self.load(id)?;
-        if options.tty && options.console_socket.is_none() {
-            return Err(Error::InvalidInput(format!(
-                "exec --tty: {}",
-                crate::lifecycle::NO_CONSOLE_SOCKET
-            )));
+        // Attached, a process that wants a terminal but has no console
+        // socket shares the caller's terminal, as with runc; see `terminal`.
+        let mut console = None;
+        if options.console_socket.is_none() && wants_terminal(options)? {
+            if options.detach || !terminal::stdin_is_terminal() {
+                return Err(Error::InvalidInput(format!(
+                    "exec --tty: {}",
+                    crate::lifecycle::NO_CONSOLE_SOCKET
+                )));
+            }
+            console = Some(ConsoleSocket::listen(self.root(), id)?);
         }
+        let console_socket = console
+            .as_ref()
+            .map(|c| c.path().to_owned())
+            .or_else(|| options.console_socket.clone());
         // The exec'd process joins the container's cgroup; see `migration`.
         let warmup = crate::migration::start(container.systemd());
         let process_path = match &options.process {
@@ -96,10 +109,12 @@ impl Runtime {
             .with_root_path(self.root())
             .and_then(|b| b.with_pid_file(options.pid_file.as_ref()))
             .map(|b| {
-                b.with_console_socket(options.console_socket.as_ref())
+                b.with_console_socket(console_socket.as_ref())
                     .with_preserved_fds(options.preserve_fds)
                     .as_tenant()
-                    .with_detach(options.detach)
+                    // libcontainer hands the pty to a console socket only
+                    // when "detached"; the flag changes nothing else.
+                    .with_detach(options.detach || console.is_some())
                     .with_process(process_file.as_ref())
                     .with_ignore_paused(options.ignore_paused)
             })
@@ -108,12 +123,64 @@ impl Runtime {
         if let Some(path) = &process_path {
             let _ = std::fs::remove_file(path);
         }
-        let pid = built.map_err(|source| Error::container("executing in", id, source))?;
+        let pid = match built {
+            Ok(pid) => pid,
+            Err(source) => {
+                if let Some(console) = console {
+                    console.abandon();
+                }
+                return Err(Error::container("executing in", id, source));
+            }
+        };
+        if let Some(socket) = &options.pidfd_socket {
+            crate::pidfd::send(socket, pid)?;
+        }
         if options.detach {
             return Ok(0);
         }
-        foreground::wait_forwarding_signals(pid, &|| {})
+        let proxy = match console {
+            // Signals are blocked before the terminal threads start, so that
+            // every signal is left for forwarding to the process.
+            Some(console) => Some(
+                nix::sys::signal::SigSet::all()
+                    .thread_block()
+                    .map_err(|source| Error::Sys {
+                        action: "blocking signals before bridging the terminal",
+                        source,
+                    })
+                    .and_then(|()| console.master())
+                    .and_then(terminal::Proxy::start)?,
+            ),
+            None => None,
+        };
+        let status = foreground::wait_forwarding_signals(pid, &|| {
+            if let Some(proxy) = &proxy {
+                proxy.resize();
+            }
+        });
+        if let Some(proxy) = proxy {
+            proxy.finish();
+        }
+        status
     }
+}
+
+/// Whether the exec'd process asks for a terminal: `--tty`, or
+/// `"terminal": true` in the `--process` file.
+fn wants_terminal(options: &ExecOptions) -> Result<bool> {
+    let Some(path) = &options.process else {
+        return Ok(options.tty);
+    };
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        // A missing file is reported below, with the rest of the checks.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(Error::io("reading", path, err)),
+    };
+    let process: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        Error::InvalidInput(format!("process file {}: not JSON: {e}", path.display()))
+    })?;
+    Ok(process.get("terminal").and_then(serde_json::Value::as_bool) == Some(true))
 }
 
 /// The exec process: the container's own process as the template (user, cwd,

@@ -1,4 +1,4 @@
-//! The caller's terminal as the container's, for an attached `run` whose
+//! The caller's terminal as the container's, for an attached `run` or `exec` whose
 //! process asks for a terminal without a console socket, as runc does.
 //!
 //! libcontainer hands a container's pty master only to a console socket, so

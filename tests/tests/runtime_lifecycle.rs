@@ -1,6 +1,7 @@
 //! berth-runtime's lifecycle, end to end against the built binary: state JSON
 //! at each step, exit codes and output, exec, a tty through a console socket
-//! and the caller's terminal shared with an attached run,
+//! and the caller's terminal shared with an attached run and exec, pidfds
+//! through `--pidfd-socket`,
 //! pause/resume, kill, delete --force, events --stats, ps, list, update,
 //! features, spec and runc's JSON log lines.
 
@@ -354,7 +355,7 @@ fn attached_run_shares_the_callers_terminal() {
             spec.set_process(Some(process));
         },
     );
-    let (mut master, slave) = open_pty();
+    let (master, slave) = open_pty();
     let stdio = || Stdio::from(slave.try_clone().unwrap());
     let id = unique_id("tty-run");
     let mut run = rt
@@ -365,6 +366,60 @@ fn attached_run_shares_the_callers_terminal() {
         .spawn()
         .unwrap();
     drop(slave);
+    let (status, text) = type_and_read(master, &mut run);
+    assert_terminal_session(status, &text, 3);
+    rt.assert_gone(&id);
+}
+
+/// An attached `exec --tty` without a console socket shares the caller's
+/// terminal, as with runc: the process gets a pty, input reaches it, and its
+/// output and exit code reach the caller.
+#[test]
+fn attached_exec_shares_the_callers_terminal() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let id = unique_id("tty-exec");
+    rt.run_detached(&id, bundle.path());
+    let (master, slave) = open_pty();
+    let stdio = || Stdio::from(slave.try_clone().unwrap());
+    let mut exec = rt
+        .cmd(&[
+            "exec",
+            "--tty",
+            &id,
+            "/bin/sh",
+            "-c",
+            "tty; read line; echo got-$line; exit 4",
+        ])
+        .stdin(stdio())
+        .stdout(stdio())
+        .stderr(stdio())
+        .spawn()
+        .unwrap();
+    drop(slave);
+    let (status, text) = type_and_read(master, &mut exec);
+    assert_terminal_session(status, &text, 4);
+    rt.ok(&["delete", "--force", &id]);
+    rt.assert_gone(&id);
+}
+
+/// Asserts that a process ran on a pty, read the typed line and exited with
+/// `code`.
+fn assert_terminal_session(status: std::process::ExitStatus, text: &str, code: i32) {
+    assert_eq!(status.code(), Some(code), "{text:?}");
+    assert!(
+        text.contains("/dev/pts/"),
+        "the process has no terminal: {text:?}"
+    );
+    assert!(text.contains("got-typed"), "input did not arrive: {text:?}");
+}
+
+/// Types a line on the pty master, then reads it until the slave's last
+/// holder closes it, and waits for `child`.
+fn type_and_read(
+    mut master: std::fs::File,
+    child: &mut std::process::Child,
+) -> (std::process::ExitStatus, String) {
     use std::io::{Read, Write};
     master.write_all(b"typed\r").unwrap();
     let reader = std::thread::spawn(move || {
@@ -379,15 +434,134 @@ fn attached_run_shares_the_callers_terminal() {
         }
         text
     });
-    let status = wait_with_timeout(&mut run, std::time::Duration::from_secs(20));
-    let text = reader.join().unwrap();
-    assert_eq!(status.code(), Some(3), "{text:?}");
+    let status = wait_with_timeout(child, std::time::Duration::from_secs(20));
+    (status, reader.join().unwrap())
+}
+
+/// `--pidfd-socket` hands over a pidfd of the init process on create and of
+/// the exec'd process on exec, and each signals exactly that process.
+#[test]
+fn pidfd_socket_receives_the_init_and_exec_processes() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let sockets = tempfile::tempdir().unwrap();
+    let socket_path = sockets.path().join("pidfd.sock");
+    let listener = UnixListener::bind(&socket_path).unwrap();
+    let socket = socket_path.to_str().unwrap();
+    let id = unique_id("pidfd");
+    // A runtime that never sends must fail the test, not hang it.
+    listener.set_nonblocking(true).unwrap();
+    let accept = |listener: &UnixListener| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    return receive_fd(&stream);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "nothing connected to the pidfd socket"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(err) => panic!("accepting on the pidfd socket: {err}"),
+            }
+        }
+    };
+
+    let mut create = rt
+        .cmd(&[
+            "create",
+            "--pidfd-socket",
+            socket,
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            &id,
+        ])
+        // The container inherits stdio: a pipe would stay open as long as
+        // it runs.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let init_fd = accept(&listener);
+    assert!(create.wait().unwrap().success(), "create failed");
+    let init_pid = rt.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(pidfd_pid(&init_fd), init_pid, "the create pidfd's process");
+    rt.ok(&["start", &id]);
+
+    let mut exec = rt
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pidfd-socket",
+            socket,
+            &id,
+            "/bin/sleep",
+            "60",
+        ])
+        // The container inherits stdio: a pipe would stay open as long as
+        // it runs.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let exec_fd = accept(&listener);
+    assert!(exec.wait().unwrap().success(), "exec --detach failed");
+    let exec_pid = pidfd_pid(&exec_fd);
+    assert_ne!(exec_pid, init_pid);
     assert!(
-        text.contains("/dev/pts/"),
-        "the process has no terminal: {text:?}"
+        rt.ok(&["ps", "--format", "json", &id])
+            .contains(&exec_pid.to_string()),
+        "the exec pidfd's process {exec_pid} is not in the container"
     );
-    assert!(text.contains("got-typed"), "input did not arrive: {text:?}");
+
+    pidfd_kill(&exec_fd);
+    assert_process_gone(exec_pid);
+    assert_eq!(
+        rt.state(&id)["status"],
+        "running",
+        "only the exec'd process dies"
+    );
+    pidfd_kill(&init_fd);
+    rt.wait_status(&id, "stopped");
+    rt.ok(&["delete", &id]);
     rt.assert_gone(&id);
+}
+
+/// The pid a pidfd refers to, from its fdinfo.
+fn pidfd_pid(fd: &OwnedFd) -> i64 {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("Pid:"))
+        .unwrap_or_else(|| panic!("not a pidfd: {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Sends SIGKILL through a pidfd.
+fn pidfd_kill(fd: &OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal with a valid pidfd, no siginfo and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "pidfd_send_signal: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// A new pseudo-terminal pair: (master, slave).
