@@ -19,6 +19,7 @@ pub mod features;
 mod foreground;
 pub mod lifecycle;
 pub mod migration;
+mod pidfd;
 mod remount;
 pub mod signal;
 pub mod spec;

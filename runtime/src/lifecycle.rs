@@ -29,6 +29,8 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// The unix socket that receives the pty master when `process.terminal` is set.
     pub console_socket: Option<PathBuf>,
+    /// A unix socket that receives a pidfd of the init process once it exists.
+    pub pidfd_socket: Option<PathBuf>,
     /// Use `MS_MOVE` and `chroot` instead of `pivot_root` (for rootfs on ramfs).
     pub no_pivot: bool,
     /// Keep the caller's session keyring instead of joining a new one.
@@ -129,6 +131,12 @@ impl Runtime {
                 if let Err(err) = readonly_cgroups(&container, &spec) {
                     if let Err(cleanup) = container.delete(true) {
                         tracing::warn!(id, err = %cleanup, "deleting a container whose cgroups stayed writable");
+                    }
+                    return Err(err);
+                }
+                if let Err(err) = send_pidfd(&container, options.pidfd_socket.as_deref()) {
+                    if let Err(cleanup) = container.delete(true) {
+                        tracing::warn!(id, err = %cleanup, "deleting a container whose pidfd could not be sent");
                     }
                     return Err(err);
                 }
@@ -436,6 +444,18 @@ fn load_dir(dir: PathBuf) -> std::result::Result<Container, LibcontainerError> {
 /// Why a pty without a console socket is refused where there is no caller's
 /// terminal to share (detached, or stdin is no terminal); without this the
 /// process would silently run without a terminal.
+/// Sends a pidfd of a new container's init process to `socket`, if given.
+fn send_pidfd(container: &Container, socket: Option<&Path>) -> Result<()> {
+    let Some(socket) = socket else {
+        return Ok(());
+    };
+    let pid = container.pid().ok_or_else(|| Error::NotRunning {
+        id: container.id().to_owned(),
+        status: "without an init process".into(),
+    })?;
+    crate::pidfd::send(socket, pid)
+}
+
 pub(crate) const NO_CONSOLE_SOCKET: &str = "process.terminal is true but there is no --console-socket to hand the pty to, nor a terminal on stdin to share; hint: pass --console-socket, run attached from a terminal, or set process.terminal to false";
 
 /// Rejects ids that cannot name a state directory, with runc's rule: letters,

@@ -31,6 +31,7 @@ impl Args {
             bundle: self.bundle.clone(),
             pid_file: self.process.pid_file.clone(),
             console_socket: self.process.console_socket.clone(),
+            pidfd_socket: self.process.pidfd_socket.clone(),
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.process.preserve_fds,

@@ -54,6 +54,7 @@ pub fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<i32> {
         detach: args.detach,
         tty: args.tty,
         console_socket: args.io.console_socket,
+        pidfd_socket: args.io.pidfd_socket,
         pid_file: args.io.pid_file,
         cwd: args.cwd,
         env: args.env,

@@ -28,7 +28,7 @@ pub struct ProcessArgs {
     /// A unix socket that receives the pty master when the process has a terminal.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
-    /// A socket that receives a pidfd of the process (accepted, not used).
+    /// A unix socket that receives a pidfd of the process once it exists.
     #[arg(long)]
     pub pidfd_socket: Option<PathBuf>,
     /// Write the process id to this file.
