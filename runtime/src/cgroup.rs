@@ -53,6 +53,46 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// How many times the kernel's OOM killer has killed a process of the
+    /// container (the memory controller's `oom_kill` count). `None` where the
+    /// count cannot be read: no memory controller, a kernel older than 4.13,
+    /// or a cgroup managed through systemd.
+    pub fn oom_kills(&self, id: &str) -> Result<Option<u64>> {
+        let container = self.load_live(id)?;
+        if container.systemd() {
+            return Ok(None);
+        }
+        let config = container
+            .spec()
+            .map_err(|source| Error::container("reading the config of", id, source))?;
+        let relative = config
+            .cgroup_path
+            .strip_prefix("/")
+            .unwrap_or(&config.cgroup_path)
+            .to_owned();
+        let file = match libcgroups::common::get_cgroup_setup() {
+            Ok(libcgroups::common::CgroupSetup::Unified) => {
+                libcgroups::v2::util::get_unified_mount_point()
+                    .map(|mount| mount.join(&relative).join("memory.events"))
+                    .ok()
+            }
+            Ok(_) => libcgroups::v1::util::get_subsystem_mount_point(
+                &libcgroups::v1::ControllerType::Memory,
+            )
+            .map(|mount| mount.join(&relative).join("memory.oom_control"))
+            .ok(),
+            Err(_) => None,
+        };
+        let Some(file) = file else {
+            return Ok(None);
+        };
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(oom_kill_count(&text)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::io("reading", &file, err)),
+        }
+    }
+
     /// Loads a container that has processes: created, running or paused.
     fn load_live(&self, id: &str) -> Result<Container> {
         let container = self.load(id)?;
@@ -83,6 +123,13 @@ fn manager(
     Ok((manager, path))
 }
 
+/// The `oom_kill` line of v1's `memory.oom_control` or v2's `memory.events`.
+fn oom_kill_count(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("oom_kill "))
+        .and_then(|count| count.trim().parse().ok())
+}
+
 fn cgroup_error(
     action: &'static str,
     id: &str,
@@ -94,5 +141,19 @@ fn cgroup_error(
         id: id.to_owned(),
         path: path.to_owned(),
         reason: crate::error::chain(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_are_read_from_v1_and_v2_files() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        let v2 = "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(oom_kill_count(v1), Some(3));
+        assert_eq!(oom_kill_count(v2), Some(2));
+        assert_eq!(oom_kill_count("oom_kill_disable 0\nunder_oom 0\n"), None);
     }
 }

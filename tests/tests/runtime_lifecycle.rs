@@ -2,7 +2,7 @@
 //! at each step, exit codes and output, exec, a tty through a console socket
 //! and the caller's terminal shared with an attached run and exec, pidfds
 //! through `--pidfd-socket`,
-//! pause/resume, kill, delete --force, events --stats, ps, list, update,
+//! pause/resume, kill, delete --force, events (--stats, OOM kills), ps, list, update,
 //! features, spec and runc's JSON log lines.
 
 // Helpers outside #[test] functions fail loudly too.
@@ -766,4 +766,67 @@ fn list_update_features_spec_and_json_log() {
         "{last}"
     );
     assert!(last["time"].as_str().unwrap().ends_with('Z'), "{last}");
+}
+
+/// A streaming `events` reports an `oom` event, as runc's does, when the OOM
+/// killer kills a process of the container, and goes on with the stream.
+#[test]
+fn events_stream_reports_oom_kills() {
+    use std::io::BufRead;
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox_with(
+        &[
+            "/bin/sh",
+            "-c",
+            // dd's 64 MiB buffer does not fit under the 16 MiB limit.
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+             dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 60",
+        ],
+        |spec| {
+            let memory = oci_spec::runtime::LinuxMemoryBuilder::default()
+                .limit(16 * 1024 * 1024)
+                .build()
+                .unwrap();
+            let resources = oci_spec::runtime::LinuxResourcesBuilder::default()
+                .memory(memory)
+                .build()
+                .unwrap();
+            let mut linux = spec.linux().clone().unwrap();
+            linux.set_resources(Some(resources));
+            spec.set_linux(Some(linux));
+        },
+    );
+    let id = unique_id("oom");
+    rt.run_detached(&id, bundle.path());
+    let mut events = rt
+        .cmd(&["events", "--interval", "60s", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = events.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let timeout = std::time::Duration::from_secs(20);
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.recv_timeout(timeout).unwrap()).unwrap();
+    assert_eq!(first["type"], "stats", "{first}");
+    // The stream has its starting count now; only then may dd run.
+    std::fs::write(bundle.rootfs().join("tmp/go"), "").unwrap();
+    let next = lines
+        .recv_timeout(timeout)
+        .expect("no event followed the OOM kill");
+    let oom: serde_json::Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(oom, serde_json::json!({"type": "oom", "id": id}));
+    assert_eq!(rt.state(&id)["status"], "running", "only dd was killed");
+    events.kill().unwrap();
+    events.wait().unwrap();
+    rt.ok(&["delete", "--force", &id]);
+    rt.assert_gone(&id);
 }

@@ -1,10 +1,10 @@
-//! `events`: container statistics as runc's JSON events.
+//! `events`: container statistics and OOM kills as runc's JSON events.
 
 use crate::GlobalOptions;
 use anyhow::Context;
 use serde::Serialize;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Flags of `events`.
 #[derive(Debug, clap::Args)]
@@ -19,40 +19,63 @@ pub struct Args {
     pub id: String,
 }
 
+/// runc's event shape; an `oom` event has no data.
 #[derive(Serialize)]
 struct Event<'a, T> {
     #[serde(rename = "type")]
     kind: &'static str,
     id: &'a str,
-    data: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
 }
 
-/// Runs `events`: one event with `--stats`, otherwise one per interval until
-/// the container stops.
+/// How often a stream checks for OOM kills between stats events.
+const OOM_POLL: Duration = Duration::from_millis(100);
+
+/// Runs `events`: one stats event with `--stats`; otherwise a stats event
+/// per interval and an `oom` event whenever the OOM killer kills one of the
+/// container's processes, as runc does, until the container stops.
 pub fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<i32> {
     let runtime = super::runtime(global);
-    let stdout = std::io::stdout();
+    let id = args.id.as_str();
+    if args.stats {
+        emit("stats", id, Some(runtime.stats(id)?))?;
+        return Ok(0);
+    }
+    let mut oom_kills = runtime.oom_kills(id)?;
+    let mut next_stats = Instant::now();
     loop {
-        let stats = match runtime.stats(&args.id) {
-            Ok(stats) => stats,
-            // A container that stopped while streaming ends the stream.
-            Err(berth_runtime::Error::NotRunning { .. }) if !args.stats => return Ok(0),
+        if Instant::now() >= next_stats {
+            match runtime.stats(id) {
+                Ok(stats) => emit("stats", id, Some(stats))?,
+                // A container that stopped while streaming ends the stream.
+                Err(berth_runtime::Error::NotRunning { .. }) => return Ok(0),
+                Err(err) => return Err(err.into()),
+            }
+            next_stats += args.interval;
+        }
+        std::thread::sleep(OOM_POLL.min(next_stats.saturating_duration_since(Instant::now())));
+        let now = match runtime.oom_kills(id) {
+            Ok(count) => count,
+            Err(berth_runtime::Error::NotRunning { .. }) => return Ok(0),
             Err(err) => return Err(err.into()),
         };
-        let event = Event {
-            kind: "stats",
-            id: &args.id,
-            data: stats,
-        };
-        let mut out = stdout.lock();
-        serde_json::to_writer(&mut out, &event)?;
-        writeln!(out)?;
-        out.flush()?;
-        if args.stats {
-            return Ok(0);
+        if let (Some(before), Some(after)) = (oom_kills, now) {
+            for _ in before..after {
+                emit::<()>("oom", id, None)?;
+            }
         }
-        std::thread::sleep(args.interval);
+        oom_kills = now.or(oom_kills);
     }
+}
+
+/// Prints one event as a JSON line and flushes it.
+fn emit<T: Serialize>(kind: &'static str, id: &str, data: Option<T>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &Event { kind, id, data })?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Parses Go-style durations: a number with `ms`, `s`, `m` or `h`.
