@@ -6,7 +6,8 @@ use oci_spec::runtime::{LinuxCpuBuilder, LinuxPidsBuilder, LinuxResources};
 use std::io::Read;
 use std::path::PathBuf;
 
-/// Flags of `update`, a subset of runc's single-setting flags.
+/// Flags of `update`: runc's single-setting flags, except the ignored
+/// kernel-memory ones and Intel RDT's.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A runtime-spec `linux.resources` JSON file, or `-` for stdin.
@@ -36,6 +37,15 @@ pub struct Args {
     /// Memory nodes to use.
     #[arg(long)]
     pub cpuset_mems: Option<String>,
+    /// CPU realtime period in microseconds.
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// Block IO weight (10 to 1000).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(10..=1000))]
+    pub blkio_weight: Option<u16>,
     /// Maximum number of processes (-1 for unlimited).
     #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -88,7 +98,9 @@ fn resources(args: &Args) -> anyhow::Result<LinuxResources> {
         || args.cpu_quota.is_some()
         || args.cpu_share.is_some()
         || args.cpuset_cpus.is_some()
-        || args.cpuset_mems.is_some();
+        || args.cpuset_mems.is_some()
+        || args.cpu_rt_period.is_some()
+        || args.cpu_rt_runtime.is_some();
     if cpu_flags {
         let mut cpu = resources
             .cpu()
@@ -109,7 +121,18 @@ fn resources(args: &Args) -> anyhow::Result<LinuxResources> {
         if let Some(mems) = &args.cpuset_mems {
             cpu.set_mems(Some(mems.clone()));
         }
+        if let Some(period) = args.cpu_rt_period {
+            cpu.set_realtime_period(Some(period));
+        }
+        if let Some(runtime) = args.cpu_rt_runtime {
+            cpu.set_realtime_runtime(Some(runtime));
+        }
         resources.set_cpu(Some(cpu));
+    }
+    if let Some(weight) = args.blkio_weight {
+        let mut block_io = resources.block_io().clone().unwrap_or_default();
+        block_io.set_weight(Some(weight));
+        resources.set_block_io(Some(block_io));
     }
     if let Some(limit) = args.pids_limit {
         resources.set_pids(Some(LinuxPidsBuilder::default().limit(limit).build()?));
@@ -136,4 +159,72 @@ fn parse_bytes(text: &str) -> anyhow::Result<i64> {
     value
         .checked_mul(multiplier)
         .with_context(|| format!("size {text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn resources_of(flags: &[&str]) -> LinuxResources {
+        let cli =
+            Cli::try_parse_from(std::iter::once("update").chain(flags.iter().copied())).unwrap();
+        resources(&cli.args).unwrap()
+    }
+
+    #[test]
+    fn single_flags_map_to_resources() {
+        let r = resources_of(&["--memory", "64m", "--memory-swap", "-1", "ID"]);
+        let memory = r.memory().unwrap();
+        assert_eq!(memory.limit(), Some(64 << 20));
+        assert_eq!(memory.swap(), Some(-1));
+
+        let r = resources_of(&[
+            "--cpu-quota",
+            "-1",
+            "--cpu-period",
+            "100000",
+            "--cpu-share",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--cpu-rt-period",
+            "1000000",
+            "--cpu-rt-runtime",
+            "950000",
+            "ID",
+        ]);
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(cpu.quota(), Some(-1));
+        assert_eq!(cpu.period(), Some(100_000));
+        assert_eq!(cpu.shares(), Some(512));
+        assert_eq!(cpu.cpus().as_deref(), Some("0"));
+        assert_eq!(cpu.realtime_period(), Some(1_000_000));
+        assert_eq!(cpu.realtime_runtime(), Some(950_000));
+
+        let r = resources_of(&["--blkio-weight", "300", "--pids-limit", "-1", "ID"]);
+        assert_eq!(r.block_io().as_ref().unwrap().weight(), Some(300));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), -1);
+    }
+
+    #[test]
+    fn out_of_range_and_malformed_values_are_rejected() {
+        for flags in [
+            &["--blkio-weight", "5", "ID"][..],
+            &["--memory", "lots", "ID"][..],
+            &["--cpu-period", "-5", "ID"][..],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("update").chain(flags.iter().copied()))
+                    .is_err(),
+                "{flags:?}"
+            );
+        }
+    }
 }
