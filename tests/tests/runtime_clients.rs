@@ -161,6 +161,16 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // containerd puts a namespace's containers under the cgroup
+        // /<namespace>/<id>. The runtime removes a container's own cgroup on
+        // delete but, like runc, leaves the parent it created with it; the
+        // namespace is this test's, so its parents are the test's to remove
+        // (deepest first; all are empty once the containers are gone).
+        let mut parents = berth_e2e::cgroups::dirs_naming(&self.namespace);
+        parents.sort_by_key(|path| std::cmp::Reverse(path.components().count()));
+        for parent in parents {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 
