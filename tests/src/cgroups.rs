@@ -1,12 +1,20 @@
 //! Finding the cgroups a container left behind, on v1, hybrid and v2 hosts.
+//!
+//! `cargo xtask ci` includes this file too (`#[path]`), to check after the
+//! whole suite that no test left a container cgroup behind.
 
 use std::path::PathBuf;
 
-/// Cgroup directories whose name contains `name`, down to three levels below
-/// each hierarchy under `/sys/fs/cgroup` (runtimes put a container's cgroup
-/// at the top, as youki's `:youki:<id>`, or under a parent such as
-/// `/youki/<id>` or `system.slice/...`).
+/// Cgroup directories whose name contains `name`: see [`dirs_where`].
 pub fn dirs_naming(name: &str) -> Vec<PathBuf> {
+    dirs_where(|dir| dir.contains(name))
+}
+
+/// Cgroup directories whose name satisfies `wanted`, down to four levels
+/// below `/sys/fs/cgroup` (runtimes put a container's cgroup at the top of
+/// each hierarchy, as youki's `:youki:<id>`, or under a parent such as
+/// `/<containerd namespace>/<id>` or `system.slice/...`).
+pub fn dirs_where(wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
     while let Some((dir, depth)) = stack.pop() {
@@ -18,7 +26,7 @@ pub fn dirs_naming(name: &str) -> Vec<PathBuf> {
                 continue;
             }
             let path = entry.path();
-            if entry.file_name().to_string_lossy().contains(name) {
+            if wanted(&entry.file_name().to_string_lossy()) {
                 found.push(path.clone());
             }
             if depth < 4 {

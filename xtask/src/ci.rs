@@ -2,9 +2,17 @@
 
 use crate::util::{run, workspace_root};
 use crate::{deps, fixtures};
+// The same search the end-to-end tests use for their own containers.
+#[allow(dead_code)]
+#[path = "../../tests/src/cgroups.rs"]
+mod cgroups;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::Command;
 
-/// Installs prerequisites, builds fixtures, then runs fmt, clippy and every test.
+/// Installs prerequisites, builds fixtures, then runs fmt, clippy and every
+/// test, and fails if the tests left container cgroups behind.
 pub fn run_all() -> anyhow::Result<()> {
     deps::ensure_installed()?;
     let fixtures = fixtures::build()?;
@@ -30,6 +38,7 @@ pub fn run_all() -> anyhow::Result<()> {
         "--bins",
         "--locked",
     ]))?;
+    let cgroups_before = container_cgroups();
     run(Command::new(&cargo)
         .current_dir(&root)
         .args([
@@ -42,5 +51,25 @@ pub fn run_all() -> anyhow::Result<()> {
             "ci",
         ])
         .env("BERTH_FIXTURES", &fixtures))?;
+    // Each test checks its own containers; this catches what a test does not
+    // look for (a parent cgroup, a killed helper's container).
+    let leaked: Vec<_> = container_cgroups()
+        .difference(&cgroups_before)
+        .cloned()
+        .collect();
+    if !leaked.is_empty() {
+        anyhow::bail!(
+            "the tests passed but left {} container cgroup(s) behind: {leaked:#?}",
+            leaked.len()
+        );
+    }
     Ok(())
+}
+
+/// The cgroup directories berth's tests make: names with `berth` in them
+/// (test container ids and namespaces) or youki's default `:youki:` prefix.
+fn container_cgroups() -> BTreeSet<PathBuf> {
+    cgroups::dirs_where(|name| name.contains("berth") || name.starts_with(":youki:"))
+        .into_iter()
+        .collect()
 }
