@@ -1,6 +1,7 @@
 //! The runtime-spec config is applied: every hook kind with the state on its
 //! stdin, sysctl, oom_score_adj, hostname and domainname, masked and
-//! read-only paths, no_new_privs, devices and namespaces joined by path.
+//! read-only paths, no_new_privs, devices, namespaces joined by path, and a
+//! container's cgroup on a unified (v2) host.
 
 // Helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -236,5 +237,64 @@ fn init_joins_a_new_session_keyring_unless_told_not_to() {
         "--no-new-keyring made one:\n{keys}"
     );
     rt.ok(&["delete", &id]);
+    rt.assert_gone(&id);
+}
+
+/// On a unified (cgroup v2 only) host the container gets its own cgroup in
+/// the one hierarchy, and `delete` removes it. This hybrid machine looks
+/// unified to the runtime when its cgroup2 hierarchy is mounted over
+/// `/sys/fs/cgroup` in a private mount namespace; production hosts are
+/// mostly unified.
+#[test]
+fn a_unified_cgroup_v2_host_gets_the_container_its_own_cgroup() {
+    let rt = Runtime::new();
+    let unshare = berth_e2e::require::program("unshare", "util-linux");
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
+    assert!(
+        unified.join("cgroup.procs").exists(),
+        "this test needs the hybrid host's cgroup2 hierarchy at {}",
+        unified.display()
+    );
+    let on_v2 = |args: &[&str]| {
+        let out = std::process::Command::new(&unshare)
+            .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+            .arg("mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\"")
+            .arg("sh")
+            .arg(&rt.bin)
+            .arg("--root")
+            .arg(rt.root.path())
+            .args(args)
+            // The container inherits stdio: a pipe would stay open while it runs.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(out.success(), "berth-runtime {args:?} on cgroup v2: {out}");
+    };
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let id = unique_id("v2");
+    on_v2(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let cgroups = berth_e2e::cgroups::dirs_naming(&id);
+    assert_eq!(
+        cgroups.len(),
+        1,
+        "one cgroup, in the unified hierarchy: {cgroups:?}"
+    );
+    assert!(cgroups[0].starts_with(unified), "{cgroups:?}");
+    let procs = std::fs::read_to_string(cgroups[0].join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|line| line == pid.to_string()),
+        "the init process {pid} is not in {}: {procs:?}",
+        cgroups[0].display()
+    );
+    on_v2(&["delete", "--force", &id]);
     rt.assert_gone(&id);
 }
