@@ -17,15 +17,14 @@
 //!
 //! Options: `--rounds N` (default 3), `--context DIR` (default: the rust-src tree).
 
-use crate::util::{run as run_command, target_dir, workspace_root};
-use crate::{deps, fixtures};
-use anyhow::{Context, bail};
+use crate::bench::inputs::{self, Options, median};
+use crate::util::run as run_command;
+use anyhow::bail;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const RUST_SRC: &str = "/usr/src/rustc-1.63.0";
 const CASES: [&str; 3] = ["cold", "no-op", "one-file"];
 const DOCKERFILE: &str = "FROM localhost/busybox AS build
 COPY . /src
@@ -46,24 +45,7 @@ struct Setup {
 
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut rounds = 3usize;
-    let mut source = PathBuf::from(RUST_SRC);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--rounds" => {
-                rounds = it
-                    .next()
-                    .context("--rounds needs a number")?
-                    .parse()
-                    .context("--rounds needs a number")?
-            }
-            "--context" => {
-                source = PathBuf::from(it.next().context("--context needs a directory")?)
-            }
-            other => bail!("unknown option '{other}' (options: --rounds N, --context DIR)"),
-        }
-    }
+    let Options { rounds, source } = Options::parse(args, 3, true)?;
     let setup = prepare(&source)?;
     let (files, bytes) = tree_size(&setup.context)?;
     eprintln!(
@@ -132,45 +114,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 fn prepare(source: &Path) -> anyhow::Result<Setup> {
-    let mut packages = vec!["buildah", "busybox-static", "skopeo"];
-    if source == Path::new(RUST_SRC) {
-        packages.push("rust-src");
-    }
-    deps::ensure(&packages)?;
-    let fixtures = fixtures::build()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_command(Command::new(&cargo).current_dir(workspace_root()).args([
-        "build",
-        "--release",
-        "--quiet",
-        "--workspace",
-        "--bins",
-    ]))?;
-    let bin = target_dir().join("release");
-    let work = target_dir().join("bench-build");
-    if work.exists() {
-        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
-    }
-    fs::create_dir_all(&work)?;
-    // A private copy of the tree, so one file can change without touching /usr/src.
-    let context = work.join("context");
-    run_command(Command::new("cp").arg("-a").arg(source).arg(&context))?;
-    fs::write(context.join("Dockerfile"), DOCKERFILE)?;
-    fs::write(context.join(".dockerignore"), ".git\n")?;
+    let inputs = inputs::prepare(
+        "bench-build",
+        source,
+        &["buildah", "busybox-static", "skopeo"],
+        DOCKERFILE,
+    )?;
+    let (bin, fixtures, work, context) = (inputs.bin, inputs.fixtures, inputs.work, inputs.context);
 
     // The busybox base as an OCI layout, which buildah pulls from.
     let setup = Setup {
@@ -232,17 +183,7 @@ fn touch_one_file(setup: &Setup, round: usize, tool: &str) -> anyhow::Result<()>
 }
 
 fn timed(cmd: &mut Command) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-    let secs = started.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!(
-            "{:?} failed:\n{}",
-            cmd.get_program(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(secs)
+    inputs::timed(cmd).map(|(secs, _)| secs)
 }
 
 fn berth_round(setup: &Setup, round: usize) -> anyhow::Result<[f64; 3]> {

@@ -2,6 +2,7 @@
 //! figures; none asserts a threshold.
 
 mod build;
+mod inputs;
 mod lifecycle;
 mod local_registry;
 mod registry;

@@ -20,6 +20,7 @@
 //!
 //! Options: `--rounds N` (default 40).
 
+use crate::bench::inputs::{Options, median};
 use crate::util::{output, run as run_command, target_dir, workspace_root};
 use anyhow::{Context, bail};
 use std::os::unix::process::ExitStatusExt;
@@ -149,19 +150,6 @@ impl Runtime {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
 /// Builds berth-runtime as it is meant to be installed and returns its path:
 /// the `runtime` profile, statically linked (glibc and libseccomp), so that
 /// each of its two execs per container maps no shared library.
@@ -232,20 +220,7 @@ fn state_on_tmpfs(dir: &Path) -> anyhow::Result<()> {
 
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut rounds = 40usize;
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--rounds" => {
-                rounds = iter
-                    .next()
-                    .context("--rounds needs a number")?
-                    .parse()
-                    .context("--rounds needs a number")?;
-            }
-            other => bail!("unknown option '{other}'; known: --rounds N"),
-        }
-    }
+    let rounds = Options::parse(args, 40, false)?.rounds;
     if !crate::util::is_root() {
         bail!("the runtime benchmark creates containers and needs root");
     }
@@ -341,18 +316,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for (kind, label) in [(0, "run"), (1, "create+start+wait+delete")] {
         let wall = |i: usize| {
             median(
-                samples[i][kind]
+                &mut samples[i][kind]
                     .iter()
                     .map(|s| s.wall.as_secs_f64() * 1000.0)
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )
         };
         let peak = |i: usize| {
             median(
-                rss[i][kind]
+                &mut rss[i][kind]
                     .iter()
                     .map(|s| s.peak_rss_kib as f64 / 1024.0)
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )
         };
         let (bw, rw) = (wall(0), wall(1));

@@ -20,7 +20,8 @@
 //!
 //! Options: `--rounds N` (default 3), `--context DIR` (default: the rust-src tree).
 
-use super::inputs::{self, LocalRegistry, RUST_SRC, median, timed};
+use crate::bench::inputs::{self, Options, median, timed};
+use crate::bench::local_registry::LocalRegistry;
 use crate::util::output;
 use anyhow::{Context, bail};
 use std::fs;
@@ -55,23 +56,7 @@ struct Bench {
 
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut rounds = 3usize;
-    let mut source = PathBuf::from(RUST_SRC);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--rounds" => {
-                rounds = it
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .context("--rounds needs a number")?;
-            }
-            "--context" => {
-                source = PathBuf::from(it.next().context("--context needs a directory")?);
-            }
-            other => bail!("unknown option '{other}' (options: --rounds N, --context DIR)"),
-        }
-    }
+    let Options { rounds, source } = Options::parse(args, 3, true)?;
     let bench = prepare(&source)?;
     eprintln!("bench lifecycle cache: seeding both caches (not timed)");
     seed_berth(&bench)?;

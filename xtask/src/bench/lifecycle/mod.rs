@@ -10,7 +10,6 @@
 //! without a part it runs both.
 
 mod cache;
-mod inputs;
 mod transfer;
 
 /// Runs the parts the arguments name.

@@ -21,9 +21,10 @@
 //!
 //! Options: `--rounds N` (default 5), `--context DIR` (default: the rust-src tree).
 
-use super::inputs::{self, LocalRegistry, RUST_SRC, median};
+use crate::bench::inputs::{self, Options, median};
+use crate::bench::local_registry::LocalRegistry;
 use crate::util::output;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,24 +53,7 @@ struct Bench {
 
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut rounds = 5usize;
-    let mut source = PathBuf::from(RUST_SRC);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--rounds" => {
-                rounds = it
-                    .next()
-                    .context("--rounds needs a number")?
-                    .parse()
-                    .context("--rounds needs a number")?
-            }
-            "--context" => {
-                source = PathBuf::from(it.next().context("--context needs a directory")?)
-            }
-            other => bail!("unknown option '{other}' (options: --rounds N, --context DIR)"),
-        }
-    }
+    let Options { rounds, source } = Options::parse(args, 5, true)?;
     let mut bench = prepare(&source)?;
     // The registry pulls read from: it holds the image, pushed once by berth.
     let source_registry = LocalRegistry::start(&bench.work.join("registry-source"))?;

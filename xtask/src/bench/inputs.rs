@@ -1,8 +1,7 @@
-//! What the parts of the lifecycle benchmark share: the release binaries,
-//! a private copy of the context tree with the part's Dockerfile, a local
-//! `docker-registry` (the bench-wide [`LocalRegistry`]), timing and medians.
+//! What the benchmarks share: their `--rounds`/`--context` options, the
+//! release binaries, a private copy of the context tree with a benchmark's
+//! Dockerfile, timing and medians.
 
-pub use crate::bench::local_registry::LocalRegistry;
 use crate::util::{describe, run as run_command, target_dir, workspace_root};
 use crate::{deps, fixtures};
 use anyhow::{Context, bail};
@@ -15,7 +14,49 @@ use std::time::Instant;
 /// files, 255 MB), as in the build benchmark.
 pub const RUST_SRC: &str = "/usr/src/rustc-1.63.0";
 
-/// The inputs of one part.
+/// The options of a benchmark that builds a context: `--rounds N` and
+/// `--context DIR`.
+pub struct Options {
+    /// How many rounds to time.
+    pub rounds: usize,
+    /// The context tree to copy ([`RUST_SRC`] by default).
+    pub source: PathBuf,
+}
+
+impl Options {
+    /// Parses `--rounds N` and `--context DIR` (with `--context` refused
+    /// where `context` is false), with `rounds` as the default count.
+    pub fn parse(args: &[String], rounds: usize, context: bool) -> anyhow::Result<Options> {
+        let mut options = Options {
+            rounds,
+            source: PathBuf::from(RUST_SRC),
+        };
+        let known = if context {
+            "--rounds N, --context DIR"
+        } else {
+            "--rounds N"
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--rounds" => {
+                    options.rounds = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .context("--rounds needs a number")?;
+                }
+                "--context" if context => {
+                    options.source =
+                        PathBuf::from(it.next().context("--context needs a directory")?);
+                }
+                other => bail!("unknown option '{other}' (options: {known})"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// The inputs of one benchmark.
 pub struct Inputs {
     /// The directory holding the release `berth` and `berth-runtime`.
     pub bin: PathBuf,
