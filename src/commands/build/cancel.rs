@@ -49,7 +49,12 @@ fn signal_set() -> libc::sigset_t {
 fn wait_and_cancel(set: &libc::sigset_t, tmp_dir: &std::path::Path) {
     let mut signal = 0;
     // SAFETY: the set is initialised and the signals in it are blocked.
-    while unsafe { libc::sigwait(set, &mut signal) } != 0 {}
+    let rc = unsafe { libc::sigwait(set, &mut signal) };
+    if rc != 0 {
+        // Only an invalid set fails; the build then runs on uncancellable.
+        tracing::warn!(err = %std::io::Error::from_raw_os_error(rc), "waiting for the signals that cancel a build");
+        return;
+    }
     CANCELLING_NOW.store(true, Ordering::SeqCst);
     eprintln!(
         "\nbuild cancelled by {}: stopping its containers",
