@@ -3,6 +3,7 @@
 
 mod build;
 mod container_monitor;
+mod exec;
 mod history;
 mod images;
 mod import;
@@ -109,6 +110,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// List the containers berth started.
     Ps(ps::PsArgs),
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
     /// Stop running containers.
     Stop(stop::StopArgs),
     /// Remove containers.
@@ -141,6 +144,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(&args, &cli.global),
         Command::Run(args) => run::run(&args, &cli.global),
         Command::Ps(args) => ps::run(&args, &cli.global),
+        Command::Exec(args) => exec::run(&args, &cli.global),
         Command::Stop(args) => stop::run(&args, &cli.global),
         Command::Rm(args) => rm::run(&args, &cli.global),
         Command::Logs(args) => logs::run(&args, &cli.global),

@@ -83,9 +83,10 @@ fn parse_network(text: &str) -> Result<Network, String> {
 }
 
 /// Docker's exit code for an error of berth itself (not the container's).
-const BERTH_FAILED: u8 = 125;
+pub(super) const BERTH_FAILED: u8 = 125;
 
-fn fail(error: &ContainerError) -> ExitCode {
+/// Prints a container error and gives Docker's exit code for it.
+pub(super) fn fail(error: &ContainerError) -> ExitCode {
     eprintln!("berth: {error}");
     match error {
         ContainerError::Start { code, .. } => ExitCode::from(*code as u8),

@@ -1,4 +1,4 @@
-//! End to end: `berth run` (foreground, `-d`, `-t`, `-i`, every flag), `ps`,
+//! End to end: `berth run` (foreground, `-d`, `-t`, `-i`, every flag), `exec`, `ps`,
 //! `stop`, `rm` and `logs` on the busybox fixture, with berth-runtime and with
 //! Debian's runc, and that nothing is left behind: no container directory, no
 //! mount under the store, no runtime state, no cgroup.
@@ -929,5 +929,117 @@ fn concurrent_runs_never_share_a_name() {
     }
     assert_eq!(env.container_dirs().len(), 1);
     env.ok(&["rm", "-f", "only"]);
+    env.assert_nothing_left();
+}
+
+/// `berth exec` runs more commands in a running container as docker's does:
+/// the container's environment with `-e` on top, `-u` and `-w`, stdin only
+/// with `-i`, `-d`, the command's exit code, docker's 127 for a missing
+/// command, and 125 for a stopped container.
+#[test]
+fn exec_runs_commands_in_a_running_container() {
+    let env = Env::new();
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "-e",
+            "FROM_RUN=1",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+
+    let out = env.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "echo $FROM_RUN $HOME; id -u; pwd",
+    ]);
+    assert_eq!(out, "1 /root\n0\n/\n");
+    let out = env.ok(&[
+        "exec",
+        "-e",
+        "X=2",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        &id[..12],
+        "sh",
+        "-c",
+        "echo $X $FROM_RUN $HOME; id -un; pwd",
+    ]);
+    assert_eq!(out, "2 1 /nonexistent\nnobody\n/tmp\n");
+
+    let piped = |args: &[&str]| {
+        let mut child = env
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+        }
+        text(&child.wait_with_output().unwrap().stdout)
+    };
+    assert_eq!(piped(&["exec", "-i", "box", "cat"]), "typed\n");
+    assert_eq!(piped(&["exec", "box", "cat"]), "", "stdin without -i");
+
+    env.ok(&[
+        "exec",
+        "-d",
+        "box",
+        "sh",
+        "-c",
+        "sleep 0.2; echo later > /tmp/bg",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.berth(&["exec", "box", "cat", "/tmp/bg"]).stdout != b"later\n" {
+        assert!(Instant::now() < deadline, "the detached exec did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    for (args, code, needle) in [
+        (&["exec", "box", "sh", "-c", "exit 3"][..], 3, ""),
+        (
+            &["exec", "box", "nosuch"][..],
+            127,
+            "executable file not found",
+        ),
+        (
+            &["exec", "-u", "nosuchuser", "box", "true"][..],
+            125,
+            "nosuchuser",
+        ),
+        (
+            &["exec", "-w", "relative", "box", "true"][..],
+            125,
+            "must be absolute",
+        ),
+        (&["exec", "nosuchbox", "true"][..], 125, "no such container"),
+    ] {
+        let out = env.berth(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+
+    env.ok(&["stop", "-t", "1", "box"]);
+    let out = env.berth(&["exec", "box", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+    env.ok(&["rm", "box"]);
     env.assert_nothing_left();
 }

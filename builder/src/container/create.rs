@@ -121,7 +121,7 @@ pub fn command_line(
 }
 
 /// Sets `KEY=value` in `env`, replacing an earlier value of the same key.
-fn set_env(env: &mut Vec<String>, entry: String) {
+pub(super) fn set_env(env: &mut Vec<String>, entry: String) {
     let key = entry.split('=').next().unwrap_or_default().to_string();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
     env.push(entry);
@@ -150,21 +150,28 @@ pub fn environment(
         set_env(&mut env, entry.clone());
     }
     for flag in flags {
-        match flag.split_once('=') {
-            Some(("", _)) => return Err(ContainerError::InvalidEnv(flag.clone())),
-            Some(_) => set_env(&mut env, flag.clone()),
-            None if flag.is_empty() => return Err(ContainerError::InvalidEnv(flag.clone())),
-            None => {
-                if let Some(value) = lookup(flag) {
-                    set_env(&mut env, format!("{flag}={value}"));
-                }
-            }
+        if let Some(entry) = env_flag(flag, &lookup)? {
+            set_env(&mut env, entry);
         }
     }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
     }
     Ok(env)
+}
+
+/// The `KEY=value` entry an `-e` flag stands for: itself, or for a bare
+/// `KEY` the value `lookup` gives (none when it gives none), as Docker does.
+pub(super) fn env_flag(
+    flag: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ContainerError> {
+    match flag.split_once('=') {
+        Some(("", _)) => Err(ContainerError::InvalidEnv(flag.to_owned())),
+        Some(_) => Ok(Some(flag.to_owned())),
+        None if flag.is_empty() => Err(ContainerError::InvalidEnv(flag.to_owned())),
+        None => Ok(lookup(flag).map(|value| format!("{flag}={value}"))),
+    }
 }
 
 /// The contents of the container's `/etc/hosts`: loopback names and the

@@ -24,6 +24,7 @@
 pub mod console;
 pub mod control;
 pub mod create;
+pub mod exec;
 pub mod logfile;
 pub mod lookup;
 pub mod monitor;

@@ -161,27 +161,46 @@ fn console_path(id: &str) -> PathBuf {
 /// The exit code Docker gives a start failure: 127 or 126 when the command
 /// cannot run in the image, else 125.
 fn start_failure_code(dir: &Path) -> i32 {
-    let config: serde_json::Value = fs::read(dir.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let process = &config["process"];
-    let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let args = strings(&process["args"]);
-    let env = strings(&process["env"]);
-    let cwd = process["cwd"].as_str().unwrap_or("/");
-    let command = args.first().map(String::as_str).unwrap_or_default();
-    match lookup::check(&dir.join("rootfs"), command, cwd, &env) {
+    let process = BundleProcess::read(dir);
+    let command = process.args.first().map(String::as_str).unwrap_or_default();
+    match lookup::check(&dir.join("rootfs"), command, &process.cwd, &process.env) {
         Ok(()) => 125,
         Err(why) => why.exit_code(),
+    }
+}
+
+/// The process a container's bundle (`dir/config.json`) runs; empty where
+/// the config cannot be read.
+pub(super) struct BundleProcess {
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// The environment.
+    pub env: Vec<String>,
+    /// The working directory (`/` if none).
+    pub cwd: String,
+}
+
+impl BundleProcess {
+    pub(super) fn read(dir: &Path) -> BundleProcess {
+        let config: serde_json::Value = fs::read(dir.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let process = &config["process"];
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        BundleProcess {
+            args: strings(&process["args"]),
+            env: strings(&process["env"]),
+            cwd: process["cwd"].as_str().unwrap_or("/").to_owned(),
+        }
     }
 }
 
