@@ -21,6 +21,9 @@ pub struct ExecArgs {
     /// Set an environment variable (KEY=value, or KEY to copy berth's own).
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Read environment variables from a file of KEY=value lines (before -e).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
     /// Run as this user: a name or uid, with an optional :group.
     #[arg(short, long)]
     pub user: Option<String>,
@@ -44,9 +47,13 @@ pub struct ExecArgs {
 /// terminal, signals and the command's exit code pass straight through.
 pub fn run(args: &ExecArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
+    let env = match super::run::env_values(&args.env_file, &args.env) {
+        Ok(env) => env,
+        Err(e) => return Ok(super::run::fail(&e)),
+    };
     let options = ExecOptions {
         command: args.command.clone(),
-        env: args.env.clone(),
+        env,
         user: args.user.clone(),
         workdir: args.workdir.clone(),
         tty: args.tty,

@@ -5,7 +5,7 @@
 //! owns it and berth prints the id once it runs.
 
 use super::GlobalArgs;
-use berth_builder::container::create::{RunOptions, create};
+use berth_builder::container::create::{RunOptions, create, env_file_entries};
 use berth_builder::container::monitor::{self, Outcome};
 use berth_builder::container::supervise::{self, Io, Supervision};
 use berth_builder::container::{self, ContainerError, ContainerRecord, control};
@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Set an environment variable (KEY=value, or KEY to copy berth's own).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Read environment variables from a file of KEY=value lines (before -e).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// Bind-mount a host path: HOST:CONTAINER[:ro].
     #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     pub volume: Vec<String>,
@@ -94,14 +97,32 @@ pub(super) fn fail(error: &ContainerError) -> ExitCode {
     }
 }
 
+/// The `-e` values of the `--env-file`s, in order, then the `-e` flags, so
+/// that a flag overrides a file as with docker.
+pub(super) fn env_values(
+    files: &[PathBuf],
+    flags: &[String],
+) -> Result<Vec<String>, ContainerError> {
+    let mut values = Vec::new();
+    for file in files {
+        values.extend(env_file_entries(file)?);
+    }
+    values.extend(flags.iter().cloned());
+    Ok(values)
+}
+
 /// Runs `berth run`.
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
+    let env = match env_values(&args.env_file, &args.env) {
+        Ok(env) => env,
+        Err(e) => return Ok(fail(&e)),
+    };
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
         entrypoint: args.entrypoint.clone(),
-        env: args.env.clone(),
+        env,
         volumes: args.volume.clone(),
         workdir: args.workdir.clone(),
         user: args.user.clone(),

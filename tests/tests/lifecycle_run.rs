@@ -933,7 +933,8 @@ fn concurrent_runs_never_share_a_name() {
 }
 
 /// `berth exec` runs more commands in a running container as docker's does:
-/// the container's environment with `-e` on top, `-u` and `-w`, stdin only
+/// the container's environment with `--env-file` and `-e` on top, `-u` and
+/// `-w`, stdin only
 /// with `-i`, `-d`, the command's exit code, docker's 127 for a missing
 /// command, and 125 for a stopped container.
 #[test]
@@ -1031,6 +1032,34 @@ fn exec_runs_commands_in_a_running_container() {
         assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
+
+    // --env-file, for exec and run alike; an -e flag overrides the file.
+    let file = env.store().join("env-file");
+    fs::write(&file, "# settings\nA=from file\nB=file\n").unwrap();
+    let file = file.to_str().unwrap();
+    let out = env.ok(&[
+        "exec",
+        "--env-file",
+        file,
+        "-e",
+        "B=flag",
+        "box",
+        "sh",
+        "-c",
+        "echo $A/$B",
+    ]);
+    assert_eq!(out, "from file/flag\n");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        file,
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A/$B",
+    ]);
+    assert_eq!(out, "from file/file\n");
 
     env.ok(&["stop", "-t", "1", "box"]);
     let out = env.berth(&["exec", "box", "true"]);

@@ -174,6 +174,31 @@ pub(super) fn env_flag(
     }
 }
 
+/// The `-e` values an `--env-file` holds, in order: each line `KEY=value`
+/// or a bare `KEY`, as Docker reads it. Leading whitespace is dropped, and
+/// blank lines and lines starting with `#` are skipped. Values are taken
+/// as written, quotes included.
+pub fn env_file_entries(path: &Path) -> Result<Vec<String>, ContainerError> {
+    let text = fs::read_to_string(path).map_err(cio("reading the env file", path))?;
+    let mut entries = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or_default();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(ContainerError::InvalidEnvFile {
+                path: path.to_owned(),
+                line: number + 1,
+                reason: format!("'{key}' is not a variable name"),
+            });
+        }
+        entries.push(line.to_owned());
+    }
+    Ok(entries)
+}
+
 /// The contents of the container's `/etc/hosts`: loopback names and the
 /// container's hostname, as Docker writes them.
 fn hosts_file(hostname: &str, network: Network) -> String {
@@ -440,6 +465,33 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn env_files_are_read_as_docker_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env");
+        for (text, want) in [
+            ("A=1\nB=two words\n", Ok(vec!["A=1", "B=two words"])),
+            (
+                "# comment\n\n   C=\"quoted\"\nBARE\n",
+                Ok(vec!["C=\"quoted\"", "BARE"]),
+            ),
+            ("D=x=y\n", Ok(vec!["D=x=y"])),
+            ("OK=1\nBAD KEY=1\n", Err(2)),
+            ("=nokey\n", Err(1)),
+        ] {
+            fs::write(&path, text).unwrap();
+            match (env_file_entries(&path), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, strings(&want), "{text:?}"),
+                (Err(ContainerError::InvalidEnvFile { line, .. }), Err(want)) => {
+                    assert_eq!(line, want, "{text:?}")
+                }
+                (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let missing = env_file_entries(&dir.path().join("nope")).unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
     }
 
     #[test]

@@ -177,6 +177,16 @@ pub enum ContainerError {
     /// An `-e` value is not `KEY=value` or `KEY`.
     #[error("invalid environment variable '{0}': the name must not be empty")]
     InvalidEnv(String),
+    /// A line of an `--env-file` is not `KEY=value` or `KEY`.
+    #[error("invalid line {line} of the env file {}: {reason}", path.display())]
+    InvalidEnvFile {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The image has no command and none was given.
     #[error("no command given and image '{0}' has neither Entrypoint nor Cmd")]
     NoCommand(String),
