@@ -132,8 +132,14 @@ impl Runtime {
                 return Err(Error::container("executing in", id, source));
             }
         };
+        // A process whose caller cannot have what it asked for (its pidfd,
+        // its terminal) is of no use to anyone: it is killed, not left.
+        let kill_on_error = |err: Error| {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            err
+        };
         if let Some(socket) = &options.pidfd_socket {
-            crate::pidfd::send(socket, pid)?;
+            crate::pidfd::send(socket, pid).map_err(kill_on_error)?;
         }
         if options.detach {
             return Ok(0);
@@ -149,7 +155,8 @@ impl Runtime {
                         source,
                     })
                     .and_then(|()| console.master())
-                    .and_then(terminal::Proxy::start)?,
+                    .and_then(terminal::Proxy::start)
+                    .map_err(kill_on_error)?,
             ),
             None => None,
         };

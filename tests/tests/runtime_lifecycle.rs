@@ -525,6 +525,40 @@ fn pidfd_socket_receives_the_init_and_exec_processes() {
         "running",
         "only the exec'd process dies"
     );
+
+    // A pidfd that cannot be sent fails the exec and leaves no process.
+    // Its stderr goes to a file: a process left behind would hold a pipe.
+    let missing = sockets.path().join("missing.sock");
+    let stderr_path = sockets.path().join("exec.err");
+    let status = rt
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pidfd-socket",
+            missing.to_str().unwrap(),
+            &id,
+            "/bin/sleep",
+            "61",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .status()
+        .unwrap();
+    let err = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(!status.success() && err.contains("missing.sock"), "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let ps = rt.ok(&["ps", "--format", "json", &id]);
+        let pids: Vec<i64> = serde_json::from_str(&ps).unwrap();
+        if pids == [init_pid] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exec'd process outlived its failed exec: {pids:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     pidfd_kill(&init_fd);
     rt.wait_status(&id, "stopped");
     rt.ok(&["delete", &id]);
