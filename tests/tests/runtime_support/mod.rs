@@ -16,6 +16,24 @@ pub struct Runtime {
     pub bin: PathBuf,
 }
 
+impl Drop for Runtime {
+    /// Force-deletes the containers a test left under its root (one that
+    /// failed part-way), so that their processes and cgroups go with it
+    /// instead of outliving the removed state directory.
+    fn drop(&mut self) {
+        let Ok(out) = self.cmd(&["list", "--quiet"]).output() else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = self
+                .cmd(&["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 impl Runtime {
     /// Fails the test unless it runs as root and the binary is built.
     pub fn new() -> Runtime {
