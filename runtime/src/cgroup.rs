@@ -7,6 +7,7 @@ use crate::stats::Stats;
 use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt, create_cgroup_manager};
 use libcontainer::container::Container;
 use oci_spec::runtime::LinuxResources;
+use std::path::{Path, PathBuf};
 
 impl Runtime {
     /// The process ids in a container's cgroup, sorted.
@@ -53,11 +54,11 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// How many times the kernel's OOM killer has killed a process of the
-    /// container (the memory controller's `oom_kill` count). `None` where the
-    /// count cannot be read: no memory controller, a kernel older than 4.13,
-    /// or a cgroup managed through systemd.
-    pub fn oom_kills(&self, id: &str) -> Result<Option<u64>> {
+    /// The file that counts the container's OOM kills: the memory
+    /// controller's `memory.oom_control` (v1) or `memory.events` (v2), read
+    /// with [`oom_kills`]. `None` where there is no such file to read: no
+    /// memory controller, or a cgroup managed through systemd.
+    pub fn oom_kill_file(&self, id: &str) -> Result<Option<PathBuf>> {
         let container = self.load_live(id)?;
         if container.systemd() {
             return Ok(None);
@@ -70,7 +71,7 @@ impl Runtime {
             .strip_prefix("/")
             .unwrap_or(&config.cgroup_path)
             .to_owned();
-        let file = match libcgroups::common::get_cgroup_setup() {
+        Ok(match libcgroups::common::get_cgroup_setup() {
             Ok(libcgroups::common::CgroupSetup::Unified) => {
                 libcgroups::v2::util::get_unified_mount_point()
                     .map(|mount| mount.join(&relative).join("memory.events"))
@@ -82,15 +83,7 @@ impl Runtime {
             .map(|mount| mount.join(&relative).join("memory.oom_control"))
             .ok(),
             Err(_) => None,
-        };
-        let Some(file) = file else {
-            return Ok(None);
-        };
-        match std::fs::read_to_string(&file) {
-            Ok(text) => Ok(oom_kill_count(&text)),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(Error::io("reading", &file, err)),
-        }
+        })
     }
 
     /// Loads a container that has processes: created, running or paused.
@@ -108,7 +101,7 @@ impl Runtime {
 
 fn manager(
     container: &Container,
-) -> Result<(libcgroups::common::AnyCgroupManager, std::path::PathBuf)> {
+) -> Result<(libcgroups::common::AnyCgroupManager, PathBuf)> {
     let id = container.id();
     let config = container
         .spec()
@@ -123,6 +116,17 @@ fn manager(
     Ok((manager, path))
 }
 
+/// How many OOM kills the [`Runtime::oom_kill_file`] `file` counts; `None`
+/// when it is gone (the cgroup was removed) or has no `oom_kill` line (a
+/// kernel older than 4.13).
+pub fn oom_kills(file: &Path) -> Result<Option<u64>> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(oom_kill_count(&text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::io("reading", file, err)),
+    }
+}
+
 /// The `oom_kill` line of v1's `memory.oom_control` or v2's `memory.events`.
 fn oom_kill_count(text: &str) -> Option<u64> {
     text.lines()
@@ -133,7 +137,7 @@ fn oom_kill_count(text: &str) -> Option<u64> {
 fn cgroup_error(
     action: &'static str,
     id: &str,
-    path: &std::path::Path,
+    path: &Path,
     err: &dyn std::error::Error,
 ) -> Error {
     Error::Cgroup {

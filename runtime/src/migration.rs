@@ -118,15 +118,17 @@ fn decimal(value: libc::pid_t, buf: &mut [u8; 12]) -> &[u8] {
 
 /// Whether the container's processes will join their cgroup through
 /// `cgroup.procs`, so that a warm-up shortens their start: under the systemd
-/// driver, or where `/sys/fs/cgroup` is a cgroup2 mount (a unified host).
+/// driver, or on a unified (cgroup v2 only) host.
 pub fn helps(systemd_cgroup: bool) -> bool {
     systemd_cgroup || unified_host()
 }
 
-/// Whether `/sys/fs/cgroup` is itself a cgroup2 file system.
+/// Whether the host is unified (cgroup v2 only), as libcgroups sees it.
 fn unified_host() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    )
 }
 
 /// Starts the no-op migration where it [`helps`], unless an adopted helper is

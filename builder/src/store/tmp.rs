@@ -25,31 +25,32 @@ fn alive(pid: i32) -> bool {
 /// Removes every staging entry whose process is gone, unmounting what a killed
 /// RUN step left mounted under it first.
 pub fn remove_stale(tmp_dir: &Path) -> Result<(), StoreError> {
-    let entries = fs::read_dir(tmp_dir).map_err(io_err("reading", tmp_dir))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|pid| pid != std::process::id() as i32 && !alive(pid)) {
-            let path = entry.path();
-            tracing::info!(path = %path.display(), "removing staging entry of a dead build");
-            remove_tree(&path)?;
-        }
-    }
-    Ok(())
+    let me = std::process::id() as i32;
+    remove_entries_of(tmp_dir, |pid| pid != me && !alive(pid))
 }
 
 /// Removes every staging entry of this process, stopping and deleting the
 /// `RUN` containers in them: for a build cancelled by a signal, before the
-/// process exits. Removes what it can and reports the first failure.
+/// process exits.
 pub fn remove_own(tmp_dir: &Path) -> Result<(), StoreError> {
-    let prefix = format!("{}-", std::process::id());
+    let me = std::process::id() as i32;
+    remove_entries_of(tmp_dir, |pid| pid == me)
+}
+
+/// Removes the staging entries whose process (the pid their name starts
+/// with) `wanted` picks. Removes what it can and reports the first failure.
+fn remove_entries_of(tmp_dir: &Path, wanted: impl Fn(i32) -> bool) -> Result<(), StoreError> {
     let entries = fs::read_dir(tmp_dir).map_err(io_err("reading", tmp_dir))?;
     let mut first_error = None;
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix)
-            && let Err(err) = remove_tree(&entry.path())
-        {
-            first_error.get_or_insert(err);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(&wanted) {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "removing a staging entry");
+            if let Err(err) = remove_tree(&path) {
+                first_error.get_or_insert(err);
+            }
         }
     }
     first_error.map_or(Ok(()), Err)

@@ -42,7 +42,13 @@ pub fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<i32> {
         emit("stats", id, Some(runtime.stats(id)?))?;
         return Ok(0);
     }
-    let mut oom_kills = runtime.oom_kills(id)?;
+    // The counter's path is found once; the loop only reads the file.
+    let oom_file = runtime.oom_kill_file(id)?;
+    let count_oom_kills = || match &oom_file {
+        Some(file) => berth_runtime::cgroup::oom_kills(file),
+        None => Ok(None),
+    };
+    let mut oom_kills = count_oom_kills()?;
     let mut next_stats = Instant::now();
     loop {
         if Instant::now() >= next_stats {
@@ -55,11 +61,8 @@ pub fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<i32> {
             next_stats += args.interval;
         }
         std::thread::sleep(OOM_POLL.min(next_stats.saturating_duration_since(Instant::now())));
-        let now = match runtime.oom_kills(id) {
-            Ok(count) => count,
-            Err(berth_runtime::Error::NotRunning { .. }) => return Ok(0),
-            Err(err) => return Err(err.into()),
-        };
+        // A stopped container ends the stream at the next stats event.
+        let now = count_oom_kills()?;
         if let (Some(before), Some(after)) = (oom_kills, now) {
             for _ in before..after {
                 emit::<()>("oom", id, None)?;
