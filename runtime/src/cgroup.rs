@@ -99,9 +99,7 @@ impl Runtime {
     }
 }
 
-fn manager(
-    container: &Container,
-) -> Result<(libcgroups::common::AnyCgroupManager, PathBuf)> {
+fn manager(container: &Container) -> Result<(libcgroups::common::AnyCgroupManager, PathBuf)> {
     let id = container.id();
     let config = container
         .spec()
@@ -134,12 +132,7 @@ fn oom_kill_count(text: &str) -> Option<u64> {
         .and_then(|count| count.trim().parse().ok())
 }
 
-fn cgroup_error(
-    action: &'static str,
-    id: &str,
-    path: &Path,
-    err: &dyn std::error::Error,
-) -> Error {
+fn cgroup_error(action: &'static str, id: &str, path: &Path, err: &dyn std::error::Error) -> Error {
     Error::Cgroup {
         action,
         id: id.to_owned(),
