@@ -2,6 +2,11 @@
 //! `oci-spec`'s types: Docker's defaults (capabilities, masked and read-only
 //! paths, namespaces, mounts) shared by `RUN` steps and `berth run`.
 
+// The module lives beside this one (executor/seccomp.rs); it is declared
+// here because only the configuration uses it.
+#[path = "seccomp.rs"]
+pub mod seccomp;
+
 use super::user::ResolvedUser;
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
