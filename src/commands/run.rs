@@ -9,6 +9,7 @@ use berth_builder::container::create::{RunOptions, create, env_file_entries};
 use berth_builder::container::monitor::{self, Outcome};
 use berth_builder::container::supervise::{self, Io, Supervision};
 use berth_builder::container::{self, ContainerError, ContainerRecord, control};
+use berth_builder::executor::config::seccomp::{Profile, SeccompPolicy};
 use berth_builder::executor::{Network, Runtime};
 use berth_builder::store::Store;
 use clap::Args;
@@ -59,6 +60,10 @@ pub struct RunArgs {
     /// (only loopback).
     #[arg(long, default_value = "host", value_parser = parse_network)]
     pub network: Network,
+    /// seccomp=unconfined (no filter) or seccomp=FILE (a profile in Docker's
+    /// JSON format); the default is Docker's default profile.
+    #[arg(long = "security-opt", value_name = "seccomp=unconfined|FILE", value_parser = parse_security_opt)]
+    pub security_opt: Vec<SeccompOption>,
     /// A runc-compatible runtime (default: berth-runtime beside berth).
     #[arg(long, value_name = "PATH")]
     pub runtime: Option<PathBuf>,
@@ -83,6 +88,50 @@ fn parse_network(text: &str) -> Result<Network, String> {
              or without one (none)"
         )),
     }
+}
+
+/// A `--security-opt` value: berth supports Docker's seccomp options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeccompOption {
+    /// `seccomp=builtin`: Docker's default profile.
+    Builtin,
+    /// `seccomp=unconfined`: no filter.
+    Unconfined,
+    /// `seccomp=FILE`: the profile in that file.
+    Profile(PathBuf),
+}
+
+fn parse_security_opt(text: &str) -> Result<SeccompOption, String> {
+    // Docker still accepts the older `seccomp:VALUE` form.
+    let value = text
+        .strip_prefix("seccomp=")
+        .or_else(|| text.strip_prefix("seccomp:"))
+        .ok_or_else(|| {
+            format!(
+                "unsupported security option '{text}': berth supports seccomp=unconfined \
+                 and seccomp=FILE"
+            )
+        })?;
+    Ok(match value {
+        "" => return Err("seccomp= needs unconfined, builtin or a profile file".into()),
+        "unconfined" => SeccompOption::Unconfined,
+        "builtin" => SeccompOption::Builtin,
+        file => SeccompOption::Profile(PathBuf::from(file)),
+    })
+}
+
+/// The seccomp policy of the last `--security-opt seccomp=…`, its profile
+/// file read.
+fn seccomp_policy(
+    options: &[SeccompOption],
+) -> Result<SeccompPolicy, berth_builder::executor::config::seccomp::SeccompError> {
+    Ok(match options.last() {
+        None | Some(SeccompOption::Builtin) => SeccompPolicy::Default,
+        Some(SeccompOption::Unconfined) => SeccompPolicy::Unconfined,
+        Some(SeccompOption::Profile(path)) => {
+            SeccompPolicy::Profile(Box::new(Profile::load(path)?))
+        }
+    })
 }
 
 /// Docker's exit code for an error of berth itself (not the container's).
@@ -118,6 +167,13 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok(env) => env,
         Err(e) => return Ok(fail(&e)),
     };
+    let seccomp = match seccomp_policy(&args.security_opt) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("berth: {:#}", anyhow::Error::new(e));
+            return Ok(ExitCode::from(BERTH_FAILED));
+        }
+    };
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -133,6 +189,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         detached: args.detach,
         network: args.network,
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
+        seccomp,
     };
     let record = match create(&store, &options, &|image| {
         eprintln!("Unable to find image '{image}' locally; pulling it");

@@ -4,8 +4,9 @@
 
 use super::lookup::mkdir_in_root;
 use super::{ContainerError, ContainerRecord, State, cio, container_dir, names};
+use crate::executor::config::seccomp::SeccompPolicy;
 use crate::executor::config::{self, BundleConfig, BundleMount, Network};
-use crate::executor::{mount, user, write_config};
+use crate::executor::{mount, user};
 use crate::image::{self, ImageError, StoredImage};
 use crate::layer::extract;
 use crate::store::{Store, StoreError, tmp};
@@ -44,6 +45,8 @@ pub struct RunOptions {
     pub network: Network,
     /// The runtime binary.
     pub runtime: PathBuf,
+    /// `--security-opt seccomp=…` (default: Docker's profile).
+    pub seccomp: SeccompPolicy,
 }
 
 /// A parsed `-v` bind mount.
@@ -442,8 +445,7 @@ fn build_bundle(
             volume.readonly,
         ));
     }
-    write_config(
-        &dir,
+    let spec = config::render_json(
         &BundleConfig {
             args: &record.command,
             env: &env,
@@ -455,7 +457,11 @@ fn build_bundle(
             terminal: options.tty,
             nofile: Some(config::default_nofile()),
         },
-    )?;
+        &options.seccomp,
+    )
+    .map_err(crate::executor::ExecError::from)?;
+    let config_path = dir.join("config.json");
+    fs::write(&config_path, spec).map_err(cio("writing", &config_path))?;
     Ok(())
 }
 

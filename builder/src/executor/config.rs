@@ -1,17 +1,20 @@
 //! The OCI runtime configuration (`config.json`) of a container, built with
 //! `oci-spec`'s types: Docker's defaults (capabilities, masked and read-only
-//! paths, namespaces, mounts) shared by `RUN` steps and `berth run`.
+//! paths, namespaces, mounts, the device cgroup policy and the seccomp
+//! profile) shared by `RUN` steps and `berth run`.
 
 // The module lives beside this one (executor/seccomp.rs); it is declared
 // here because only the configuration uses it.
 #[path = "seccomp.rs"]
 pub mod seccomp;
 
+use self::seccomp::{KernelVersion, Profile, SeccompError, SeccompPolicy, Target};
 use super::user::ResolvedUser;
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxResourcesBuilder, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
@@ -85,6 +88,51 @@ const CAPABILITIES: &[Capability] = &[
     Capability::Kill,
     Capability::AuditWrite,
 ];
+
+/// The device cgroup rules every container gets, after denying all devices:
+/// runc's default allowed devices (libcontainer/specconv `AllowedDevices`,
+/// which Docker relies on) plus `/dev/console`, as youki allows it. Each is
+/// (type, major, minor, access); `None` is the wildcard.
+const ALLOWED_DEVICES: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
+    // Creating any device node is allowed; opening one is not.
+    (LinuxDeviceType::C, None, None, "m"),
+    (LinuxDeviceType::B, None, None, "m"),
+    // /dev/null, /dev/random, /dev/full, /dev/tty, /dev/zero, /dev/urandom.
+    (LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(8), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(7), "rwm"),
+    (LinuxDeviceType::C, Some(5), Some(0), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(5), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(9), "rwm"),
+    // /dev/console, /dev/pts/*, /dev/ptmx.
+    (LinuxDeviceType::C, Some(5), Some(1), "rwm"),
+    (LinuxDeviceType::C, Some(136), None, "rwm"),
+    (LinuxDeviceType::C, Some(5), Some(2), "rwm"),
+    // /dev/net/tun.
+    (LinuxDeviceType::C, Some(10), Some(200), "rwm"),
+];
+
+/// The device cgroup policy: deny every device, then allow the standard
+/// ones. Without the leading deny a v1 devices cgroup keeps its parent's
+/// `a *:* rwm`, and a container with CAP_MKNOD opens the host's disks.
+fn device_rules() -> Result<Vec<LinuxDeviceCgroup>, OciSpecError> {
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?;
+    let mut rules = vec![deny_all];
+    for &(typ, major, minor, access) in ALLOWED_DEVICES {
+        let mut rule = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(typ)
+            .access(access)
+            .build()?;
+        rule.set_major(major);
+        rule.set_minor(minor);
+        rules.push(rule);
+    }
+    Ok(rules)
+}
 
 /// The paths Docker hides from containers (bind-mounted over with nothing).
 const MASKED_PATHS: &[&str] = &[
@@ -199,13 +247,65 @@ pub struct BundleConfig<'a> {
     pub nofile: Option<(u64, u64)>,
 }
 
-/// A configuration the OCI types refused.
+/// A configuration that could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("building the OCI runtime configuration: {0}")]
-pub struct ConfigError(#[from] OciSpecError);
+pub enum ConfigError {
+    /// The OCI types refused it.
+    #[error("building the OCI runtime configuration: {0}")]
+    Oci(#[from] OciSpecError),
+    /// The seccomp profile is invalid.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+}
 
-/// Renders the runtime configuration.
+/// Renders the runtime configuration with Docker's default seccomp profile
+/// (what `RUN` steps get, as with BuildKit).
 pub fn render(config: &BundleConfig<'_>) -> Result<Spec, ConfigError> {
+    render_with(config, &SeccompPolicy::Default)
+}
+
+/// Renders the runtime configuration and serializes it as `config.json`.
+pub fn render_json(
+    config: &BundleConfig<'_>,
+    seccomp: &SeccompPolicy,
+) -> Result<Vec<u8>, ConfigError> {
+    let spec = render_with(config, seccomp)?;
+    serde_json::to_vec_pretty(&spec).map_err(|e| OciSpecError::Other(e.to_string()).into())
+}
+
+/// The `linux.seccomp` of a policy for a container with the bounding
+/// capabilities `caps`.
+fn seccomp_for(
+    policy: &SeccompPolicy,
+    caps: &Capabilities,
+) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, SeccompError> {
+    let default;
+    let profile = match policy {
+        SeccompPolicy::Unconfined => return Ok(None),
+        SeccompPolicy::Default => {
+            default = Profile::docker_default()?;
+            &default
+        }
+        SeccompPolicy::Profile(profile) => profile,
+    };
+    let mut names: Vec<String> = caps
+        .iter()
+        .filter_map(|c| serde_json::to_value(c).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    profile.to_oci(&Target {
+        arch: seccomp::native_arch(),
+        caps: &names,
+        kernel: KernelVersion::host().map_err(|e| e.to_string()),
+    })
+}
+
+/// Renders the runtime configuration with the given seccomp policy.
+pub fn render_with(
+    config: &BundleConfig<'_>,
+    seccomp: &SeccompPolicy,
+) -> Result<Spec, ConfigError> {
     let mut namespaces = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -221,6 +321,7 @@ pub fn render(config: &BundleConfig<'_>) -> Result<Spec, ConfigError> {
         .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
         .collect::<Result<Vec<_>, _>>()?;
     let caps: Capabilities = CAPABILITIES.iter().copied().collect();
+    let seccomp = seccomp_for(seccomp, &caps)?;
     let mounts = config
         .mounts
         .iter()
@@ -254,8 +355,11 @@ pub fn render(config: &BundleConfig<'_>) -> Result<Spec, ConfigError> {
         .env(config.env.to_vec())
         .cwd(config.cwd)
         .capabilities(capabilities)
-        .no_new_privileges(false)
         .build()?;
+    // Absent means false, as in Docker's default; libcontainer 0.7 reads an
+    // explicit `false` as set and then loads the seccomp filter after the
+    // capabilities are dropped, where the kernel refuses it (EACCES).
+    process.set_no_new_privileges(None);
     process.set_rlimits(match config.nofile {
         Some((soft, hard)) => Some(vec![
             PosixRlimitBuilder::default()
@@ -274,7 +378,12 @@ pub fn render(config: &BundleConfig<'_>) -> Result<Spec, ConfigError> {
         .masked_paths(strings(MASKED_PATHS))
         .readonly_paths(strings(READONLY_PATHS))
         .build()?;
-    linux.set_resources(None);
+    linux.set_resources(Some(
+        LinuxResourcesBuilder::default()
+            .devices(device_rules()?)
+            .build()?,
+    ));
+    linux.set_seccomp(seccomp);
     let root = RootBuilder::default()
         .path("rootfs")
         .readonly(false)
@@ -378,7 +487,7 @@ mod tests {
         });
         assert_eq!(v["process"]["terminal"], json!(true));
         assert_eq!(v["process"]["cwd"], json!("/work"));
-        assert_eq!(v["process"]["noNewPrivileges"], json!(false));
+        assert!(v["process"].get("noNewPrivileges").is_none());
         assert_eq!(
             v["process"]["rlimits"],
             json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}])
@@ -405,7 +514,137 @@ mod tests {
                 .unwrap()
                 .contains(&json!("/proc/kcore"))
         );
-        assert!(v["linux"].get("resources").is_none());
+        assert_eq!(
+            v["linux"]["seccomp"]["defaultAction"],
+            json!("SCMP_ACT_ERRNO")
+        );
+    }
+
+    fn sample<'a>(user: &'a ResolvedUser, args: &'a [String]) -> BundleConfig<'a> {
+        BundleConfig {
+            args,
+            env: &[],
+            cwd: "/",
+            user,
+            network: Network::Default,
+            mounts: &[],
+            hostname: "h",
+            terminal: false,
+            nofile: None,
+        }
+    }
+
+    #[test]
+    fn devices_are_denied_first_then_the_standard_ones_allowed() {
+        let user = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            home: "/".into(),
+        };
+        let args = vec!["sh".to_string()];
+        let v = rendered(&sample(&user, &args));
+        let devices = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(devices[0], json!({"allow": false, "access": "rwm"}));
+        let rules: Vec<String> = devices
+            .iter()
+            .map(|d| {
+                let number = |n: &Value| n.as_i64().map_or("*".into(), |n| n.to_string());
+                format!(
+                    "{} {} {}:{} {}",
+                    if d["allow"] == json!(true) {
+                        "allow"
+                    } else {
+                        "deny"
+                    },
+                    d["type"].as_str().unwrap_or("a"),
+                    number(&d["major"]),
+                    number(&d["minor"]),
+                    d["access"].as_str().unwrap()
+                )
+            })
+            .collect();
+        for (i, want) in [
+            "deny a *:* rwm",
+            "allow c *:* m",
+            "allow b *:* m",
+            "allow c 1:3 rwm",
+            "allow c 1:8 rwm",
+            "allow c 1:7 rwm",
+            "allow c 5:0 rwm",
+            "allow c 1:5 rwm",
+            "allow c 1:9 rwm",
+            "allow c 5:1 rwm",
+            "allow c 136:* rwm",
+            "allow c 5:2 rwm",
+            "allow c 10:200 rwm",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(rules.get(i).map(String::as_str), Some(*want), "{rules:?}");
+        }
+        assert_eq!(rules.len(), 13);
+        // No block device is readable or writable, and nothing but the
+        // device policy is limited.
+        assert!(
+            !rules
+                .iter()
+                .skip(1)
+                .any(|r| r.starts_with("allow b") && r.contains('r'))
+        );
+        let resources = v["linux"]["resources"].as_object().unwrap();
+        assert_eq!(resources.keys().collect::<Vec<_>>(), ["devices"]);
+    }
+
+    #[test]
+    fn seccomp_policies_render_as_docker_renders_them() {
+        let user = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            home: "/".into(),
+        };
+        let args = vec!["sh".to_string()];
+        let config = sample(&user, &args);
+        let json = |policy: &SeccompPolicy| -> Value {
+            serde_json::from_slice(&render_json(&config, policy).unwrap()).unwrap()
+        };
+        let default = json(&SeccompPolicy::Default);
+        let seccomp = &default["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], json!("SCMP_ACT_ERRNO"));
+        let allowed: Vec<&Value> = seccomp["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["action"] == "SCMP_ACT_ALLOW")
+            .flat_map(|s| s["names"].as_array().unwrap())
+            .collect();
+        // The default caps include CAP_SYS_CHROOT but not CAP_SYS_ADMIN.
+        assert!(allowed.contains(&&json!("chroot")));
+        assert!(!allowed.contains(&&json!("unshare")));
+        assert!(!allowed.contains(&&json!("mount")));
+
+        assert!(
+            json(&SeccompPolicy::Unconfined)["linux"]
+                .get("seccomp")
+                .is_none()
+        );
+
+        let profile = Profile::parse(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+            "deny-mkdir.json",
+        )
+        .unwrap();
+        let custom = json(&SeccompPolicy::Profile(Box::new(profile)));
+        assert_eq!(
+            custom["linux"]["seccomp"],
+            json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+            })
+        );
     }
 
     #[test]
