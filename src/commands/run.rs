@@ -265,3 +265,43 @@ fn detach(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_options_parse_as_docker_spells_them() {
+        for (text, want) in [
+            ("seccomp=unconfined", Ok(SeccompOption::Unconfined)),
+            ("seccomp:unconfined", Ok(SeccompOption::Unconfined)),
+            ("seccomp=builtin", Ok(SeccompOption::Builtin)),
+            (
+                "seccomp=/etc/p.json",
+                Ok(SeccompOption::Profile(PathBuf::from("/etc/p.json"))),
+            ),
+            ("seccomp=", Err("needs unconfined")),
+            ("apparmor=unconfined", Err("unsupported security option")),
+            ("no-new-privileges", Err("unsupported security option")),
+        ] {
+            match (parse_security_opt(text), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text}: {got}"),
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_seccomp_option_wins_and_none_means_the_default() {
+        assert!(matches!(seccomp_policy(&[]), Ok(SeccompPolicy::Default)));
+        let options = [SeccompOption::Builtin, SeccompOption::Unconfined];
+        assert!(matches!(
+            seccomp_policy(&options),
+            Ok(SeccompPolicy::Unconfined)
+        ));
+        let missing = [SeccompOption::Profile(PathBuf::from("/nonexistent.json"))];
+        let err = seccomp_policy(&missing).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent.json"), "{err}");
+    }
+}
