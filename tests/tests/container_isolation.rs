@@ -127,7 +127,17 @@ fn run_containers_get_the_device_policy_and_the_default_seccomp_profile() {
 
 #[test]
 fn run_steps_get_the_device_policy_and_the_default_seccomp_profile() {
-    let env = BuildEnv::new();
+    for (name, runtime) in runtimes() {
+        let mut env = BuildEnv::new();
+        if let Some(runtime) = runtime {
+            env.runtime = runtime;
+        }
+        probe_a_run_step(&env, name);
+    }
+}
+
+/// Builds a step that probes its confinement, and fails unless it is confined.
+fn probe_a_run_step(env: &BuildEnv, name: &str) {
     // RUN steps have no cgroup mount: the host's view of the step's device
     // cgroup, read while the step waits, stands for its devices.list.
     env.write(
@@ -162,13 +172,13 @@ fn run_steps_get_the_device_policy_and_the_default_seccomp_profile() {
         }
     }
     let status = child.wait().unwrap();
-    assert!(status.success(), "{progress}");
-    let devices_list = devices_list.unwrap_or_else(|| panic!("no DEVCG line: {progress}"));
+    assert!(status.success(), "{name}: {progress}");
+    let devices_list = devices_list.unwrap_or_else(|| panic!("{name}: no DEVCG line: {progress}"));
     assert!(
         !devices_list.contains("a *:* rwm"),
-        "the step's device cgroup allows everything: {devices_list}\n{progress}"
+        "{name}: the step's device cgroup allows everything: {devices_list}\n{progress}"
     );
-    assert!(devices_list.contains("c 1:3 rwm"), "{devices_list}");
+    assert!(devices_list.contains("c 1:3 rwm"), "{name}: {devices_list}");
     assert_confined(&progress, false);
 }
 
