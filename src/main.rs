@@ -12,7 +12,7 @@ fn main() -> std::process::ExitCode {
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("berth: {}", error_chain(&err));
+            eprintln!("berth: {}", error_chain(err.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -21,9 +21,10 @@ fn main() -> std::process::ExitCode {
 /// The error and its causes joined by `: `, leaving out a cause whose text the
 /// message already carries (library errors often include their source in their
 /// own message, and repeating it only adds noise).
-fn error_chain(err: &anyhow::Error) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut message = err.to_string();
-    for cause in err.chain().skip(1) {
+    let causes = std::iter::successors(err.source(), |cause| cause.source());
+    for cause in causes {
         let cause = cause.to_string();
         if !message.contains(&cause) {
             message.push_str(": ");
@@ -42,12 +43,15 @@ mod tests {
         let io = std::io::Error::other("permission denied");
         let repeated = anyhow::Error::new(io).context("reading Dockerfile: permission denied");
         assert_eq!(
-            error_chain(&repeated),
+            error_chain(repeated.as_ref()),
             "reading Dockerfile: permission denied"
         );
 
         let io = std::io::Error::other("permission denied");
         let fresh = anyhow::Error::new(io).context("reading Dockerfile");
-        assert_eq!(error_chain(&fresh), "reading Dockerfile: permission denied");
+        assert_eq!(
+            error_chain(fresh.as_ref()),
+            "reading Dockerfile: permission denied"
+        );
     }
 }

@@ -28,7 +28,7 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
         match images::resolve(&store, reference).and_then(|s| images::inspect(&store, &s)) {
             Ok(value) => described.push(value),
             Err(e) => {
-                eprintln!("berth: {e}");
+                eprintln!("berth: {}", crate::error_chain(&e));
                 failed = true;
             }
         }

@@ -40,7 +40,7 @@ pub fn run(args: &RmiArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("berth: {e}");
+                eprintln!("berth: {}", crate::error_chain(e));
                 failed = true;
             }
         }

@@ -137,9 +137,9 @@ fn seccomp_policy(
 /// Docker's exit code for an error of berth itself (not the container's).
 pub(super) const BERTH_FAILED: u8 = 125;
 
-/// Prints a container error and gives Docker's exit code for it.
+/// Prints a container error with its causes and gives Docker's exit code for it.
 pub(super) fn fail(error: &ContainerError) -> ExitCode {
-    eprintln!("berth: {error}");
+    eprintln!("berth: {}", crate::error_chain(error));
     match error {
         ContainerError::Start { code, .. } => ExitCode::from(*code as u8),
         _ => ExitCode::from(BERTH_FAILED),
@@ -170,7 +170,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let seccomp = match seccomp_policy(&args.security_opt) {
         Ok(policy) => policy,
         Err(e) => {
-            eprintln!("berth: {:#}", anyhow::Error::new(e));
+            eprintln!("berth: {}", crate::error_chain(&e));
             return Ok(ExitCode::from(BERTH_FAILED));
         }
     };
