@@ -381,3 +381,19 @@ fn an_argument_too_long_is_named_as_the_cause() {
         &err[err.len().saturating_sub(2000)..]
     );
 }
+
+/// A RUN whose command the runtime cannot start: the error carries what the
+/// runtime said, apart from the command's output.
+#[test]
+fn a_command_the_runtime_cannot_start_names_the_runtime_error() {
+    let env = BuildEnv::new();
+    env.write("Dockerfile", "FROM busybox\nRUN [\"/no-such-program\"]\n");
+    let out = env.build(&[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    let reported = err
+        .lines()
+        .find(|l| l.starts_with("the runtime reported: "))
+        .unwrap_or_else(|| panic!("no runtime error in the RUN error:\n{err}"));
+    assert!(reported.contains("/no-such-program"), "{err}");
+}

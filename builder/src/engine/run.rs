@@ -410,11 +410,15 @@ pub fn execute(
     }
     let out = executor::run_step(store, runtime, lowers, &spec, on_line)?;
     if out.exit.code != 0 {
+        // The runtime's errors also reach its stderr: say them once.
+        let runtime_errors = out.exit.runtime_errors.clone();
+        let mut tail = out.exit.tail.clone();
+        tail.retain(|line| !runtime_errors.iter().any(|e| line.ends_with(e.as_str())));
         return Err(RunError::Failed {
             command: argv.join(" "),
             code: out.exit.code,
-            tail: out.exit.tail.clone(),
-            runtime_errors: out.exit.runtime_errors.clone(),
+            tail,
+            runtime_errors,
         });
     }
     let upper = out.staging.upper();
@@ -431,4 +435,61 @@ pub fn execute(
     // the snapshot instead of unpacking the blob again.
     store.commit_snapshot(&upper, &layer.diff_id)?;
     Ok(Some(layer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Visit;
+
+    #[test]
+    fn bind_copies_keep_only_listed_files_and_never_open_special_files() {
+        let ctx = tempfile::tempdir().unwrap();
+        let r = ctx.path();
+        fs::create_dir_all(r.join("dir/sub")).unwrap();
+        fs::write(r.join("dir/kept"), "kept").unwrap();
+        fs::write(r.join("dir/sub/secret.key"), "secret").unwrap();
+        fs::write(r.join("top"), "top").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", r.join("dir/link")).unwrap();
+        let fifo = std::ffi::CString::new(r.join("dir/pipe").into_os_string().into_encoded_bytes())
+            .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let walked = Context::walk(r, &|rel, _| {
+            if rel.ends_with(".key") {
+                Visit::Exclude
+            } else {
+                Visit::Include
+            }
+        })
+        .unwrap();
+        assert!(walked.excludes_at_or_below("dir"));
+        assert!(walked.excludes_at_or_below(""));
+        assert!(!walked.excludes_at_or_below("top"));
+        let root = mount::open_root(r).unwrap();
+        // (source, listing base, what the copy holds)
+        let cases: &[(&str, &[&str])] = &[("dir", &["kept", "link", "sub"]), ("", &["dir", "top"])];
+        for (base, want) in cases {
+            let out = tempfile::tempdir().unwrap();
+            let to = out.path().join("copy");
+            let listing: Vec<ContextFile> = walked.under(base).cloned().collect();
+            copy_entries(&root, base, &listing, &to).unwrap();
+            let mut names: Vec<String> = fs::read_dir(&to)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, *want, "{base:?}");
+        }
+        let out = tempfile::tempdir().unwrap();
+        let to = out.path().join("copy");
+        let listing: Vec<ContextFile> = walked.under("dir").cloned().collect();
+        copy_entries(&root, "dir", &listing, &to).unwrap();
+        assert_eq!(
+            fs::read_link(to.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(!to.join("sub/secret.key").exists());
+        assert_eq!(fs::read_to_string(to.join("kept")).unwrap(), "kept");
+    }
 }
