@@ -70,6 +70,9 @@ pub struct WalkError {
 pub struct Context {
     root: PathBuf,
     files: BTreeMap<String, ContextFile>,
+    /// The paths the ignore rules left out (a directory stands for what is
+    /// below it, except what is kept there).
+    excluded: Vec<String>,
 }
 
 impl Context {
@@ -99,7 +102,7 @@ impl Context {
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
-        let parts: Vec<Vec<ContextFile>> = std::thread::scope(|scope| {
+        let parts: Vec<(Vec<ContextFile>, Vec<String>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| scope.spawn(|| walk_worker(&shared, &wake, visit)))
                 .collect();
@@ -111,12 +114,18 @@ impl Context {
             return Err(error);
         }
         let mut files = BTreeMap::new();
-        for file in parts.into_iter().flatten() {
-            files.insert(file.rel.clone(), file);
+        let mut excluded = Vec::new();
+        for (kept, left_out) in parts {
+            for file in kept {
+                files.insert(file.rel.clone(), file);
+            }
+            excluded.extend(left_out);
         }
+        excluded.sort();
         Ok(Context {
             root: root.to_path_buf(),
             files,
+            excluded,
         })
     }
 
@@ -132,6 +141,7 @@ impl Context {
                 return Ok(Context {
                     root: root.to_path_buf(),
                     files,
+                    excluded: Vec::new(),
                 });
             }
             Err(source) => return Err(WalkError { path: top, source }),
@@ -155,6 +165,20 @@ impl Context {
         Ok(Context {
             root: root.to_path_buf(),
             files,
+            excluded: Vec::new(),
+        })
+    }
+
+    /// Whether the ignore rules left out anything at or below `rel` (`""`
+    /// for the whole context), or `rel` itself through a parent.
+    pub fn excludes_at_or_below(&self, rel: &str) -> bool {
+        self.excluded.iter().any(|e| {
+            rel.is_empty()
+                || e == rel
+                || e.strip_prefix(rel).is_some_and(|r| r.starts_with('/'))
+                || rel
+                    .strip_prefix(e.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
         })
     }
 
@@ -250,16 +274,17 @@ fn walk_worker(
     shared: &Mutex<Queue>,
     wake: &Condvar,
     visit: &(dyn Fn(&str, bool) -> Visit + Sync),
-) -> Vec<ContextFile> {
+) -> (Vec<ContextFile>, Vec<String>) {
     let mut kept = Vec::new();
+    let mut excluded = Vec::new();
     loop {
         let (dir, rel_dir) = {
             let Ok(mut queue) = shared.lock() else {
-                return kept;
+                return (kept, excluded);
             };
             loop {
                 if queue.error.is_some() {
-                    return kept;
+                    return (kept, excluded);
                 }
                 if let Some(next) = queue.dirs.pop() {
                     queue.busy += 1;
@@ -267,18 +292,25 @@ fn walk_worker(
                 }
                 if queue.busy == 0 {
                     wake.notify_all();
-                    return kept;
+                    return (kept, excluded);
                 }
                 queue = match wake.wait(queue) {
                     Ok(q) => q,
-                    Err(_) => return kept,
+                    Err(_) => return (kept, excluded),
                 };
             }
         };
         let mut subdirs = Vec::new();
-        let result = read_one_dir(&dir, &rel_dir, visit, &mut kept, &mut subdirs);
+        let result = read_one_dir(
+            &dir,
+            &rel_dir,
+            visit,
+            &mut kept,
+            &mut excluded,
+            &mut subdirs,
+        );
         let Ok(mut queue) = shared.lock() else {
-            return kept;
+            return (kept, excluded);
         };
         queue.busy -= 1;
         match result {
@@ -298,6 +330,7 @@ fn read_one_dir(
     rel_dir: &str,
     visit: &(dyn Fn(&str, bool) -> Visit + Sync),
     kept: &mut Vec<ContextFile>,
+    excluded: &mut Vec<String>,
     subdirs: &mut Vec<(PathBuf, String)>,
 ) -> Result<(), WalkError> {
     let err = |path: &Path| {
@@ -325,14 +358,29 @@ fn read_one_dir(
         }
         if decision == Visit::Include {
             kept.push(stat_entry(rel, &path, &meta)?);
+        } else {
+            excluded.push(rel);
         }
     }
     Ok(())
 }
 
-/// Hashes a file's content.
+/// Hashes a regular file's content. The file is opened without following a
+/// symlink and without blocking, and must still be a regular file: a context
+/// entry swapped for a symlink or a FIFO after the walk is refused, never
+/// followed out of the context nor waited on.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
-    let mut file = fs::File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is no longer a regular file", path.display()),
+        ));
+    }
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher)?;
     Ok(Digest::from_hasher(hasher))

@@ -7,6 +7,7 @@ use super::metadata::resolve_path;
 use super::step::{CopyStep, HeredocBody};
 use super::view;
 use crate::context::{Context, ContextFile, FileKind, HashCache};
+use crate::executor::mount;
 use crate::frontend::glob::Glob;
 use crate::layer::{Entry, EntryKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -191,9 +192,10 @@ pub fn resolve_chown(spec: &str, image_root: Option<&Path>) -> Result<(u64, u64)
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
+    let tree = image_root.and_then(|r| mount::open_root(r).ok());
     let read = |file: &str| {
-        image_root
-            .and_then(|r| view::read_in_root(r, file))
+        tree.as_ref()
+            .map(|t| crate::executor::user::read_account_file(t, file))
             .unwrap_or_default()
     };
     let lookup = |text: &str, name: &str| -> Option<u64> {
@@ -269,7 +271,7 @@ pub fn plan_entries(
     }
     let dest_exists_as_dir = options
         .lower
-        .is_some_and(|l| std::fs::metadata(l.join(&dest_rel)).is_ok_and(|m| m.is_dir()));
+        .is_some_and(|l| stat_in_root(l, &dest_rel).is_some_and(|m| m.is_dir()));
     let several = selected.len() + step.heredocs.len() > 1 || selected.iter().any(|s| s.wildcard);
     let dest_is_dir = dest_text.ends_with('/') || dest_text == "." || dest_exists_as_dir;
     if several && !dest_is_dir && !step.parents {
@@ -334,8 +336,8 @@ pub fn plan_entries(
             {
                 continue;
             }
-            if let Some(entry) = make(path.clone(), file) {
-                entries.insert(path, entry);
+            if let Some(entry) = make(path, file) {
+                insert_entry(&mut entries, entry)?;
             }
         }
     }
@@ -349,8 +351,8 @@ pub fn plan_entries(
             .chmod
             .as_ref()
             .map_or(0o644, |c| c.apply(0o644, false));
-        entries.insert(
-            path.clone(),
+        insert_entry(
+            &mut entries,
             Entry {
                 path,
                 kind: EntryKind::Bytes(h.content.as_bytes().to_vec()),
@@ -359,10 +361,48 @@ pub fn plan_entries(
                 gid: options.owner.1,
                 mtime: options.created_dir_mtime,
             },
-        );
+        )?;
     }
     add_parents(&mut entries, options);
     Ok(entries.into_values().collect())
+}
+
+/// The metadata of `rel` in the tree at `root` (its last component not
+/// followed), with every symlink on the way resolved inside that root.
+fn stat_in_root(root: &Path, rel: &str) -> Option<std::fs::Metadata> {
+    let root = mount::open_root(root).ok()?;
+    mount::stat_in_root(&root, rel).ok()
+}
+
+/// Adds `entry` to the plan the way Docker merges sources: a later source
+/// overwrites an earlier one, and a non-directory that replaces a directory
+/// takes the directory's whole subtree out of the plan, so nothing is ever
+/// written below a symlink (or file) the copy itself creates.
+fn insert_entry(entries: &mut BTreeMap<String, Entry>, entry: Entry) -> Result<(), CopyError> {
+    if let Some(ancestor) = ancestors(&entry.path).find(|a| {
+        entries
+            .get(*a)
+            .is_some_and(|e| !matches!(e.kind, EntryKind::Dir))
+    }) {
+        return Err(CopyError::Invalid(format!(
+            "'{}' would be written below '{ancestor}', which this copy makes a non-directory",
+            entry.path
+        )));
+    }
+    if !matches!(entry.kind, EntryKind::Dir) {
+        let prefix = format!("{}/", entry.path);
+        let below: Vec<String> = entries
+            .range(prefix.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for key in below {
+            entries.remove(&key);
+        }
+    }
+    entries.insert(entry.path.clone(), entry);
+    Ok(())
 }
 
 /// Adds every missing ancestor directory: with the lower's metadata when it
@@ -379,7 +419,7 @@ fn add_parents(entries: &mut BTreeMap<String, Entry>, options: &EntryOptions<'_>
     for dir in missing {
         let lower_meta = options
             .lower
-            .and_then(|l| std::fs::symlink_metadata(l.join(&dir)).ok())
+            .and_then(|l| stat_in_root(l, &dir))
             .filter(|m| m.is_dir());
         use std::os::unix::fs::MetadataExt;
         let entry = match lower_meta {
@@ -491,6 +531,62 @@ mod tests {
         for (step, want) in cases {
             assert_eq!(paths(&step, &ctx, None).unwrap(), want, "{step:?}");
         }
+    }
+
+    #[test]
+    fn a_later_non_directory_drops_the_subtree_it_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        fs::create_dir_all(r.join("d/x/sub")).unwrap();
+        fs::write(r.join("d/x/evil"), "e").unwrap();
+        fs::write(r.join("d/x/sub/deep"), "e").unwrap();
+        std::os::unix::fs::symlink("/tmp/host-dir", r.join("x")).unwrap();
+        fs::write(r.join("f"), "f").unwrap();
+        fs::create_dir_all(r.join("e/f")).unwrap();
+        fs::write(r.join("e/f/kept"), "k").unwrap();
+        let ctx = Context::walk(r, &|_, _| Visit::Include).unwrap();
+        let cases: Vec<(CopyStep, Vec<&str>)> = vec![
+            // The symlink comes last: the directory's children go with it.
+            (copy(&["d/", "x"], "/dst/"), vec!["dst", "dst/x"]),
+            // The directory comes last: it replaces the symlink, children kept.
+            (
+                copy(&["x", "d/"], "/dst/"),
+                vec!["dst", "dst/x", "dst/x/evil", "dst/x/sub", "dst/x/sub/deep"],
+            ),
+            // A regular file replacing a directory drops its subtree too.
+            (copy(&["e/", "f"], "/dst/"), vec!["dst", "dst/f"]),
+        ];
+        for (step, want) in cases {
+            assert_eq!(paths(&step, &ctx, None).unwrap(), want, "{step:?}");
+        }
+        let selected = select(&ctx, &copy(&["d/", "x"], "/dst/")).unwrap();
+        let options = EntryOptions {
+            workdir: "/",
+            lower: None,
+            owner: (0, 0),
+            chmod: None,
+            created_dir_mtime: 0,
+        };
+        let entries = plan_entries(&copy(&["d/", "x"], "/dst/"), &selected, r, &options).unwrap();
+        let link = entries.iter().find(|e| e.path == "dst/x").unwrap();
+        assert!(matches!(link.kind, EntryKind::Symlink(_)), "{link:?}");
+    }
+
+    #[test]
+    fn an_entry_below_a_planned_non_directory_is_refused() {
+        let mut entries = BTreeMap::new();
+        let entry = |path: &str, kind: EntryKind| Entry {
+            path: path.into(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        };
+        insert_entry(&mut entries, entry("a", EntryKind::Symlink("/etc".into()))).unwrap();
+        let err =
+            insert_entry(&mut entries, entry("a/passwd", EntryKind::Bytes(vec![]))).unwrap_err();
+        assert!(err.to_string().contains("'a/passwd'"), "{err}");
     }
 
     #[test]

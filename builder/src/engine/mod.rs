@@ -375,6 +375,14 @@ impl Build<'_> {
                         // Not in the local store: pull it (only the blobs the
                         // store lacks); the manifest digest then pins the base.
                         tracing::info!(image = %reference, "pulling the base image");
+                        // Said before the network is touched, as docker does.
+                        self.progress.event(Event::StepOutput {
+                            id: id.clone(),
+                            stream: crate::executor::Stream::Stderr,
+                            line: format!(
+                                "Unable to find image '{name}' locally; pulling it from its registry"
+                            ),
+                        });
                         self.pull_base(reference, &name, id).map_err(|e| {
                             BuildError::Unsupported(format!(
                                 "stage '{}': base image '{reference}' is not in the local store, and {e}",
@@ -960,10 +968,20 @@ impl Build<'_> {
             from_roots.insert(name, view.root().to_path_buf());
             views.push(view);
         }
+        let binds_context = run
+            .mounts
+            .iter()
+            .any(|m| matches!(m, step::MountSpec::Bind { from: None, .. }));
+        let context_tree = if binds_context {
+            Some(&self.context()?.0)
+        } else {
+            None
+        };
         let inputs = run::RunInputs {
             context: &self.options.context,
             from_roots: &from_roots,
             secrets: &self.options.secrets,
+            context_tree,
         };
         let progress = self.progress;
         let on_line = |stream, line: &str| {

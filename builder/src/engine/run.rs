@@ -4,7 +4,8 @@
 use super::metadata;
 use super::progress::BytesReporter;
 use super::step::{CommandForm, MountSpec, RunStep};
-use crate::executor::{self, ExecError, RunSpec, Runtime, StepMount, Stream};
+use crate::context::{Context, ContextFile, FileKind};
+use crate::executor::{self, ExecError, RunSpec, Runtime, StepMount, Stream, mount};
 use crate::layer::scan::{TreeKind, scan_tree};
 use crate::layer::write::write_layer_reporting;
 use crate::layer::{LayerError, WriteOptions};
@@ -14,14 +15,14 @@ use crate::store::lock::{FileLock, LockMode};
 use crate::store::{Digest, Store, StoreError, tmp};
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 
 /// Errors of a `RUN` step.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The command exited non-zero.
-    #[error("RUN failed with exit code {code}: {command}\n{}", tail.join("\n"))]
+    #[error("RUN failed with exit code {code}: {}{}\n{}", shorten(command), runtime_said(runtime_errors), tail.join("\n"))]
     Failed {
         /// The command.
         command: String,
@@ -29,6 +30,22 @@ pub enum RunError {
         code: i32,
         /// The last lines of its output.
         tail: Vec<String>,
+        /// What the runtime itself reported (it could not start the command).
+        runtime_errors: Vec<String>,
+    },
+    /// An argument is longer than the kernel lets a program be started with.
+    #[error(
+        "RUN failed: its command line has an argument of {len} bytes: {}\n\
+         the kernel refuses to start a program with an argument over {MAX_ARG_STRLEN} bytes \
+         (argument list too long, E2BIG)\n\
+         hint: put the script in a file (COPY it, or use a heredoc to write it) and run that",
+        shorten(command)
+    )]
+    ArgumentTooLong {
+        /// The command.
+        command: String,
+        /// The longest argument's length.
+        len: usize,
     },
     /// A required secret was not given.
     #[error("RUN needs the secret '{0}'\nhint: pass it with --secret id={0},src=FILE")]
@@ -48,6 +65,34 @@ pub enum RunError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The kernel's limit on one argument or environment string (32 pages):
+/// `execve` fails with E2BIG over it.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// The most of a command shown in an error.
+const COMMAND_SHOWN: usize = 200;
+
+/// `command`, cut to a length that fits in an error message.
+fn shorten(command: &str) -> String {
+    if command.len() <= COMMAND_SHOWN {
+        return command.to_string();
+    }
+    let mut end = COMMAND_SHOWN;
+    while !command.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &command[..end], command.len())
+}
+
+/// The runtime's own errors, as a line of an error message.
+fn runtime_said(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!("\nthe runtime reported: {}", errors.join("; "))
+    }
 }
 
 /// The argv of a `RUN`: shell form through the stage's shell, with heredoc
@@ -87,6 +132,9 @@ pub struct RunInputs<'a> {
     pub from_roots: &'a BTreeMap<String, PathBuf>,
     /// `--secret id=…,src=…`.
     pub secrets: &'a BTreeMap<String, PathBuf>,
+    /// The walked context (what `.dockerignore` keeps), when a bind mount
+    /// reads the context.
+    pub context_tree: Option<&'a Context>,
 }
 
 /// Held resources of the mounts: cache locks and scratch copies.
@@ -173,15 +221,36 @@ fn resolve_mounts(
                 };
                 let rel = super::view::resolve_in_root(&root, source, true)
                     .map_err(|_| RunError::MissingBindSource(source.clone()))?;
-                let mut host = root.join(rel);
-                if !host.exists() {
+                let tree =
+                    mount::open_root(&root).map_err(crate::store::io_err("opening", &root))?;
+                if mount::stat_in_root(&tree, &rel).is_err() {
                     return Err(RunError::MissingBindSource(source.clone()));
                 }
-                if *readwrite {
+                let mut host = root.join(&rel);
+                // The context is exposed as the build sees it: with what
+                // .dockerignore leaves out taken out, as BuildKit does.
+                let context_tree = inputs.context_tree.filter(|_| from.is_none());
+                let filtered = context_tree.is_some_and(|c| c.excludes_at_or_below(&rel));
+                if *readwrite || filtered {
                     // Writes to a rw bind mount are discarded: give the step a copy.
-                    let copy = tmp::fresh(&store.tmp_dir(), "bind-rw");
-                    copy_tree(&host, &copy).map_err(crate::store::io_err("copying", &host))?;
-                    guards.scratch.push(copy.clone());
+                    let scratch = tmp::fresh(&store.tmp_dir(), "bind-copy");
+                    guards.scratch.push(scratch.clone());
+                    fs::create_dir_all(&scratch)
+                        .map_err(crate::store::io_err("creating", &scratch))?;
+                    let listing: Vec<ContextFile> = match context_tree {
+                        Some(ctx) => ctx.under(&rel).cloned().collect(),
+                        None => Context::walk_under(&root, &rel)
+                            .map_err(|e| crate::store::io_err("listing", &e.path)(e.source))?
+                            .files()
+                            .cloned()
+                            .collect(),
+                    };
+                    if !rel.is_empty() && !listing.iter().any(|f| f.rel == rel) {
+                        return Err(RunError::MissingBindSource(source.clone()));
+                    }
+                    let copy = scratch.join("source");
+                    copy_entries(&tree, &rel, &listing, &copy)
+                        .map_err(crate::store::io_err("copying", &host))?;
                     host = copy;
                 }
                 out.push(StepMount::Bind {
@@ -212,20 +281,82 @@ fn resolve_mounts(
     Ok((out, guards))
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    let meta = fs::symlink_metadata(from)?;
-    if meta.is_dir() {
-        fs::create_dir_all(to)?;
-        for entry in fs::read_dir(from)? {
-            let entry = entry?;
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
-        }
-        Ok(())
-    } else if meta.file_type().is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(from)?, to)
-    } else {
-        fs::copy(from, to).map(|_| ())
+/// Copies the listed entries at and below `base` of the tree `root` to `to`,
+/// the way the listing has them: directories, regular files (read inside the
+/// root with no symlink followed, never blocking), symlinks as symlinks.
+/// Devices, FIFOs and sockets are left out: opening one to copy it could
+/// block the build or reach a host device. The listing is bounded, so is the
+/// copy; nothing recurses.
+fn copy_entries(
+    root: &pathrs::Root,
+    base: &str,
+    listing: &[ContextFile],
+    to: &Path,
+) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    let strict = root
+        .try_clone()
+        .map_err(mount::pathrs_io)?
+        .with_resolver_flags(pathrs::flags::ResolverFlags::NO_SYMLINKS);
+    if base.is_empty() || !listing.iter().any(|f| f.rel == base) {
+        fs::create_dir(to)?;
     }
+    for file in listing {
+        let relative = if file.rel == base {
+            ""
+        } else if base.is_empty() {
+            file.rel.as_str()
+        } else {
+            match file
+                .rel
+                .strip_prefix(base)
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                Some(r) => r,
+                None => continue,
+            }
+        };
+        let dest = if relative.is_empty() {
+            to.to_path_buf()
+        } else {
+            to.join(relative)
+        };
+        match file.kind {
+            FileKind::Dir => {
+                match fs::create_dir(&dest) {
+                    Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
+                    _ => {}
+                }
+                fs::set_permissions(&dest, fs::Permissions::from_mode(file.mode))?;
+            }
+            FileKind::Symlink => {
+                if let Some(link) = &file.link {
+                    std::os::unix::fs::symlink(link, &dest)?;
+                }
+            }
+            FileKind::File => {
+                let flags = pathrs::flags::OpenFlags::O_RDONLY
+                    | pathrs::flags::OpenFlags::O_NOFOLLOW
+                    | pathrs::flags::OpenFlags::O_NONBLOCK;
+                let mut source = strict
+                    .open_subpath(&file.rel, flags)
+                    .map_err(mount::pathrs_io)?;
+                if !source.metadata()?.is_file() {
+                    // Swapped for something else since the walk: left out.
+                    continue;
+                }
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(file.mode)
+                    .open(&dest)?;
+                std::io::copy(&mut source, &mut out)?;
+                fs::set_permissions(&dest, fs::Permissions::from_mode(file.mode))?;
+            }
+            FileKind::Other => {}
+        }
+    }
+    Ok(())
 }
 
 /// Runs the step and returns its layer (none when it changed nothing).
@@ -265,12 +396,29 @@ pub fn execute(
         network: run.network,
         mounts,
     };
+    if let Some(len) = spec
+        .args
+        .iter()
+        .map(|a| a.len() + 1)
+        .filter(|len| *len > MAX_ARG_STRLEN)
+        .max()
+    {
+        return Err(RunError::ArgumentTooLong {
+            command: argv.join(" "),
+            len: len - 1,
+        });
+    }
     let out = executor::run_step(store, runtime, lowers, &spec, on_line)?;
     if out.exit.code != 0 {
+        // The runtime's errors also reach its stderr: say them once.
+        let runtime_errors = out.exit.runtime_errors.clone();
+        let mut tail = out.exit.tail.clone();
+        tail.retain(|line| !runtime_errors.iter().any(|e| line.ends_with(e.as_str())));
         return Err(RunError::Failed {
             command: argv.join(" "),
             code: out.exit.code,
-            tail: out.exit.tail.clone(),
+            tail,
+            runtime_errors,
         });
     }
     let upper = out.staging.upper();
@@ -287,4 +435,61 @@ pub fn execute(
     // the snapshot instead of unpacking the blob again.
     store.commit_snapshot(&upper, &layer.diff_id)?;
     Ok(Some(layer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Visit;
+
+    #[test]
+    fn bind_copies_keep_only_listed_files_and_never_open_special_files() {
+        let ctx = tempfile::tempdir().unwrap();
+        let r = ctx.path();
+        fs::create_dir_all(r.join("dir/sub")).unwrap();
+        fs::write(r.join("dir/kept"), "kept").unwrap();
+        fs::write(r.join("dir/sub/secret.key"), "secret").unwrap();
+        fs::write(r.join("top"), "top").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", r.join("dir/link")).unwrap();
+        let fifo = std::ffi::CString::new(r.join("dir/pipe").into_os_string().into_encoded_bytes())
+            .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let walked = Context::walk(r, &|rel, _| {
+            if rel.ends_with(".key") {
+                Visit::Exclude
+            } else {
+                Visit::Include
+            }
+        })
+        .unwrap();
+        assert!(walked.excludes_at_or_below("dir"));
+        assert!(walked.excludes_at_or_below(""));
+        assert!(!walked.excludes_at_or_below("top"));
+        let root = mount::open_root(r).unwrap();
+        // (source, listing base, what the copy holds)
+        let cases: &[(&str, &[&str])] = &[("dir", &["kept", "link", "sub"]), ("", &["dir", "top"])];
+        for (base, want) in cases {
+            let out = tempfile::tempdir().unwrap();
+            let to = out.path().join("copy");
+            let listing: Vec<ContextFile> = walked.under(base).cloned().collect();
+            copy_entries(&root, base, &listing, &to).unwrap();
+            let mut names: Vec<String> = fs::read_dir(&to)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, *want, "{base:?}");
+        }
+        let out = tempfile::tempdir().unwrap();
+        let to = out.path().join("copy");
+        let listing: Vec<ContextFile> = walked.under("dir").cloned().collect();
+        copy_entries(&root, "dir", &listing, &to).unwrap();
+        assert_eq!(
+            fs::read_link(to.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(!to.join("sub/secret.key").exists());
+        assert_eq!(fs::read_to_string(to.join("kept")).unwrap(), "kept");
+    }
 }

@@ -17,6 +17,7 @@ pub use runtime::{Runtime, Stream};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Errors of a `RUN` step.
@@ -241,12 +242,21 @@ fn run_mounted(
     } else {
         &spec.workdir
     };
-    // Like Docker, a missing working directory is created, and belongs in the layer.
-    let host_workdir = rootfs.join(workdir.trim_start_matches('/'));
-    if !host_workdir.exists() {
-        fs::create_dir_all(&host_workdir)
-            .map_err(io_err("creating the working directory", &host_workdir))?;
-    }
+    // Every path of the image resolves inside its root, never on the host: a
+    // symlink in the image to a host path leads to that path in the image.
+    let root = mount::open_root(rootfs).map_err(io_err("opening the root", rootfs))?;
+    // Like Docker, a missing working directory is created, and belongs in the
+    // layer. As in BuildKit, symlinks on the way resolve inside the root,
+    // dangling ones too (their target is created there); pathrs then creates
+    // what is missing without ever leaving the root.
+    let resolved = crate::engine::view::resolve_in_root(rootfs, workdir, true).map_err(io_err(
+        "resolving the working directory",
+        Path::new(workdir),
+    ))?;
+    root.mkdir_all(format!("/{resolved}"), &fs::Permissions::from_mode(0o755))
+        .map_err(|e| {
+            io_err("creating the working directory", Path::new(workdir))(mount::pathrs_io(e))
+        })?;
 
     let mut mounts = config::standard_mounts();
     // The host's name resolution files, only over files the image has, so the
@@ -256,8 +266,7 @@ fn run_mounted(
         host_files.push("/etc/resolv.conf");
     }
     for file in host_files {
-        let in_image = rootfs.join(file.trim_start_matches('/'));
-        let is_file = fs::symlink_metadata(&in_image).is_ok_and(|m| m.is_file());
+        let is_file = mount::stat_in_root(&root, file).is_ok_and(|m| m.is_file());
         if is_file && Path::new(file).is_file() {
             mounts.push(BundleMount::bind(file, file, true));
         }
@@ -288,8 +297,9 @@ fn run_mounted(
     let created: Vec<String> = mounts
         .iter()
         .map(|m| m.destination.clone())
-        .filter(|d| fs::symlink_metadata(rootfs.join(d.trim_start_matches('/'))).is_err())
+        .filter(|d| mount::stat_in_root(&root, d).is_err())
         .collect();
+    drop(root);
 
     let mut env = spec.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -331,23 +341,92 @@ fn run_mounted(
 }
 
 /// Removes a mount point the runtime created in the upper directory, and its
-/// parents up to the first that holds anything else.
+/// parents up to the first that holds anything else. The path is resolved in
+/// the upper directory with no symlink allowed on the way: a step that made a
+/// component of it a symlink (to anywhere) keeps what it made.
 fn remove_created_mountpoint(upper: &Path, dest: &str) {
-    let mut path = upper.join(dest.trim_start_matches('/'));
-    let is_empty_or_file = fs::symlink_metadata(&path).is_ok_and(|m| {
-        m.is_file() && m.len() == 0
-            || m.is_dir() && fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
-    });
-    if !is_empty_or_file {
+    let Ok(root) = pathrs::Root::open(upper) else {
+        return;
+    };
+    let root = root.with_resolver_flags(pathrs::flags::ResolverFlags::NO_SYMLINKS);
+    let mut path = PathBuf::from(dest.trim_start_matches('/'));
+    if path.as_os_str().is_empty() {
         return;
     }
-    if fs::remove_dir(&path).is_err() {
-        let _ = fs::remove_file(&path);
+    let Ok(meta) = mount::stat_in_root(&root, &path.to_string_lossy()) else {
+        return;
+    };
+    // A directory only goes when empty (rmdir refuses anything else).
+    let removed = if meta.is_dir() {
+        root.remove_dir(&path).is_ok()
+    } else if meta.is_file() && meta.len() == 0 {
+        root.remove_file(&path).is_ok()
+    } else {
+        false
+    };
+    if !removed {
+        return;
     }
+    // Bounded by the number of components of the path.
     while let Some(parent) = path.parent().map(Path::to_path_buf) {
-        if parent == upper || fs::remove_dir(&parent).is_err() {
+        if parent.as_os_str().is_empty() || root.remove_dir(&parent).is_err() {
             break;
         }
         path = parent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn mount_point_cleanup_stays_inside_the_upper_directory() {
+        let host = tempfile::tempdir().unwrap();
+        fs::create_dir(host.path().join("b")).unwrap();
+        fs::write(host.path().join("f"), "").unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        let u = upper.path();
+        fs::create_dir_all(u.join("made/deep/point")).unwrap();
+        fs::create_dir_all(u.join("kept/point")).unwrap();
+        fs::write(u.join("kept/other"), "x").unwrap();
+        fs::create_dir_all(u.join("full")).unwrap();
+        fs::write(u.join("full/data"), "x").unwrap();
+        symlink(host.path(), u.join("a")).unwrap();
+        symlink(host.path(), u.join("abs")).unwrap();
+        // (mount point, what must exist after, what must be gone after)
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            // The step made /a a symlink to a host directory: nothing is removed.
+            ("/a/b", &["a"], &[]),
+            ("/abs/f", &["abs"], &[]),
+            // An empty mount point and its empty parents go.
+            ("/made/deep/point", &[], &["made"]),
+            // A parent with other content stays.
+            ("/kept/point", &["kept/other"], &["kept/point"]),
+            // A mount point the step filled stays.
+            ("/full", &["full/data"], &[]),
+            ("/", &[], &[]),
+        ];
+        for (dest, present, gone) in cases {
+            remove_created_mountpoint(u, dest);
+            for p in *present {
+                assert!(
+                    fs::symlink_metadata(u.join(p)).is_ok(),
+                    "{dest}: {p} was removed"
+                );
+            }
+            for p in *gone {
+                assert!(
+                    fs::symlink_metadata(u.join(p)).is_err(),
+                    "{dest}: {p} is left"
+                );
+            }
+        }
+        assert!(
+            host.path().join("b").is_dir(),
+            "the host directory was removed"
+        );
+        assert!(host.path().join("f").is_file(), "the host file was removed");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -82,4 +83,71 @@ fn escape_overlay_path(path: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A pathrs error as an `io::Error` of the kind its errno has, so callers can
+/// tell a missing path from a refused one.
+pub(crate) fn pathrs_io(error: pathrs::error::Error) -> io::Error {
+    let kind = match error.kind() {
+        pathrs::error::ErrorKind::OsError(Some(errno)) => {
+            io::Error::from_raw_os_error(errno).kind()
+        }
+        pathrs::error::ErrorKind::SafetyViolation => io::ErrorKind::PermissionDenied,
+        _ => io::ErrorKind::Other,
+    };
+    // The whole chain in the message: pathrs names the failed step, its
+    // source the errno.
+    let mut message = error.to_string();
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&error);
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    io::Error::new(kind, message)
+}
+
+/// Opens the tree at `dir` as a root that paths are resolved inside of
+/// (openat2 `RESOLVE_IN_ROOT`): a symlink in it, absolute or with `..`, never
+/// leads out of it.
+pub(crate) fn open_root(dir: &Path) -> io::Result<pathrs::Root> {
+    pathrs::Root::open(dir).map_err(pathrs_io)
+}
+
+/// The metadata of `path` in `root`, its last component not followed.
+pub(crate) fn stat_in_root(root: &pathrs::Root, path: &str) -> io::Result<std::fs::Metadata> {
+    let path = if path.trim_start_matches('/').is_empty() {
+        "/"
+    } else {
+        path
+    };
+    let handle = root.resolve_nofollow(path).map_err(pathrs_io)?;
+    std::fs::File::from(std::os::fd::OwnedFd::from(handle)).metadata()
+}
+
+/// Reads the regular file at `path` in `root` (symlinks followed inside the
+/// root), refusing anything else (a FIFO would block the read) and anything
+/// over `limit` bytes.
+pub(crate) fn read_in_root(root: &pathrs::Root, path: &str, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let handle = root.resolve(path).map_err(pathrs_io)?;
+    let meta = std::fs::File::from(handle.as_fd().try_clone_to_owned()?).metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{path} is not a regular file"),
+        ));
+    }
+    if meta.len() > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{path} is {} bytes, over the limit of {limit}", meta.len()),
+        ));
+    }
+    let file = handle
+        .reopen(pathrs::flags::OpenFlags::O_RDONLY)
+        .map_err(pathrs_io)?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }

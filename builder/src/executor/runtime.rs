@@ -32,9 +32,47 @@ pub struct RunExit {
     pub code: i32,
     /// The last lines of output, both streams interleaved.
     pub tail: Vec<String>,
+    /// The errors the runtime itself logged (it failed to start the command,
+    /// say), as opposed to what the command printed.
+    pub runtime_errors: Vec<String>,
 }
 
 const TAIL_LINES: usize = 20;
+
+/// The runtime's log file in a bundle.
+const LOG_FILE: &str = "runtime.log";
+
+/// How much of the end of the runtime's log is read, and how many of its
+/// error messages are kept.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+const LOG_ERRORS: usize = 5;
+
+/// The messages of the error lines at the end of a runtime's JSON log
+/// (runc's format: `{"level":"error","msg":"…"}` per line).
+fn runtime_errors(log: &Path) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(LOG_TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err()
+        || file.take(LOG_TAIL_BYTES).read_to_end(&mut bytes).is_err()
+    {
+        return Vec::new();
+    }
+    let mut errors: Vec<String> = String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| matches!(v["level"].as_str(), Some("error" | "fatal")))
+        .filter_map(|v| v["msg"].as_str().map(str::to_string))
+        .collect();
+    errors.dedup();
+    let skip = errors.len().saturating_sub(LOG_ERRORS);
+    errors.drain(..skip);
+    errors
+}
 
 impl Runtime {
     /// The default runtime: `berth-runtime` next to the running binary, else
@@ -58,8 +96,14 @@ impl Runtime {
         id: &str,
         on_line: &(dyn Fn(Stream, &str) + Sync),
     ) -> io::Result<RunExit> {
+        let log = bundle.join(LOG_FILE);
         let mut command = self.command(state_root);
+        // The runtime's own errors go to a log of their own, so a failure to
+        // start the command is told apart from the command's output.
         command
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json"])
             .arg("run")
             .arg("--bundle")
             .arg(bundle)
@@ -122,7 +166,16 @@ impl Runtime {
             .lock()
             .map(|t| t.iter().cloned().collect())
             .unwrap_or_default();
-        Ok(RunExit { code, tail })
+        let runtime_errors = if code == 0 {
+            Vec::new()
+        } else {
+            runtime_errors(&log)
+        };
+        Ok(RunExit {
+            code,
+            tail,
+            runtime_errors,
+        })
     }
 
     /// Force-deletes a container, ignoring a container that is already gone.
@@ -221,5 +274,31 @@ impl Runtime {
             e.kind(),
             format!("starting the runtime {}: {e}", self.binary.display()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_error_lines_of_the_log_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runtime.log");
+        let mut text = String::from("not json\n");
+        text.push_str(&format!(
+            "{{\"level\":\"info\",\"msg\":\"{}\"}}\n",
+            "x".repeat(100_000)
+        ));
+        for n in 0..8 {
+            text.push_str(&format!("{{\"level\":\"error\",\"msg\":\"failed {n}\"}}\n"));
+        }
+        text.push_str("{\"level\":\"error\",\"msg\":\"failed 7\"}\n");
+        std::fs::write(&log, text).unwrap();
+        assert_eq!(
+            runtime_errors(&log),
+            ["failed 3", "failed 4", "failed 5", "failed 6", "failed 7"]
+        );
+        assert!(runtime_errors(&dir.path().join("missing")).is_empty());
     }
 }

@@ -1,9 +1,9 @@
 //! Resolving a `USER` value (`name`, `uid`, `name:group`, `uid:gid`) against
-//! the image's `/etc/passwd` and `/etc/group`, read without following symlinks
-//! out of the root.
+//! the image's `/etc/passwd` and `/etc/group`, read with every symlink
+//! resolved inside the image's root, never on the host.
 
-use std::fs;
-use std::path::Path;
+use super::mount;
+use std::path::{Path, PathBuf};
 
 /// A resolved user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,21 +27,36 @@ pub enum UserError {
     /// The group name is not in `/etc/group`.
     #[error("group '{0}' is not in the image's /etc/group")]
     UnknownGroup(String),
+    /// The image's root could not be opened.
+    #[error("opening the image root {} to read its users", path.display())]
+    Root {
+        /// The root.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
 }
 
-/// Reads a file of the image, refusing symlinks, which could point outside it.
-fn read_in_root(root: &Path, rel: &str) -> String {
-    let path = root.join(rel);
-    match fs::symlink_metadata(&path) {
-        Ok(m) if m.is_file() => fs::read_to_string(path).unwrap_or_default(),
-        _ => String::new(),
-    }
+/// The most of an account file (`/etc/passwd`, `/etc/group`) that is read.
+const ACCOUNT_FILE_LIMIT: u64 = 16 << 20;
+
+/// Reads an account file of the image rooted at `root`, every symlink
+/// resolved inside that root (as the container would see it); empty when
+/// it is missing, not a regular file or too big.
+pub fn read_account_file(root: &pathrs::Root, rel: &str) -> String {
+    mount::read_in_root(root, rel, ACCOUNT_FILE_LIMIT)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
 }
 
 /// Resolves `spec` (empty means root) in the image rooted at `root`.
 pub fn resolve(root: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
-    let passwd = read_in_root(root, "etc/passwd");
-    let group = read_in_root(root, "etc/group");
+    let tree = mount::open_root(root).map_err(|source| UserError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let passwd = read_account_file(&tree, "/etc/passwd");
+    let group = read_account_file(&tree, "/etc/group");
     resolve_with(&passwd, &group, spec)
 }
 
@@ -110,6 +125,36 @@ mod tests {
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\napp:x:1000:\nwheel:x:10:app,other\n";
+
+    #[test]
+    fn account_files_are_read_inside_the_root_only() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("passwd"), "evil:x:4242:4242::/:/bin/sh\n").unwrap();
+        let image = tempfile::tempdir().unwrap();
+        let r = image.path();
+        std::fs::create_dir_all(r.join("real")).unwrap();
+        std::fs::write(
+            r.join("real/passwd"),
+            "app:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(host.path(), r.join("etc")).unwrap();
+        // /etc points at a host directory: inside the root it does not exist.
+        assert!(matches!(resolve(r, "evil"), Err(UserError::UnknownUser(_))));
+        std::fs::remove_file(r.join("etc")).unwrap();
+        std::fs::create_dir(r.join("etc")).unwrap();
+        // A symlink that stays inside the image is followed, as in the container.
+        std::os::unix::fs::symlink("../real/passwd", r.join("etc/passwd")).unwrap();
+        assert_eq!(resolve(r, "app").unwrap().uid, 1000);
+        // A FIFO is not read (the read would block).
+        std::fs::remove_file(r.join("etc/passwd")).unwrap();
+        let fifo =
+            std::ffi::CString::new(r.join("etc/passwd").into_os_string().into_encoded_bytes())
+                .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        assert!(matches!(resolve(r, "app"), Err(UserError::UnknownUser(_))));
+    }
 
     #[test]
     fn resolves_names_numbers_and_groups() {

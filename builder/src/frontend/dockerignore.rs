@@ -167,6 +167,54 @@ pub fn read_patterns(text: &str) -> Vec<String> {
     patterns
 }
 
+/// The largest ignore file read.
+const IGNORE_FILE_LIMIT: u64 = 16 << 20;
+
+/// Reads an ignore file when it is a regular file. A symlink is never
+/// followed (it could point outside the context) and, like anything that is
+/// not a regular file, counts as no ignore file: BuildKit reads the file
+/// through the context's own tree, where such a link leads nowhere.
+fn read_ignore_file(path: &Path) -> Result<Option<Vec<u8>>, IgnoreError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| IgnoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            tracing::warn!(path = %path.display(), "ignoring an ignore file that is a symlink");
+            return Ok(None);
+        }
+        Err(err) => return Err(read_err(err)),
+    };
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        tracing::warn!(path = %path.display(), "ignoring an ignore file that is not a regular file");
+        return Ok(None);
+    }
+    if meta.len() > IGNORE_FILE_LIMIT {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} bytes, over the limit of {IGNORE_FILE_LIMIT}",
+                meta.len()
+            ),
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(IGNORE_FILE_LIMIT)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    Ok(Some(bytes))
+}
+
 /// The ignore file for a build: `<Dockerfile name>.dockerignore` next to the
 /// Dockerfile wins over `.dockerignore` at the context root. Returns the
 /// matcher and the file used (none: nothing is excluded).
@@ -182,22 +230,13 @@ pub fn for_build(
     }
     candidates.push(context.join(".dockerignore"));
     for candidate in candidates {
-        match std::fs::read(&candidate) {
-            Ok(bytes) => {
-                let patterns = read_patterns(&String::from_utf8_lossy(&bytes));
-                let matcher = Matcher::new(&patterns).map_err(|err| IgnoreError::File {
-                    path: candidate.clone(),
-                    error: Box::new(err),
-                })?;
-                return Ok((matcher, Some(candidate)));
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(IgnoreError::Read {
-                    path: candidate,
-                    source,
-                });
-            }
+        if let Some(bytes) = read_ignore_file(&candidate)? {
+            let patterns = read_patterns(&String::from_utf8_lossy(&bytes));
+            let matcher = Matcher::new(&patterns).map_err(|err| IgnoreError::File {
+                path: candidate.clone(),
+                error: Box::new(err),
+            })?;
+            return Ok((matcher, Some(candidate)));
         }
     }
     Ok((Matcher::default(), None))
@@ -300,6 +339,44 @@ mod tests {
                 dir.path().join(".dockerignore").display()
             )
         );
+    }
+
+    #[test]
+    fn ignore_files_that_are_not_regular_files_are_absent() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "*\n").unwrap();
+        let fifo = |path: &Path| {
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        };
+        type Setup = fn(&Path, &Path, &dyn Fn(&Path));
+        let cases: &[(&str, Setup)] = &[
+            ("a symlink out of the context", |ctx, out, _| {
+                std::os::unix::fs::symlink(out.join("secret"), ctx.join(".dockerignore")).unwrap();
+            }),
+            ("a symlink inside the context", |ctx, _, _| {
+                std::fs::write(ctx.join("real"), "*\n").unwrap();
+                std::os::unix::fs::symlink("real", ctx.join(".dockerignore")).unwrap();
+            }),
+            ("a Dockerfile-specific symlink", |ctx, out, _| {
+                std::os::unix::fs::symlink(out.join("secret"), ctx.join("Dockerfile.dockerignore"))
+                    .unwrap();
+            }),
+            ("a FIFO (reading it would block)", |ctx, _, fifo| {
+                fifo(&ctx.join(".dockerignore"));
+            }),
+            ("a directory", |ctx, _, _| {
+                std::fs::create_dir(ctx.join(".dockerignore")).unwrap();
+            }),
+        ];
+        for (what, setup) in cases {
+            let ctx = tempfile::tempdir().unwrap();
+            setup(ctx.path(), outside.path(), &fifo);
+            let (matcher, used) = for_build(&ctx.path().join("Dockerfile"), ctx.path()).unwrap();
+            assert_eq!(used, None, "{what}");
+            assert!(!matcher.is_excluded("anything"), "{what}");
+        }
     }
 
     #[test]
