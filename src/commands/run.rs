@@ -9,7 +9,7 @@ use berth_builder::container::create::{RunOptions, create, env_file_entries};
 use berth_builder::container::monitor::{self, Outcome};
 use berth_builder::container::supervise::{self, Io, Supervision};
 use berth_builder::container::{self, ContainerError, ContainerRecord, control};
-use berth_builder::executor::config::seccomp::{Profile, SeccompPolicy};
+use berth_builder::executor::seccomp::{Profile, SeccompPolicy};
 use berth_builder::executor::{Network, Runtime};
 use berth_builder::store::Store;
 use clap::Args;
@@ -124,7 +124,7 @@ fn parse_security_opt(text: &str) -> Result<SeccompOption, String> {
 /// file read.
 fn seccomp_policy(
     options: &[SeccompOption],
-) -> Result<SeccompPolicy, berth_builder::executor::config::seccomp::SeccompError> {
+) -> Result<SeccompPolicy, berth_builder::executor::seccomp::SeccompError> {
     Ok(match options.last() {
         None | Some(SeccompOption::Builtin) => SeccompPolicy::Default,
         Some(SeccompOption::Unconfined) => SeccompPolicy::Unconfined,

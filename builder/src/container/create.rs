@@ -4,8 +4,8 @@
 
 use super::lookup::mkdir_in_root;
 use super::{ContainerError, ContainerRecord, State, cio, container_dir, names};
-use crate::executor::config::seccomp::SeccompPolicy;
 use crate::executor::config::{self, BundleConfig, BundleMount, Network};
+use crate::executor::seccomp::SeccompPolicy;
 use crate::executor::{mount, user};
 use crate::image::{self, ImageError, StoredImage};
 use crate::layer::extract;

@@ -3,12 +3,7 @@
 //! paths, namespaces, mounts, the device cgroup policy and the seccomp
 //! profile) shared by `RUN` steps and `berth run`.
 
-// The module lives beside this one (executor/seccomp.rs); it is declared
-// here because only the configuration uses it.
-#[path = "seccomp.rs"]
-pub mod seccomp;
-
-use self::seccomp::{KernelVersion, Profile, SeccompError, SeccompPolicy, Target};
+use super::seccomp::{self, KernelVersion, Profile, SeccompError, SeccompPolicy, Target};
 use super::user::ResolvedUser;
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod mount;
 pub mod runtime;
+pub mod seccomp;
 pub mod user;
 
 use crate::store::{Store, StoreError, tmp};
