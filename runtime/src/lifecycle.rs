@@ -230,9 +230,11 @@ impl Runtime {
                 match master {
                     Ok(proxy) => Some(proxy),
                     Err(err) => {
-                        if let Err(cleanup) = container.delete(true) {
-                            tracing::warn!(id, err = %crate::error::chain(&cleanup), "deleting a container whose terminal failed");
-                        }
+                        self.delete_failed_run(
+                            &mut container,
+                            id,
+                            "deleting a container whose terminal failed",
+                        );
                         return Err(err);
                     }
                 }
@@ -242,9 +244,11 @@ impl Runtime {
         if let Err(err) = container.start() {
             // A container that cannot start is of no use to anyone: remove it
             // as runc does, so a failed run leaves nothing behind.
-            if let Err(cleanup) = container.delete(true) {
-                tracing::warn!(id, err = %crate::error::chain(&cleanup), "deleting a container that failed to start");
-            }
+            self.delete_failed_run(
+                &mut container,
+                id,
+                "deleting a container that failed to start",
+            );
             return Err(Error::container("starting", id, err));
         }
         if detach {
@@ -275,6 +279,21 @@ impl Runtime {
             }
         }
         status
+    }
+
+    /// Deletes a container `run` cannot go on with, and its lock file; a
+    /// failure is logged under `what`, since the run's own error matters more.
+    fn delete_failed_run(&self, container: &mut Container, id: &str, what: &str) {
+        let deleted = IdLock::acquire(&self.root, id).and_then(|lock| {
+            container
+                .delete(true)
+                .map_err(|source| Error::container("deleting", id, source))
+                .map(|()| lock)
+        });
+        match deleted {
+            Ok(lock) => lock.remove(),
+            Err(err) => tracing::warn!(id, err = %crate::error::chain(&err), "{what}"),
+        }
     }
 
     /// The state of a container.
