@@ -243,11 +243,22 @@ fn symlinked_mount_destination_cannot_escape_the_rootfs() {
 fn cgroups_path_with_dotdot_stays_inside_the_hierarchy() {
     let rt = Runtime::new();
     let name = unique_id("cgroup-escape");
-    let escapes = [
-        std::path::PathBuf::from("/sys/fs/cgroup").join(&name),
-        std::path::PathBuf::from("/").join(&name),
+    // cgroupfs paths, and systemd's slice:prefix:name, which on a v1 host
+    // is a cgroupfs path too.
+    let cases = [
+        (format!("../{name}"), &[][..], name.clone()),
+        (format!("/../../../../{name}"), &[][..], name.clone()),
+        (
+            format!("berth.slice:../../../{name}:c"),
+            &["--systemd-cgroup"][..],
+            format!("{name}:c"),
+        ),
     ];
-    for climb in [format!("../{name}"), format!("/../../../../{name}")] {
+    for (climb, flags, leaf) in cases {
+        let escapes = [
+            std::path::PathBuf::from("/sys/fs/cgroup").join(&leaf),
+            std::path::PathBuf::from("/").join(&leaf),
+        ];
         let bundle = Bundle::busybox_with(&["/bin/sleep", "60"], |spec| {
             let mut linux = spec.linux().clone().unwrap();
             linux.set_cgroups_path(Some(climb.clone().into()));
@@ -256,8 +267,10 @@ fn cgroups_path_with_dotdot_stays_inside_the_hierarchy() {
         let id = unique_id("cgroup-dotdot");
         let logs = tempfile::tempdir().unwrap();
         let stderr = logs.path().join("create.err");
+        let mut args = flags.to_vec();
+        args.extend(["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
         let status = rt
-            .cmd(&["create", "--bundle", bundle.path().to_str().unwrap(), &id])
+            .cmd(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .status()
