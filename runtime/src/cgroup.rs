@@ -66,11 +66,9 @@ impl Runtime {
         let config = container
             .spec()
             .map_err(|source| Error::container("reading the config of", id, source))?;
-        let relative = config
-            .cgroup_path
-            .strip_prefix("/")
-            .unwrap_or(&config.cgroup_path)
-            .to_owned();
+        // Cleaned as the cgroup manager cleans it, so `..` cannot climb out.
+        let cleaned = libcgroups::common::clean_cgroup_path(&config.cgroup_path);
+        let relative = cleaned.strip_prefix("/").unwrap_or(&cleaned).to_owned();
         Ok(match libcgroups::common::get_cgroup_setup() {
             Ok(libcgroups::common::CgroupSetup::Unified) => {
                 libcgroups::v2::util::get_unified_mount_point()
@@ -144,6 +142,30 @@ fn cgroup_error(action: &'static str, id: &str, path: &Path, err: &dyn std::erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_paths_never_climb_out_of_the_hierarchy() {
+        use std::path::Path;
+        // As runc's utils.CleanPath: cleaned as if rooted at '/'.
+        let cases = [
+            ("../../x", "x"),
+            ("/../../x", "/x"),
+            ("/a/../../b/./c", "/b/c"),
+            ("a/b/..", "a"),
+            ("/youki/c1", "/youki/c1"),
+            ("..", ""),
+            ("", ""),
+            ("system.slice:../../../x:n", "x:n"),
+            ("system.slice:berth:c1", "system.slice:berth:c1"),
+        ];
+        for (path, want) in cases {
+            let cleaned = libcgroups::common::clean_cgroup_path(Path::new(path));
+            assert_eq!(cleaned, Path::new(want), "{path}");
+            let joined = Path::new("/sys/fs/cgroup/memory")
+                .join(cleaned.strip_prefix("/").unwrap_or(&cleaned));
+            assert!(joined.starts_with("/sys/fs/cgroup/memory"), "{path}");
+        }
+    }
 
     #[test]
     fn oom_kills_are_read_from_v1_and_v2_files() {

@@ -63,20 +63,35 @@ pub enum Error {
         reason: String,
     },
     /// A file read or written by the runtime failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done ("reading", "creating", ...).
         action: &'static str,
         /// The path involved.
         path: PathBuf,
         /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config's process could not be started as it is; the source is
+    /// the errno its init would have failed with.
+    #[error("bundle {path}: {field}: {reason}")]
+    Process {
+        /// The config file.
+        path: PathBuf,
+        /// The setting at fault (`process.cwd`, `process.env`, ...).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+        /// The errno.
+        #[source]
         source: std::io::Error,
     },
     /// Input other than the bundle (a process file, resources, flags) is invalid.
     #[error("{0}")]
     InvalidInput(String),
     /// youki's libcontainer failed.
-    #[error("{action} container {id}: {source}")]
+    #[error("{action} container {id}")]
     Container {
         /// What was being done.
         action: &'static str,
@@ -84,6 +99,7 @@ pub enum Error {
         id: String,
         /// The libcontainer error, whose chain is kept for the log (boxed:
         /// it is large and errors travel through every return).
+        #[source]
         source: Box<libcontainer::error::LibcontainerError>,
     },
     /// A cgroup operation failed.
@@ -99,11 +115,12 @@ pub enum Error {
         reason: String,
     },
     /// A system call failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Sys {
         /// What was being done.
         action: &'static str,
         /// The errno.
+        #[source]
         source: nix::Error,
     },
 }
@@ -138,16 +155,21 @@ impl Error {
 }
 
 /// Formats an error with its whole source chain, "outer: inner: innermost",
-/// skipping sources whose text the outer message already contains.
+/// as runc prints its errors. The runtime's own errors never repeat their
+/// source; some of youki's do (`"failed to X: {0}"` over a `#[source]`), so
+/// a cause whose text ends the message of the error it caused is not
+/// printed twice.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
+    let mut outer = text.clone();
     let mut source = err.source();
     while let Some(inner) = source {
         let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
+        if !inner_text.is_empty() && !outer.ends_with(&inner_text) {
             text.push_str(": ");
             text.push_str(&inner_text);
         }
+        outer = inner_text;
         source = inner.source();
     }
     text
@@ -169,9 +191,28 @@ mod tests {
     }
 
     #[test]
-    fn chain_skips_repeated_sources() {
+    fn chain_prints_each_cause_once() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         let err = Error::io("reading", "/x/config.json", io);
+        assert_eq!(err.to_string(), "reading /x/config.json");
         assert_eq!(chain(&err), "reading /x/config.json: gone");
+
+        // A youki error that repeats its source in its own message.
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to open: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        let repeats = Repeats(std::io::Error::from_raw_os_error(libc::ENOENT));
+        let err = Error::InvalidInput(String::new());
+        assert_eq!(
+            chain(&repeats),
+            "failed to open: No such file or directory (os error 2)"
+        );
+        assert_eq!(chain(&err), "");
+
+        let sys = Error::Sys {
+            action: "joining",
+            source: nix::Error::EPERM,
+        };
+        assert_eq!(chain(&sys), "joining: EPERM: Operation not permitted");
     }
 }

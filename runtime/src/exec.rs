@@ -259,11 +259,12 @@ fn exec_process(spec: &Spec, options: &ExecOptions) -> Result<Process> {
             set.extend(added.iter().copied());
             Some(set)
         };
+        // As runc: the permitted, effective and bounding sets only. In the
+        // inheritable and ambient sets the capability would pass on to every
+        // program the process execs (the pattern of CVE-2022-29162).
         caps.set_bounding(extend(caps.bounding()));
         caps.set_effective(extend(caps.effective()));
         caps.set_permitted(extend(caps.permitted()));
-        caps.set_inheritable(extend(caps.inheritable()));
-        caps.set_ambient(extend(caps.ambient()));
         process.set_capabilities(Some(caps));
     }
     Ok(process)
@@ -296,12 +297,26 @@ mod tests {
         assert_eq!(process.user().gid(), 1001);
         assert_eq!(process.terminal(), Some(true));
         let caps = process.capabilities().as_ref().unwrap();
-        assert!(
-            caps.bounding()
-                .as_ref()
-                .unwrap()
-                .contains(&Capability::NetAdmin)
-        );
+        for (set, name) in [
+            (caps.bounding(), "bounding"),
+            (caps.effective(), "effective"),
+            (caps.permitted(), "permitted"),
+        ] {
+            assert!(
+                set.as_ref().unwrap().contains(&Capability::NetAdmin),
+                "{name}"
+            );
+        }
+        for (set, name) in [
+            (caps.inheritable(), "inheritable"),
+            (caps.ambient(), "ambient"),
+        ] {
+            assert!(
+                !set.as_ref()
+                    .is_some_and(|s| s.contains(&Capability::NetAdmin)),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! pause and resume, on the state kept under one root directory.
 
 use crate::error::{Error, Result};
+use crate::idlock::IdLock;
 use crate::state::{self, State, status_name};
 use crate::terminal::{self, ConsoleSocket};
 use crate::{foreground, signal};
@@ -76,6 +77,27 @@ impl Runtime {
         detached: bool,
     ) -> Result<(Container, Option<ConsoleSocket>)> {
         validate_id(id)?;
+        // Held until the container exists or its remains are gone, so that a
+        // concurrent create of the id finds it taken (see `idlock`).
+        let lock = IdLock::acquire(&self.root, id)?;
+        let created = self.create_locked(id, options, detached);
+        match &created {
+            Ok(_) => drop(lock),
+            // An existing container keeps its lock file; a failed create
+            // leaves no container, so none.
+            Err(Error::AlreadyExists { .. }) => drop(lock),
+            Err(_) => lock.remove(),
+        }
+        created
+    }
+
+    /// [`Runtime::create_with`] once the id is locked.
+    fn create_locked(
+        &self,
+        id: &str,
+        options: &CreateOptions,
+        detached: bool,
+    ) -> Result<(Container, Option<ConsoleSocket>)> {
         let dir = self.container_dir(id);
         if dir.exists() {
             return Err(Error::AlreadyExists { id: id.to_owned() });
@@ -130,13 +152,13 @@ impl Runtime {
             Ok(mut container) => {
                 if let Err(err) = readonly_cgroups(&container, &spec) {
                     if let Err(cleanup) = container.delete(true) {
-                        tracing::warn!(id, err = %cleanup, "deleting a container whose cgroups stayed writable");
+                        tracing::warn!(id, err = %crate::error::chain(&cleanup), "deleting a container whose cgroups stayed writable");
                     }
                     return Err(err);
                 }
                 if let Err(err) = send_pidfd(&container, options.pidfd_socket.as_deref()) {
                     if let Err(cleanup) = container.delete(true) {
-                        tracing::warn!(id, err = %cleanup, "deleting a container whose pidfd could not be sent");
+                        tracing::warn!(id, err = %crate::error::chain(&cleanup), "deleting a container whose pidfd could not be sent");
                     }
                     return Err(err);
                 }
@@ -208,9 +230,11 @@ impl Runtime {
                 match master {
                     Ok(proxy) => Some(proxy),
                     Err(err) => {
-                        if let Err(cleanup) = container.delete(true) {
-                            tracing::warn!(id, err = %cleanup, "deleting a container whose terminal failed");
-                        }
+                        self.delete_failed_run(
+                            &mut container,
+                            id,
+                            "deleting a container whose terminal failed",
+                        );
                         return Err(err);
                     }
                 }
@@ -220,9 +244,11 @@ impl Runtime {
         if let Err(err) = container.start() {
             // A container that cannot start is of no use to anyone: remove it
             // as runc does, so a failed run leaves nothing behind.
-            if let Err(cleanup) = container.delete(true) {
-                tracing::warn!(id, err = %cleanup, "deleting a container that failed to start");
-            }
+            self.delete_failed_run(
+                &mut container,
+                id,
+                "deleting a container that failed to start",
+            );
             return Err(Error::container("starting", id, err));
         }
         if detach {
@@ -240,12 +266,34 @@ impl Runtime {
         if let Some(proxy) = proxy {
             proxy.finish();
         }
-        if !keep && let Err(err) = delete_container(&mut container, id, true) {
-            // The exit status of the workload matters more than a failed
-            // cleanup; runc logs it too and keeps the status.
-            tracing::error!(id, err = %crate::error::chain(&err), "deleting the container after it exited");
+        if !keep {
+            let deleted = IdLock::acquire(&self.root, id)
+                .and_then(|lock| delete_container(&mut container, id, true).map(|()| lock));
+            match deleted {
+                Ok(lock) => lock.remove(),
+                // The exit status of the workload matters more than a failed
+                // cleanup; runc logs it too and keeps the status.
+                Err(err) => {
+                    tracing::error!(id, err = %crate::error::chain(&err), "deleting the container after it exited");
+                }
+            }
         }
         status
+    }
+
+    /// Deletes a container `run` cannot go on with, and its lock file; a
+    /// failure is logged under `what`, since the run's own error matters more.
+    fn delete_failed_run(&self, container: &mut Container, id: &str, what: &str) {
+        let deleted = IdLock::acquire(&self.root, id).and_then(|lock| {
+            container
+                .delete(true)
+                .map_err(|source| Error::container("deleting", id, source))
+                .map(|()| lock)
+        });
+        match deleted {
+            Ok(lock) => lock.remove(),
+            Err(err) => tracing::warn!(id, err = %crate::error::chain(&err), "{what}"),
+        }
     }
 
     /// The state of a container.
@@ -332,6 +380,16 @@ impl Runtime {
     /// `force`, a container that does not exist is not an error.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         validate_id(id)?;
+        let lock = IdLock::acquire(&self.root, id)?;
+        let deleted = self.delete_locked(id, force);
+        if deleted.is_ok() || !self.container_dir(id).exists() {
+            lock.remove();
+        }
+        deleted
+    }
+
+    /// [`Runtime::delete`] once the id is locked.
+    fn delete_locked(&self, id: &str, force: bool) -> Result<()> {
         let dir = self.container_dir(id);
         let mut container = match load_dir(dir.clone()) {
             Ok(container) => container,
@@ -419,9 +477,26 @@ fn delete_container(container: &mut Container, id: &str, force: bool) -> Result<
     match crate::teardown::delete_stopped(container) {
         crate::teardown::Outcome::Deleted => Ok(()),
         crate::teardown::Outcome::Failed(err, path) => Err(Error::io("removing", path, err)),
-        crate::teardown::Outcome::NotApplicable => container
-            .delete(force)
-            .map_err(|source| Error::container("deleting", id, source)),
+        crate::teardown::Outcome::NotApplicable => match container.delete(force) {
+            // libcontainer runs the poststop hooks last, once the processes
+            // and cgroups are gone, and stops before removing the state when
+            // one fails. The container is gone but for its state; as runc
+            // does, log the hook's failure and finish the delete, so that it
+            // can never be undeletable.
+            Err(LibcontainerError::Hook(err)) => {
+                tracing::warn!(
+                    id,
+                    err = %crate::error::chain(&err),
+                    "a poststop hook failed; deleting the container anyway"
+                );
+                match std::fs::remove_dir_all(&container.root) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(Error::io("removing", &container.root, e)),
+                }
+            }
+            other => other.map_err(|source| Error::container("deleting", id, source)),
+        },
     }
 }
 
@@ -540,6 +615,7 @@ fn check_bundle(bundle: &Path) -> Result<(PathBuf, Spec)> {
             "the config has no linux section".into(),
         ));
     }
+    crate::precheck::process(&spec, &rootfs, &config_path)?;
     Ok((absolute, spec))
 }
 
@@ -549,6 +625,11 @@ fn readonly_cgroups(container: &Container, spec: &Spec) -> Result<()> {
     let Some(destination) = crate::remount::readonly_cgroup_destination(spec) else {
         return Ok(());
     };
+    // Without a mount namespace of its own the container has no cgroup
+    // mounts of its own: the ones there are the caller's (the host's).
+    if !crate::remount::has_new_mount_namespace(spec) {
+        return Ok(());
+    }
     let unified = matches!(
         libcgroups::common::get_cgroup_setup(),
         Ok(libcgroups::common::CgroupSetup::Unified)

@@ -40,12 +40,12 @@ pub fn init(global: &GlobalOptions) -> Log {
         file,
         json: global.log_format == "json",
     };
-    // libcontainer warns about every cgroup controller the host lacks on
-    // every create; only errors are worth a line unless debugging.
+    // Errors and the runtime's own warnings (such as a failed poststop hook),
+    // as runc logs them; youki's are detail for --debug (see logged_level).
     let max = if global.debug {
         Level::DEBUG
     } else {
-        Level::ERROR
+        Level::WARN
     };
     // libcontainer logs from forked children too; a failure to install the
     // subscriber only loses those messages, never the final error.
@@ -76,23 +76,15 @@ impl Log {
 
     /// Reports the error that ends the command: to the log, and to stderr
     /// when the log is a file.
+    /// The message is the whole chain of causes, as runc's
+    /// `level=error msg="runc create failed: ..."`; orchestrators and
+    /// runc's test suites look for the word "error".
     pub fn fatal(&self, err: &anyhow::Error) {
-        // Library errors repeat their source in their own message; print
-        // each distinct part of the chain once.
-        let mut msg = String::new();
-        for cause in err.chain() {
-            let text = cause.to_string();
-            if !msg.contains(&text) {
-                if !msg.is_empty() {
-                    msg.push_str(": ");
-                }
-                msg.push_str(&text);
-            }
-        }
+        let msg = berth_runtime::error::chain(err.as_ref());
         if self.file.is_some() {
             self.write(Level::ERROR, &msg);
         }
-        eprintln!("berth-runtime: {msg}");
+        eprintln!("berth-runtime: error: {msg}");
     }
 
     fn format(&self, level: Level, msg: &str) -> String {

@@ -101,7 +101,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let Some(command) = cli.command else {
-        eprintln!("berth-runtime: no command given; see 'berth-runtime --help'");
+        eprintln!("berth-runtime: error: no command given; see 'berth-runtime --help'");
         return ExitCode::FAILURE;
     };
     // Commands that put processes into a container run from a sealed copy of
@@ -127,7 +127,10 @@ fn main() -> ExitCode {
             unsafe { std::env::set_var(migration::HELPER_PID_ENV, pid.to_string()) };
         }
         if let Err(err) = berth_runtime::exe::reexec_sealed() {
-            eprintln!("berth-runtime: {err}");
+            eprintln!(
+                "berth-runtime: error: {}",
+                berth_runtime::error::chain(&err)
+            );
             return ExitCode::FAILURE;
         }
     }

@@ -35,7 +35,7 @@ pub(crate) fn send(socket: &Path, pid: Pid) -> Result<()> {
 }
 
 /// A pidfd of `pid`, close-on-exec.
-fn open(pid: Pid) -> Result<OwnedFd> {
+pub(crate) fn open(pid: Pid) -> Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
     // or -1; no memory is passed.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
@@ -52,6 +52,23 @@ fn open(pid: Pid) -> Result<OwnedFd> {
     // SAFETY: the kernel just returned this descriptor to us; pidfds are
     // created close-on-exec.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether the process a pidfd pins is still alive: while it is, its pid
+/// cannot name another process, so what was read through `/proc/PID`
+/// between `open` and this check was about that process.
+pub(crate) fn alive(pidfd: &OwnedFd) -> bool {
+    // SAFETY: pidfd_send_signal with signal 0 only checks; no memory is
+    // passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        ) == 0
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@
 use crate::error::{Error, Result};
 use nix::errno::Errno;
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// The destination of a read-only `cgroup` mount in the spec, if any.
@@ -25,39 +27,72 @@ pub(crate) fn readonly_cgroup_destination(spec: &Spec) -> Option<PathBuf> {
     })
 }
 
+/// Whether the config gives the container a mount namespace of its own (a
+/// new one, not one joined by path). Without one, the container's mounts
+/// are the caller's, and remounting them would change the host's.
+pub(crate) fn has_new_mount_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|linux| linux.namespaces().as_ref())
+        .is_some_and(|namespaces| {
+            namespaces
+                .iter()
+                .any(|ns| ns.typ() == LinuxNamespaceType::Mount && ns.path().is_none())
+        })
+}
+
 /// Remounts every cgroup v1 mount below `destination` in the mount namespace
-/// of `pid` read-only. Joining a mount namespace changes the caller's root
-/// and working directory, so this process joins it only for the remounts and
-/// then restores both; where it cannot join (a multi-threaded process) a
-/// forked child does the work.
+/// of the container's init `pid` read-only. The process is pinned with a
+/// pidfd, so a reused pid cannot redirect the remounts, and its namespace
+/// must not be the runtime's own. Joining a mount namespace changes the
+/// caller's root and working directory, so this process joins it only for
+/// the remounts and then restores both; where it cannot join (a
+/// multi-threaded process) a forked child does the work.
 pub(crate) fn cgroup_v1_readonly(pid: Pid, destination: &std::path::Path) -> Result<()> {
+    let pidfd = crate::pidfd::open(pid)?;
     let ns_path = format!("/proc/{}/ns/mnt", pid.as_raw());
-    let ns = std::fs::File::open(&ns_path).map_err(|e| Error::io("opening", &ns_path, e))?;
+    let target_ns =
+        std::fs::metadata(&ns_path).map_err(|e| Error::io("inspecting", &ns_path, e))?;
+    let own_ns = std::fs::metadata("/proc/self/ns/mnt")
+        .map_err(|e| Error::io("inspecting", "/proc/self/ns/mnt", e))?;
     let prefix = format!("{}/", destination.display());
     // The container's procfs does not know this process, so its mount table
     // is read from the host's /proc, where paths are relative to its root.
     let mountinfo_path = format!("/proc/{}/mountinfo", pid.as_raw());
     let mountinfo = std::fs::read_to_string(&mountinfo_path)
         .map_err(|e| Error::io("reading", &mountinfo_path, e))?;
+    // Alive now, so the namespace and mount table read above were the
+    // pinned process's, not those of a process that reused its pid.
+    if !crate::pidfd::alive(&pidfd) {
+        return Err(Error::InvalidInput(format!(
+            "the container's init process {pid} exited before its cgroups could be made read-only"
+        )));
+    }
+    if (target_ns.dev(), target_ns.ino()) == (own_ns.dev(), own_ns.ino()) {
+        return Err(Error::InvalidInput(format!(
+            "the container's init process {pid} is in the runtime's own mount namespace; \
+             refusing to remount the host's cgroup hierarchies read-only"
+        )));
+    }
     let targets = cgroup_mounts(&mountinfo, &prefix);
     if targets.is_empty() {
         return Ok(());
     }
-    match remount_in_place(&ns, &targets) {
+    match remount_in_place(&pidfd, &targets) {
         InPlace::Done(result) => return result,
         InPlace::CannotJoin(errno) => {
             tracing::debug!(%errno, "joining the container's mount namespace in place; forking instead");
         }
     }
-    // SAFETY: the child only makes system calls and reads a file before
-    // _exit; the runtime is single-threaded here, so no lock can be held.
+    // SAFETY: the child only makes system calls before _exit; the runtime
+    // is single-threaded here, so no lock can be held.
     match unsafe { libc::fork() } {
         -1 => Err(Error::Sys {
             action: "forking to remount cgroups read-only",
             source: Errno::last(),
         }),
         0 => {
-            let code = match remount_in_child(&ns, &targets) {
+            let code = match remount_in_child(&pidfd, &targets) {
                 Ok(()) => 0,
                 Err(errno) => errno as i32,
             };
@@ -129,10 +164,10 @@ enum InPlace {
     CannotJoin(Errno),
 }
 
-/// Joins the mount namespace `ns`, remounts `targets`, and returns to this
+/// Joins the mount namespace of the process pinned by the pidfd `ns`, remounts `targets`, and returns to this
 /// process's own mount namespace, root and working directory. This saves the
 /// fork, exit and wait of a helper process on every create.
-fn remount_in_place(ns: &std::fs::File, targets: &[(std::ffi::CString, libc::c_ulong)]) -> InPlace {
+fn remount_in_place(ns: &OwnedFd, targets: &[(std::ffi::CString, libc::c_ulong)]) -> InPlace {
     use std::os::fd::AsRawFd;
     let open_own = |path: &str, flags: libc::c_int| -> std::result::Result<std::fs::File, Errno> {
         let path = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
@@ -155,8 +190,9 @@ fn remount_in_place(ns: &std::fs::File, targets: &[(std::ffi::CString, libc::c_u
         Ok(saved) => saved,
         Err(errno) => return InPlace::CannotJoin(errno),
     };
-    // SAFETY: setns on an fd we own; it fails (EINVAL) unless this process
-    // is single-threaded, and then nothing changed.
+    // SAFETY: setns on a pidfd we own (Linux 5.8) joins only the process's
+    // mount namespace; it fails (EINVAL) unless this process is
+    // single-threaded, and then nothing changed.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
         return InPlace::CannotJoin(Errno::last());
     }
@@ -199,7 +235,7 @@ fn same_directory(dir: &std::fs::File, path: &std::ffi::CStr) -> bool {
 }
 
 fn remount_in_child(
-    ns: &std::fs::File,
+    ns: &OwnedFd,
     targets: &[(std::ffi::CString, libc::c_ulong)],
 ) -> std::result::Result<(), Errno> {
     use std::os::fd::AsRawFd;
@@ -233,6 +269,37 @@ fn remount(targets: &[(std::ffi::CString, libc::c_ulong)]) -> std::result::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_new_mount_namespace_counts_as_the_containers_own() {
+        use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceBuilder};
+        let with = |namespaces: Vec<oci_spec::runtime::LinuxNamespace>| {
+            let mut spec = Spec::default();
+            spec.set_linux(Some(
+                LinuxBuilder::default()
+                    .namespaces(namespaces)
+                    .build()
+                    .unwrap(),
+            ));
+            spec
+        };
+        let mount = |path: Option<&str>| {
+            let builder = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Mount);
+            match path {
+                Some(path) => builder.path(path).build().unwrap(),
+                None => builder.build().unwrap(),
+            }
+        };
+        assert!(has_new_mount_namespace(&Spec::default()));
+        assert!(has_new_mount_namespace(&with(vec![mount(None)])));
+        assert!(!has_new_mount_namespace(&with(Vec::new())));
+        assert!(!has_new_mount_namespace(&with(vec![mount(Some(
+            "/proc/1/ns/mnt"
+        ))])));
+        let mut no_linux = Spec::default();
+        no_linux.set_linux(None);
+        assert!(!has_new_mount_namespace(&no_linux));
+    }
 
     #[test]
     fn finds_the_cgroup_mounts_below_the_destination() {

@@ -1,7 +1,7 @@
 //! `spec`: the default `config.json` of a new bundle.
 
 use crate::error::{Error, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDeviceCgroupBuilder, Spec};
 use std::path::Path;
 
 /// The default spec runc writes: `sh` on a terminal in a `rootfs` directory,
@@ -14,6 +14,31 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Spec {
         None => Spec::default(),
     };
     spec.set_hostname(Some("berth".to_owned()));
+    // runc's default has no inheritable capabilities since CVE-2022-29162:
+    // with them, a program the process execs could regain them.
+    if let Some(mut process) = spec.process().clone() {
+        if let Some(mut caps) = process.capabilities().clone() {
+            caps.set_inheritable(None);
+            process.set_capabilities(Some(caps));
+        }
+        spec.set_process(Some(process));
+    }
+    // runc's default device policy: deny every device, so that the device
+    // controller allows only what the runtime adds (the standard devices and
+    // linux.devices). The rootless spec has no resources, as runc's.
+    if let Some(mut linux) = spec.linux().clone()
+        && let Some(mut resources) = linux.resources().clone()
+    {
+        let deny_all = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build();
+        if let Ok(deny_all) = deny_all {
+            resources.set_devices(Some(vec![deny_all]));
+            linux.set_resources(Some(resources));
+            spec.set_linux(Some(linux));
+        }
+    }
     spec
 }
 
@@ -48,6 +73,25 @@ mod tests {
             &["sh".to_owned()]
         );
         assert!(write_default(dir.path(), None).is_err());
+    }
+
+    #[test]
+    fn default_spec_has_no_inheritable_capabilities_and_denies_devices() {
+        let spec = default_spec(None);
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        assert!(caps.inheritable().is_none());
+        assert!(caps.bounding().as_ref().is_some_and(|b| !b.is_empty()));
+        let value = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            value["linux"]["resources"]["devices"],
+            serde_json::json!([{"allow": false, "access": "rwm"}])
+        );
     }
 
     #[test]

@@ -135,10 +135,16 @@ fn ids_duplicate_unknown_and_invalid_are_rejected() {
         let err = rt.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), bad]);
         assert!(err.contains("invalid container id"), "{bad}: {err}");
     }
+    // Besides the directory of per-id lock files.
+    let entries: Vec<_> = std::fs::read_dir(rt.root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != "@locks")
+        .collect();
     assert_eq!(
-        std::fs::read_dir(rt.root.path()).unwrap().count(),
+        entries.len(),
         1,
-        "only the first container's state may exist"
+        "only the first container's state may exist: {entries:?}"
     );
 
     let err = rt.fails(&["kill", &id, "NOTASIGNAL"]);
@@ -179,4 +185,155 @@ fn terminal_without_console_socket_is_rejected() {
     let err = rt.fails(&["exec", "--tty", &id, "/bin/true"]);
     assert!(err.contains("--console-socket"), "{err}");
     rt.ok(&["delete", "--force", &id]);
+}
+
+/// `run` of `bundle` fails; its one error line says "error" and has every
+/// one of `wants` (the cause, not only what failed), and nothing is left.
+fn run_fails_with_cause(rt: &Runtime, bundle: &std::path::Path, wants: &[&str]) {
+    let id = unique_id("cause");
+    let err = rt.fails(&["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(err.contains("error"), "the error should say so: {err}");
+    for want in wants {
+        assert!(
+            err.contains(want),
+            "the error should give the cause {want:?}: {err}"
+        );
+    }
+    assert_reported_once(&err);
+    rt.assert_gone(&id);
+}
+
+/// A program that exists but cannot be executed (its interpreter is
+/// missing) reports the errno of execve, not "failed to execute workload".
+#[test]
+fn exec_failure_reports_its_errno() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["/bin/broken-script"]);
+    let script = bundle.rootfs().join("bin/broken-script");
+    std::fs::write(&script, "#!/no/such/interpreter\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    run_fails_with_cause(
+        &rt,
+        bundle.path(),
+        &["/bin/broken-script", "No such file or directory"],
+    );
+}
+
+/// A missing working directory is named with its errno, not "failed to unix
+/// syscall".
+#[test]
+fn missing_cwd_is_named_with_its_cause() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        process.set_cwd("/no/such/dir".into());
+        spec.set_process(Some(process));
+    });
+    run_fails_with_cause(
+        &rt,
+        bundle.path(),
+        &["/no/such/dir", "No such file or directory"],
+    );
+}
+
+/// An environment or argument list larger than the kernel takes fails with
+/// E2BIG named, not "PATH environment variable is not set" or a silent 255.
+#[test]
+fn oversized_env_and_args_report_e2big() {
+    let rt = Runtime::new();
+    let huge = "x".repeat(200_000);
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        let mut env = process.env().clone().unwrap();
+        env.push(format!("HUGE={huge}"));
+        process.set_env(Some(env));
+        spec.set_process(Some(process));
+    });
+    run_fails_with_cause(
+        &rt,
+        bundle.path(),
+        &["process.env", "Argument list too long"],
+    );
+
+    let bundle = Bundle::busybox(&["/bin/echo", &huge]);
+    run_fails_with_cause(
+        &rt,
+        bundle.path(),
+        &["process.args", "Argument list too long"],
+    );
+
+    // Many strings each under the per-string limit, together over ARG_MAX.
+    let chunk = "y".repeat(100_000);
+    let many: Vec<&str> = std::iter::once("/bin/echo")
+        .chain(std::iter::repeat_n(chunk.as_str(), 100))
+        .collect();
+    let bundle = Bundle::busybox(&many);
+    run_fails_with_cause(&rt, bundle.path(), &["Argument list too long"]);
+}
+
+/// An RLIMIT_NOFILE of 0 leaves the init no descriptor to open; the error
+/// says which limit and why, not "io error".
+#[test]
+fn zero_nofile_rlimit_is_named() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        process.set_rlimits(Some(vec![
+            oci_spec::runtime::PosixRlimitBuilder::default()
+                .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
+                .soft(0u64)
+                .hard(0u64)
+                .build()
+                .unwrap(),
+        ]));
+        spec.set_process(Some(process));
+    });
+    run_fails_with_cause(
+        &rt,
+        bundle.path(),
+        &["RLIMIT_NOFILE", "Too many open files"],
+    );
+}
+
+/// The text log and the JSON log carry the whole cause at level error.
+#[test]
+fn fatal_errors_are_logged_at_level_error_with_the_cause() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        process.set_cwd("/no/such/dir".into());
+        spec.set_process(Some(process));
+    });
+    let logs = tempfile::tempdir().unwrap();
+    for format in ["text", "json"] {
+        let log = logs.path().join(format!("log.{format}"));
+        let id = unique_id("log-cause");
+        let out = rt.output(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            format,
+            "run",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            &id,
+        ]);
+        assert!(!out.status.success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let last = text.lines().last().unwrap();
+        if format == "json" {
+            let line: serde_json::Value = serde_json::from_str(last).unwrap();
+            assert_eq!(line["level"], "error", "{last}");
+            let msg = line["msg"].as_str().unwrap();
+            assert!(
+                msg.contains("/no/such/dir") && msg.contains("No such file or directory"),
+                "{last}"
+            );
+        } else {
+            assert!(last.contains("level=error"), "{last}");
+            assert!(last.contains("No such file or directory"), "{last}");
+        }
+        rt.assert_gone(&id);
+    }
 }

@@ -15,8 +15,20 @@ fn assert_root_empty(rt: &Runtime) {
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
+        .filter(|name| name != "@locks")
         .collect();
     assert!(left.is_empty(), "state left under the root: {left:?}");
+    // The directory of per-id locks stays, but no lock of a gone container.
+    let locks: Vec<_> = std::fs::read_dir(rt.root.path().join("@locks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        locks.is_empty(),
+        "lock files left under the root: {locks:?}"
+    );
 }
 
 /// Live processes whose cgroup path names `prefix`: container processes that

@@ -864,3 +864,135 @@ fn events_stream_reports_oom_kills() {
     rt.ok(&["delete", "--force", &id]);
     rt.assert_gone(&id);
 }
+
+/// `spec` writes runc's defaults where they matter for security: no
+/// inheritable capabilities (runc dropped them after CVE-2022-29162) and the
+/// deny-all device rule, compared with what `runc spec` writes.
+#[test]
+fn spec_has_no_inheritable_capabilities_and_denies_devices() {
+    let rt = Runtime::new();
+    let runc = berth_e2e::require::program("runc", "runc");
+    let ours = tempfile::tempdir().unwrap();
+    rt.ok(&["spec", "--bundle", ours.path().to_str().unwrap()]);
+    let theirs = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(runc)
+        .args(["spec", "--bundle", theirs.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "runc spec failed");
+    let load = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
+    };
+    let (ours, theirs) = (load(ours.path()), load(theirs.path()));
+    let inheritable = &ours["process"]["capabilities"]["inheritable"];
+    assert!(
+        inheritable.is_null() || inheritable.as_array().is_some_and(Vec::is_empty),
+        "spec writes inheritable capabilities: {inheritable}"
+    );
+    assert_eq!(
+        ours["process"]["capabilities"]["inheritable"],
+        theirs["process"]["capabilities"]["inheritable"]
+    );
+    assert_eq!(
+        ours["linux"]["resources"]["devices"],
+        serde_json::json!([{"allow": false, "access": "rwm"}])
+    );
+    assert_eq!(
+        ours["linux"]["resources"]["devices"],
+        theirs["linux"]["resources"]["devices"]
+    );
+}
+
+/// A poststop hook that fails does not make the container undeletable: runc
+/// logs the failure and deletes. Both plain and forced delete.
+#[test]
+fn failing_poststop_hook_is_logged_and_the_container_deleted() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let hook = oci_spec::runtime::HookBuilder::default()
+            .path("/bin/false")
+            .build()
+            .unwrap();
+        spec.set_hooks(Some(
+            oci_spec::runtime::HooksBuilder::default()
+                .poststop(vec![hook])
+                .build()
+                .unwrap(),
+        ));
+    });
+    let logs = tempfile::tempdir().unwrap();
+    for force in [false, true] {
+        let id = unique_id("poststop-fails");
+        rt.create(&id, bundle.path(), logs.path(), &[]);
+        rt.ok(&["start", &id]);
+        rt.wait_status(&id, "stopped");
+        let args: &[&str] = if force {
+            &["delete", "--force", &id]
+        } else {
+            &["delete", &id]
+        };
+        let out = rt.output(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?} failed: {stderr}");
+        assert!(
+            stderr.contains("poststop") && stderr.contains("warn"),
+            "{args:?} should warn about the failed hook: {stderr}"
+        );
+        rt.assert_gone(&id);
+    }
+}
+
+/// Two `create` of one id at the same time: exactly one wins, the other
+/// fails with "already exists", and the winner is intact. Without a lock
+/// both could pass the existence check and the loser's cleanup remove the
+/// winner's state.
+#[test]
+fn concurrent_creates_of_one_id_leave_exactly_one_container() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let logs = tempfile::tempdir().unwrap();
+    for trial in 0..20 {
+        let id = unique_id("race");
+        // The container keeps the stdio of its create: files, not pipes the
+        // test would wait on.
+        let spawn = |n: usize| {
+            let path = logs.path().join(format!("{id}.{n}.err"));
+            let child = rt
+                .cmd(&["create", "--bundle", bundle.path().to_str().unwrap(), &id])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&path).unwrap())
+                .spawn()
+                .unwrap();
+            (child, path)
+        };
+        let (a, b) = (spawn(0), spawn(1));
+        let outcomes: Vec<(bool, String)> = [a, b]
+            .into_iter()
+            .map(|(mut child, path)| {
+                let ok = child.wait().unwrap().success();
+                (ok, std::fs::read_to_string(path).unwrap())
+            })
+            .collect();
+        let winners = outcomes.iter().filter(|(ok, _)| *ok).count();
+        let errors: Vec<String> = outcomes
+            .iter()
+            .filter(|(ok, _)| !ok)
+            .map(|(_, err)| err.clone())
+            .collect();
+        assert_eq!(winners, 1, "trial {trial}: {errors:?}");
+        assert!(
+            errors[0].contains("already exists"),
+            "trial {trial}: the loser should say the id exists: {}",
+            errors[0]
+        );
+        let state = rt.state(&id);
+        assert_eq!(state["status"], "created", "trial {trial}: {state}");
+        let pid = state["pid"].as_i64().unwrap();
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "trial {trial}: the winner's init {pid} is gone"
+        );
+        rt.ok(&["delete", "--force", &id]);
+        rt.assert_gone(&id);
+    }
+}

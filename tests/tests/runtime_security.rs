@@ -234,3 +234,203 @@ fn symlinked_mount_destination_cannot_escape_the_rootfs() {
     }
     rt.assert_gone(&id);
 }
+
+/// A `cgroupsPath` that climbs with `..` stays inside each cgroup
+/// hierarchy, as runc keeps it (its `utils.CleanPath`): `../NAME` from
+/// `/sys/fs/cgroup/memory` would otherwise be `/sys/fs/cgroup/NAME` on the
+/// tmpfs that holds the hierarchies, and more `..` reach the host's `/`.
+#[test]
+fn cgroups_path_with_dotdot_stays_inside_the_hierarchy() {
+    let rt = Runtime::new();
+    let name = unique_id("cgroup-escape");
+    // cgroupfs paths, and systemd's slice:prefix:name, which on a v1 host
+    // is a cgroupfs path too.
+    let cases = [
+        (format!("../{name}"), &[][..], name.clone()),
+        (format!("/../../../../{name}"), &[][..], name.clone()),
+        (
+            format!("berth.slice:../../../{name}:c"),
+            &["--systemd-cgroup"][..],
+            format!("{name}:c"),
+        ),
+    ];
+    for (climb, flags, leaf) in cases {
+        let escapes = [
+            std::path::PathBuf::from("/sys/fs/cgroup").join(&leaf),
+            std::path::PathBuf::from("/").join(&leaf),
+        ];
+        let bundle = Bundle::busybox_with(&["/bin/sleep", "60"], |spec| {
+            let mut linux = spec.linux().clone().unwrap();
+            linux.set_cgroups_path(Some(climb.clone().into()));
+            spec.set_linux(Some(linux));
+        });
+        let id = unique_id("cgroup-dotdot");
+        let logs = tempfile::tempdir().unwrap();
+        let stderr = logs.path().join("create.err");
+        let mut args = flags.to_vec();
+        args.extend(["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        let status = rt
+            .cmd(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .status()
+            .unwrap();
+        let escaped: Vec<_> = escapes.iter().filter(|p| p.exists()).cloned().collect();
+        for dir in &escaped {
+            // Undo what the escape made on the host; the test fails below.
+            let _ = std::fs::remove_dir(dir);
+        }
+        assert!(
+            escaped.is_empty(),
+            "cgroupsPath {climb:?} made directories outside the cgroup hierarchies: {escaped:?}"
+        );
+        assert!(
+            status.success(),
+            "create with cgroupsPath {climb:?}: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        // The container got its cgroup inside the hierarchy, at the cleaned path.
+        let inside = berth_e2e::cgroups::dirs_naming(&name);
+        assert!(
+            !inside.is_empty()
+                && inside.iter().all(|dir| dir
+                    .parent()
+                    .is_some_and(|p| p.parent() == Some(std::path::Path::new("/sys/fs/cgroup")))),
+            "the cgroup of cgroupsPath {climb:?} should be at the top of each hierarchy: {inside:?}"
+        );
+        rt.ok(&["delete", "--force", &id]);
+        assert!(
+            berth_e2e::cgroups::dirs_naming(&name).is_empty(),
+            "delete left the cgroups of {climb:?}"
+        );
+    }
+}
+
+/// A config with no mount namespace of its own (youki's contest `ns_itype`:
+/// empty `linux.namespaces`) runs in the caller's mount namespace; the
+/// runtime must not remount the caller's cgroup hierarchies read-only there
+/// (that broke every later container on the machine). The runtime runs in a
+/// private mount namespace made for the test, so a regression stays in it.
+#[test]
+fn no_mount_namespace_config_leaves_the_callers_mounts_alone() {
+    let rt = Runtime::new();
+    let unshare = berth_e2e::require::program("unshare", "util-linux");
+    let shared = Bundle::busybox_with(&["/bin/true"], |spec| {
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_namespaces(Some(Vec::new()));
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
+        spec.set_linux(Some(linux));
+        // Without a UTS namespace there is no hostname of its own to set.
+        spec.set_hostname(None);
+    });
+    let normal = Bundle::busybox(&["/bin/true"]);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    let bin = rt.bin.display();
+    let root = rt.root.path().display();
+    let script = format!(
+        "cat /proc/self/mountinfo > {w}/before; \
+         {bin} --root {root} run --bundle {shared} {a} > {w}/shared.out 2>&1; echo $? > {w}/shared.rc; \
+         cat /proc/self/mountinfo > {w}/after; \
+         {bin} --root {root} run --bundle {normal} {b} > {w}/normal.out 2>&1; echo $? > {w}/normal.rc",
+        shared = shared.path().display(),
+        normal = normal.path().display(),
+        a = unique_id("no-mntns"),
+        b = unique_id("after-no-mntns"),
+    );
+    let status = std::process::Command::new(unshare)
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the test's private namespace failed");
+    let read = |name: &str| std::fs::read_to_string(work.path().join(name)).unwrap();
+    let cgroup_lines = |table: String| -> Vec<String> {
+        table
+            .lines()
+            .filter(|l| l.contains(" /sys/fs/cgroup"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        cgroup_lines(read("before")),
+        cgroup_lines(read("after")),
+        "the run of a config without a mount namespace changed the caller's cgroup mounts ({})",
+        read("shared.out")
+    );
+    assert_eq!(
+        read("shared.rc").trim(),
+        "0",
+        "the config without a mount namespace should run: {}",
+        read("shared.out")
+    );
+    assert_eq!(
+        read("normal.rc").trim(),
+        "0",
+        "a normal container after it should still run: {}",
+        read("normal.out")
+    );
+}
+
+/// `exec --cap` grants the capability in the permitted, effective and
+/// bounding sets only, as runc does; in the inheritable and ambient sets it
+/// would pass on to programs the process execs (the pattern of
+/// CVE-2022-29162).
+#[test]
+fn exec_cap_is_not_inheritable_or_ambient() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["/bin/sleep", "60"]);
+    let id = unique_id("exec-cap");
+    rt.run_detached(&id, bundle.path());
+    let work = tempfile::tempdir().unwrap();
+    let pid_file = work.path().join("exec.pid");
+    // The detached process keeps its stdio: not the test's pipes.
+    let errors = work.path().join("exec.err");
+    let status = rt
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--cap",
+            "CAP_SYS_ADMIN",
+            &id,
+            "/bin/sleep",
+            "60",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "exec --cap: {}",
+        std::fs::read_to_string(&errors).unwrap()
+    );
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let set = |name: &str| -> u64 {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {status}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    const SYS_ADMIN: u64 = 1 << 21;
+    let sets: Vec<(&str, bool)> = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
+        .iter()
+        .map(|name| (*name, set(name) & SYS_ADMIN != 0))
+        .collect();
+    rt.ok(&["delete", "--force", &id]);
+    assert_eq!(
+        sets,
+        [
+            ("CapInh", false),
+            ("CapPrm", true),
+            ("CapEff", true),
+            ("CapBnd", true),
+            ("CapAmb", false)
+        ],
+        "CAP_SYS_ADMIN in each set of the exec'd process"
+    );
+}

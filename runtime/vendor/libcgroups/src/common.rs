@@ -347,6 +347,33 @@ pub struct CgroupConfig {
     pub container_name: String,
 }
 
+/// berth patch: the cgroup path as runc's `utils.CleanPath` makes it, so
+/// that joining it to a hierarchy's mount point always stays below that
+/// mount point: `.` and `..` are resolved lexically as if the path were
+/// rooted at `/`, where `..` stays at `/`. An absolute path stays absolute
+/// and a relative one relative (`../../x` becomes `x`, `/a/../../x` becomes
+/// `/x`); an empty path stays empty.
+pub fn clean_cgroup_path(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => parts.push(part),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    let mut cleaned = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    };
+    cleaned.extend(parts);
+    cleaned
+}
+
 // Create any cgroup manager with customize root path. If root_path provided
 // is None, then it defaults to /sys/fs/cgroup.
 pub fn create_cgroup_manager_with_root(
@@ -363,7 +390,10 @@ pub fn create_cgroup_manager_with_root(
         GetCgroupSetupError::NonDefault => CreateCgroupSetupError::NonDefault,
         GetCgroupSetupError::FailedToDetect => CreateCgroupSetupError::FailedToDetect,
     })?;
-    let cgroup_path = config.cgroup_path.as_path();
+    // berth patch: a path from the container's config never climbs out of
+    // the hierarchies (see clean_cgroup_path).
+    let cleaned = clean_cgroup_path(&config.cgroup_path);
+    let cgroup_path = cleaned.as_path();
 
     match cgroup_setup {
         CgroupSetup::Legacy | CgroupSetup::Hybrid => {

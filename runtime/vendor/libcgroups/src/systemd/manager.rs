@@ -110,6 +110,13 @@ impl TryFrom<&Path> for CgroupsPath {
             },
             _ => return Err(CgroupsPathError::MalformedPath(cgroups_path.to_path_buf())),
         };
+        // berth patch: the prefix and name make the unit's name, which is
+        // joined to the slice's directory; a '/' in them could climb out of
+        // it (the slice is checked in expand_slice). systemd refuses such
+        // unit names too.
+        if destructured_path.prefix.contains('/') || destructured_path.name.contains('/') {
+            return Err(CgroupsPathError::MalformedPath(cgroups_path.to_path_buf()));
+        }
 
         Ok(destructured_path)
     }
