@@ -260,3 +260,45 @@ fn one_huge_continued_instruction_is_linear() {
         "20k continuation lines took {large_time:?}, 2k {small_time:?} (ratio {ratio:.1})"
     );
 }
+
+#[test]
+fn deeply_nested_expansions_are_a_diagnostic_not_a_crash() {
+    // 10,000 levels of `${a:-…}` (60 KB) overflowed the stack and aborted,
+    // under `berth build --check` too, which runs exactly this.
+    let depth = 10_000;
+    let word = format!("{}x{}", "${a:-".repeat(depth), "}".repeat(depth));
+    let text = format!("FROM busybox\nRUN echo {word}\nENV x={word}\n");
+    let dockerfile = parse(&text, "Dockerfile").unwrap();
+    let err = plan(&dockerfile, &options()).unwrap_err();
+    let error = err.errors().next().unwrap();
+    assert_eq!(error.start_line, 3, "{error:?}");
+    assert!(
+        error.message.contains("nested more than 64 deep"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.len() < 400, "{}", error.message);
+}
+
+#[test]
+fn huge_and_quadratic_patterns_expand_quickly() {
+    let lexer = Lexer::new('\\');
+    let value = "a".repeat(20_000);
+    let env = BTreeMap::from([("v".to_string(), value.clone())]);
+    let started = Instant::now();
+    assert_eq!(lexer.expand_word("${v/*b/x}", &env).unwrap(), value);
+    assert_eq!(
+        lexer.expand_word("${v/*a/x}", &env).unwrap(),
+        "x",
+        "the longest match at the leftmost start"
+    );
+    // A 300k-character `${v#…}` pattern recursed once per character.
+    let long = "a".repeat(300_000);
+    let env = BTreeMap::from([("v".to_string(), format!("{long}b"))]);
+    assert_eq!(
+        lexer.expand_word(&format!("${{v#{long}}}"), &env).unwrap(),
+        "b"
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+}

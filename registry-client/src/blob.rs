@@ -216,7 +216,14 @@ impl Client {
                 )
                 .scope(scope(&from, "pull"))
                 .header(EMPTY_LENGTH.0, EMPTY_LENGTH.1);
-            let sent = self.send(&mut call, &**progress).await?;
+            let url = call.url.clone();
+            let sent = self
+                .within(
+                    || format!("mounting blob {digest} from {from}"),
+                    move || url,
+                    self.send(&mut call, &**progress),
+                )
+                .await?;
             match sent.response.status() {
                 StatusCode::CREATED => return Ok(BlobOutcome::Mounted { from }),
                 StatusCode::ACCEPTED => {
@@ -271,7 +278,14 @@ impl Client {
         let mut call = self
             .call(Method::POST, reference, "blobs/uploads/", "pull,push")
             .header(EMPTY_LENGTH.0, EMPTY_LENGTH.1);
-        let sent = self.send(&mut call, &**progress).await?;
+        let url = call.url.clone();
+        let sent = self
+            .within(
+                || format!("starting an upload to {}", reference.repository()),
+                move || url,
+                self.send(&mut call, &**progress),
+            )
+            .await?;
         if sent.response.status() != StatusCode::ACCEPTED {
             return Err(status_error(
                 &call,
@@ -379,7 +393,14 @@ impl Client {
         let mut call = self
             .upload_call(Method::PUT, reference, finish_url(&upload_url))
             .header(EMPTY_LENGTH.0, EMPTY_LENGTH.1);
-        let sent = self.send(&mut call, &**progress).await?;
+        let url = call.url.clone();
+        let sent = self
+            .within(
+                || format!("finishing the upload of {digest}"),
+                move || url,
+                self.send(&mut call, &**progress),
+            )
+            .await?;
         if sent.response.status() != StatusCode::CREATED {
             return Err(status_error(&call, sent, &what).await);
         }

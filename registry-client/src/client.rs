@@ -9,7 +9,7 @@ use crate::locations::BlobLocations;
 use crate::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_SIZE, Manifest, OCI_INDEX};
 use crate::progress::{NoProgress, Progress};
 use crate::reference::{self, Reference};
-use crate::transport::{Call, RetryPolicy, Sent, Transport, status_error};
+use crate::transport::{Call, RetryPolicy, Sent, Transport, read_body, status_error};
 use futures_util::StreamExt as _;
 use reqwest::header::{ACCEPT as ACCEPT_HEADER, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
 use reqwest::{Method, StatusCode};
@@ -50,6 +50,13 @@ pub struct ClientOptions {
     pub max_manifest_size: u64,
     /// Tags asked for per page when listing tags.
     pub tag_page_size: u32,
+    /// The most tag-list pages followed before giving up.
+    pub max_tag_pages: usize,
+    /// The longest any operation that is not a blob transfer may take (a
+    /// manifest, a tag list, a token, a HEAD…), retries and body included.
+    /// Blob transfers have no overall deadline; `read_timeout` catches a
+    /// stalled one.
+    pub operation_timeout: Duration,
     /// A file remembering which repositories hold which blobs on each
     /// registry, shared between processes, so that a push mounts a blob from
     /// a repository an earlier push or pull put it in without being told. With
@@ -73,9 +80,23 @@ impl Default for ClientOptions {
             chunk_size: None,
             max_manifest_size: MAX_MANIFEST_SIZE,
             tag_page_size: 1000,
+            max_tag_pages: 10_000,
+            operation_timeout: Duration::from_secs(300),
             blob_location_cache: None,
         }
     }
+}
+
+/// The largest tag-list page read (a page of 1000 tags of 128 characters is
+/// about 130 KiB).
+const TAG_PAGE_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// What a HEAD of a manifest found.
+enum Head {
+    Found(Box<Descriptor>),
+    Missing,
+    /// The registry did not say the digest.
+    NoDigest,
 }
 
 /// A manifest or index as served, with its exact bytes.
@@ -157,6 +178,9 @@ impl Client {
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
+            // Blob GETs are redirected to storage; reqwest drops the
+            // Authorization header when a redirect changes scheme, host or port.
+            .redirect(reqwest::redirect::Policy::limited(10))
             .pool_max_idle_per_host(options.concurrency.max(1) * 2)
             .build()
             .map_err(|err| Error::HttpSetup(crate::error::chain(&err)))?;
@@ -165,6 +189,7 @@ impl Client {
             initial_backoff: options.initial_backoff,
             max_backoff: options.max_backoff,
             max_retry_after: options.max_retry_after,
+            deadline: options.operation_timeout,
         };
         Ok(Client {
             inner: Arc::new(Inner {
@@ -225,6 +250,34 @@ impl Client {
         self.inner.transport.send(call, progress).await
     }
 
+    /// Runs an operation that is not a blob transfer within
+    /// [`ClientOptions::operation_timeout`].
+    pub(crate) async fn within<T>(
+        &self,
+        what: impl FnOnce() -> String,
+        url: impl FnOnce() -> String,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let limit = self.inner.options.operation_timeout;
+        match tokio::time::timeout(limit, operation).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Error::DeadlineExceeded {
+                what: what(),
+                url: url(),
+                limit,
+            }),
+        }
+    }
+
+    /// The URL of an API path in the reference's repository, for messages.
+    fn api_url(&self, reference: &Reference, path: &str) -> String {
+        format!(
+            "{}/v2/{}/{path}",
+            self.base_url(reference),
+            reference.repository()
+        )
+    }
+
     pub(crate) fn remember_location(&self, reference: &Reference, digest: &Digest) {
         self.inner.locations.remember(
             reference::api_host(reference),
@@ -249,6 +302,20 @@ impl Client {
 
     /// [`Client::get_manifest`], reporting retries to `progress`.
     pub(crate) async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+        progress: &dyn Progress,
+    ) -> Result<FetchedManifest, Error> {
+        let target = reference::target(reference);
+        self.within(
+            || format!("fetching manifest {reference}"),
+            || self.api_url(reference, &format!("manifests/{target}")),
+            self.fetch_manifest_now(reference, progress),
+        )
+        .await
+    }
+
+    async fn fetch_manifest_now(
         &self,
         reference: &Reference,
         progress: &dyn Progress,
@@ -322,6 +389,21 @@ impl Client {
     /// type if so (from a HEAD request).
     pub async fn head_manifest(&self, reference: &Reference) -> Result<Option<Descriptor>, Error> {
         let target = reference::target(reference);
+        let head = self.within(
+            || format!("checking manifest {reference}"),
+            || self.api_url(reference, &format!("manifests/{target}")),
+            self.head_manifest_now(reference),
+        );
+        match head.await? {
+            Head::Found(descriptor) => Ok(Some(*descriptor)),
+            Head::Missing => Ok(None),
+            // Without the digest header only the body tells the digest.
+            Head::NoDigest => Ok(Some(self.get_manifest(reference).await?.descriptor())),
+        }
+    }
+
+    async fn head_manifest_now(&self, reference: &Reference) -> Result<Head, Error> {
+        let target = reference::target(reference);
         let mut call = self
             .call(
                 Method::HEAD,
@@ -333,7 +415,7 @@ impl Client {
         let sent = self.send(&mut call, &NoProgress).await?;
         match sent.response.status() {
             StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::NOT_FOUND => return Ok(Head::Missing),
             _ => return Err(status_error(&call, sent, &format!("manifest {reference}")).await),
         }
         let headers = sent.response.headers();
@@ -342,8 +424,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<Digest>().ok());
         let Some(digest) = digest else {
-            // Without the header only the body tells the digest.
-            return Ok(Some(self.get_manifest(reference).await?.descriptor()));
+            return Ok(Head::NoDigest);
         };
         let media_type = headers
             .get(CONTENT_TYPE)
@@ -351,7 +432,9 @@ impl Client {
             .unwrap_or_default()
             .to_owned();
         let size = sent.response.content_length().unwrap_or(0);
-        Ok(Some(Descriptor::new(media_type, digest, size)))
+        Ok(Head::Found(Box::new(Descriptor::new(
+            media_type, digest, size,
+        ))))
     }
 
     /// Uploads a manifest or index under the reference's tag (or digest) and
@@ -370,6 +453,21 @@ impl Client {
                 limit,
             });
         }
+        let target = reference::target(reference);
+        self.within(
+            || format!("pushing manifest {reference}"),
+            || self.api_url(reference, &format!("manifests/{target}")),
+            self.put_manifest_now(reference, bytes, media_type),
+        )
+        .await
+    }
+
+    async fn put_manifest_now(
+        &self,
+        reference: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, Error> {
         let target = reference::target(reference);
         let body = bytes::Bytes::copy_from_slice(bytes);
         let mut call = self
@@ -402,6 +500,19 @@ impl Client {
         reference: &Reference,
         digest: &Digest,
     ) -> Result<Option<u64>, Error> {
+        self.within(
+            || format!("checking blob {digest} in {}", reference.repository()),
+            || self.api_url(reference, &format!("blobs/{digest}")),
+            self.head_blob_now(reference, digest),
+        )
+        .await
+    }
+
+    async fn head_blob_now(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<Option<u64>, Error> {
         let mut call = self.call(Method::HEAD, reference, &format!("blobs/{digest}"), "pull");
         let sent = self.send(&mut call, &NoProgress).await?;
         match sent.response.status() {
@@ -411,20 +522,45 @@ impl Client {
         }
     }
 
-    /// Every tag of the reference's repository, following `Link` pagination.
+    /// Every tag of the reference's repository, following `Link` pagination
+    /// (at most [`ClientOptions::max_tag_pages`] pages, never one twice).
     pub async fn list_tags(&self, reference: &Reference) -> Result<Vec<String>, Error> {
+        self.within(
+            || format!("listing tags of {}", reference.repository()),
+            || self.api_url(reference, "tags/list"),
+            self.list_tags_now(reference),
+        )
+        .await
+    }
+
+    async fn list_tags_now(&self, reference: &Reference) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
         let base = self.base_url(reference);
+        let max_pages = self.inner.options.max_tag_pages;
         let mut tags = Vec::new();
+        let mut visited = std::collections::HashSet::new();
         let mut next = Some(format!(
-            "{base}/v2/{}/tags/list?n=1000",
-            reference.repository()
+            "{base}/v2/{}/tags/list?n={}",
+            reference.repository(),
+            self.inner.options.tag_page_size
         ));
         while let Some(url) = next.take() {
+            if !visited.insert(url.clone()) {
+                return Err(Error::Pagination {
+                    url,
+                    reason: "the Link header points back to a page already read".into(),
+                });
+            }
+            if visited.len() > max_pages {
+                return Err(Error::Pagination {
+                    url,
+                    reason: format!("more than {max_pages} pages; giving up"),
+                });
+            }
             let mut call = self.call(Method::GET, reference, "tags/list", "pull");
             call.url = url;
             let sent = self.send(&mut call, &NoProgress).await?;
@@ -443,9 +579,10 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link)
                 .map(|link| resolve_url(&base, &link));
-            let page: TagList = sent.response.json().await.map_err(|err| Error::Protocol {
+            let body = read_body(sent.response, TAG_PAGE_LIMIT, "tag list", &call.url).await?;
+            let page: TagList = serde_json::from_slice(&body).map_err(|err| Error::Protocol {
                 url: call.url.clone(),
-                reason: format!("unreadable tag list: {}", crate::error::chain(&err)),
+                reason: format!("unreadable tag list: {err}"),
             })?;
             tags.extend(page.tags.unwrap_or_default());
         }
@@ -455,6 +592,15 @@ impl Client {
     /// Deletes a manifest. A tag is first resolved to its digest, since
     /// registries delete manifests by digest only.
     pub async fn delete_manifest(&self, reference: &Reference) -> Result<Digest, Error> {
+        self.within(
+            || format!("deleting manifest {reference}"),
+            || self.api_url(reference, "manifests/"),
+            self.delete_manifest_now(reference),
+        )
+        .await
+    }
+
+    async fn delete_manifest_now(&self, reference: &Reference) -> Result<Digest, Error> {
         let digest = match reference::pinned_digest(reference)? {
             Some(digest) => digest,
             None => {
@@ -483,6 +629,15 @@ impl Client {
 
     /// Deletes a blob from the reference's repository.
     pub async fn delete_blob(&self, reference: &Reference, digest: &Digest) -> Result<(), Error> {
+        self.within(
+            || format!("deleting blob {digest} from {}", reference.repository()),
+            || self.api_url(reference, &format!("blobs/{digest}")),
+            self.delete_blob_now(reference, digest),
+        )
+        .await
+    }
+
+    async fn delete_blob_now(&self, reference: &Reference, digest: &Digest) -> Result<(), Error> {
         let mut call = self.call(
             Method::DELETE,
             reference,
@@ -505,6 +660,20 @@ impl Client {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Referrers, Error> {
+        self.within(
+            || format!("listing referrers of {digest}"),
+            || self.api_url(reference, &format!("referrers/{digest}")),
+            self.referrers_now(reference, digest, artifact_type),
+        )
+        .await
+    }
+
+    async fn referrers_now(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers, Error> {
         let mut path = format!("referrers/{digest}");
         if let Some(artifact_type) = artifact_type {
             path.push_str("?artifactType=");
@@ -516,11 +685,11 @@ impl Client {
         let sent = self.send(&mut call, &NoProgress).await?;
         let (api_supported, bytes) = match sent.response.status() {
             StatusCode::OK => {
-                let bytes = sent.response.bytes().await.map_err(|err| Error::Protocol {
-                    url: call.url.clone(),
-                    reason: crate::error::chain(&err),
-                })?;
-                (true, bytes.to_vec())
+                let limit = self.inner.options.max_manifest_size;
+                (
+                    true,
+                    read_body(sent.response, limit, "referrers index", &call.url).await?,
+                )
             }
             StatusCode::NOT_FOUND => {
                 let fallback = reference.clone_with_digest(String::new());

@@ -86,6 +86,40 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A response body that is not a blob was larger than its limit.
+    #[error(
+        "the {what} from {url} is larger than the limit of {limit} bytes; refusing to read more"
+    )]
+    BodyTooLarge {
+        /// What the body was, e.g. `token response`.
+        what: String,
+        /// Where it came from.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// An operation that is not a blob transfer took longer than its deadline.
+    #[error(
+        "{what} ({url}) did not finish within {}s; giving up\n\
+         hint: the registry is answering too slowly or never finishes its answer",
+        limit.as_secs_f64()
+    )]
+    DeadlineExceeded {
+        /// The operation, e.g. `listing tags of app`.
+        what: String,
+        /// The URL it started with.
+        url: String,
+        /// The deadline.
+        limit: std::time::Duration,
+    },
+    /// Tag-list pagination did not end.
+    #[error("listing tags from {url}: {reason}")]
+    Pagination {
+        /// The page URL where it was noticed.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// Content from the registry did not match the digest asked for.
     #[error("{what} from {url} does not match digest {expected}: got {actual}")]
     DigestMismatch {

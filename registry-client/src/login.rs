@@ -318,7 +318,14 @@ impl Client {
             reference::api_host(&probe),
             reference::credential_key(&probe),
         );
-        let sent = client.send(&mut call, &crate::progress::NoProgress).await?;
+        let url = call.url.clone();
+        let sent = client
+            .within(
+                || format!("checking the login to {host}"),
+                move || url,
+                client.send(&mut call, &crate::progress::NoProgress),
+            )
+            .await?;
         match sent.response.status() {
             StatusCode::OK => Ok(()),
             _ => Err(status_error(&call, sent, &format!("registry {host}")).await),

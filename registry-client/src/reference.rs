@@ -64,6 +64,15 @@ pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
         Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
         _ => ("docker.io", name),
     };
+    if let Some((_, port)) = domain.rsplit_once(':')
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && !port.parse::<u16>().is_ok_and(|port| port > 0)
+    {
+        return Err(fail(&format!(
+            "the registry port {port} is out of range (1 to 65535)"
+        )));
+    }
     if !valid_domain(domain) {
         return Err(fail(
             "the registry must be a host name or address with an optional port",
@@ -280,11 +289,18 @@ mod tests {
             "name@sha256:abc",
             "a//b",
             "name@md5:0123456789abcdef0123456789abcdef",
+            "localhost:99999/app",
+            "localhost:0/app",
         ] {
             let err = parse(bad)
                 .err()
                 .unwrap_or_else(|| panic!("'{bad}' was accepted"));
             assert!(err.to_string().contains(&format!("'{bad}'")), "{err}");
         }
+        let out_of_range = parse("localhost:99999/app").unwrap_err().to_string();
+        assert!(
+            out_of_range.contains("port 99999 is out of range"),
+            "{out_of_range}"
+        );
     }
 }

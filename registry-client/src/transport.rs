@@ -39,12 +39,17 @@ pub(crate) struct Call {
     pub scopes: Vec<String>,
     pub headers: HeaderMap,
     pub body: Option<BodyFactory>,
+    /// The origin (scheme, host, port) of the URL the call was made for: the
+    /// registry's. Credentials and tokens go only there, wherever a `Link` or
+    /// `Location` header later points `url`.
+    origin: Option<reqwest::Url>,
 }
 
 impl Call {
     pub fn new(method: Method, url: String, host: &str, credential_key: &str) -> Call {
         Call {
             method,
+            origin: origin_of(&url),
             url,
             host: host.to_owned(),
             credential_key: credential_key.to_owned(),
@@ -74,6 +79,72 @@ impl Call {
     fn describe(&self) -> String {
         format!("{} {}", self.method, self.url)
     }
+
+    /// Whether `url` is still on the origin the call was made for.
+    fn at_origin(&self) -> bool {
+        self.origin.is_some() && origin_of(&self.url) == self.origin
+    }
+}
+
+/// The origin of a URL (scheme, host and port, the port made explicit), as a
+/// URL with an empty path, or `None` if it is not a URL.
+pub(crate) fn origin_of(url: &str) -> Option<reqwest::Url> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let origin = format!(
+        "{}://{}:{}/",
+        url.scheme(),
+        url.host_str()?,
+        url.port_or_known_default()?
+    );
+    reqwest::Url::parse(&origin).ok()
+}
+
+/// Whether a host is the loopback interface, where plain HTTP cannot be
+/// overheard.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The largest error or token response body read.
+pub(crate) const SMALL_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// The longest time spent reading an error body (its status is already known).
+const ERROR_BODY_TIME: Duration = Duration::from_secs(30);
+
+/// Reads a response body that is not a blob, failing once it passes `limit`
+/// bytes instead of buffering whatever the server sends.
+pub(crate) async fn read_body(
+    response: Response,
+    limit: u64,
+    what: &str,
+    url: &str,
+) -> Result<Vec<u8>, Error> {
+    use futures_util::StreamExt as _;
+    let too_large = || Error::BodyTooLarge {
+        what: what.to_owned(),
+        url: url.to_owned(),
+        limit,
+    };
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| Error::Protocol {
+            url: url.to_owned(),
+            reason: format!("reading the {what}: {}", chain(&err)),
+        })?;
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// Retry and timeout settings.
@@ -83,6 +154,8 @@ pub(crate) struct RetryPolicy {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub max_retry_after: Duration,
+    /// The longest a token request may take, body included.
+    pub deadline: Duration,
 }
 
 /// A response and how many attempts it took.
@@ -141,6 +214,12 @@ impl Transport {
     /// retries transient failures, and returns the final response whatever
     /// its status.
     pub async fn send(&self, call: &mut Call, progress: &dyn Progress) -> Result<Sent, Error> {
+        if !call.at_origin() {
+            // A `Link` or `Location` pointing elsewhere: the credentials and
+            // tokens of this registry are not that server's business.
+            tracing::debug!(url = %call.url, "another origin: sending no credentials");
+            return self.execute(call, None, progress).await;
+        }
         let scope_key = call.scopes.join(" ");
         let mut challenged = false;
         loop {
@@ -195,8 +274,31 @@ impl Transport {
     }
 
     /// Returns a bearer token header for the call's scopes, fetching one if no
-    /// unexpired token is cached.
+    /// unexpired token is cached, within the deadline.
     async fn token(
+        &self,
+        call: &Call,
+        scope_key: &str,
+        realm: &str,
+        service: Option<&str>,
+        progress: &dyn Progress,
+    ) -> Result<String, Error> {
+        let limit = self.retry.deadline;
+        tokio::time::timeout(
+            limit,
+            self.fetch_token(call, scope_key, realm, service, progress),
+        )
+        .await
+        .unwrap_or_else(|_elapsed| {
+            Err(Error::DeadlineExceeded {
+                what: format!("getting a token for {}", call.host),
+                url: realm.to_owned(),
+                limit,
+            })
+        })
+    }
+
+    async fn fetch_token(
         &self,
         call: &Call,
         scope_key: &str,
@@ -266,8 +368,26 @@ impl Transport {
                 );
             }
         }
+        // The realm is where the token specification says to send them, on
+        // whatever host; but not in clear text over a network: plain HTTP
+        // only on loopback or to the registry's own (insecure) origin.
+        let realm_safe = url.scheme() == "https"
+            || url.host_str().is_some_and(is_loopback)
+            || (call.origin.is_some() && origin_of(url.as_str()) == call.origin);
         let authorization = match &credential {
-            Credential::Basic { username, password } => Some(basic_header(username, password)),
+            Credential::Basic { username, password } if realm_safe => {
+                Some(basic_header(username, password))
+            }
+            Credential::Basic { .. } | Credential::IdentityToken(_) if !realm_safe => {
+                return Err(Error::Unauthorized {
+                    registry: call.host.clone(),
+                    scope: scope_key.to_owned(),
+                    message: format!(
+                        "the registry sends credentials to the token server {realm} over plain HTTP; \
+                         refusing to send them there"
+                    ),
+                });
+            }
             _ => None,
         };
         let sent = self
@@ -275,7 +395,7 @@ impl Transport {
             .await?;
         let status = sent.response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let body = sent.response.text().await.unwrap_or_default();
+            let body = error_message(sent.response).await;
             return Err(Error::Unauthorized {
                 registry: call.host.clone(),
                 scope: scope_key.to_owned(),
@@ -289,10 +409,11 @@ impl Transport {
         if !status.is_success() {
             return Err(status_error(&token_call, sent, "token").await);
         }
+        let body = read_body(sent.response, SMALL_BODY_LIMIT, "token response", realm).await?;
         let response: TokenResponse =
-            sent.response.json().await.map_err(|err| Error::Protocol {
+            serde_json::from_slice(&body).map_err(|err| Error::Protocol {
                 url: realm.to_owned(),
-                reason: format!("unreadable token response: {}", chain(&err)),
+                reason: format!("unreadable token response: {err}"),
             })?;
         let (token, lifetime) = response.into_token().ok_or_else(|| Error::Protocol {
             url: realm.to_owned(),
@@ -410,9 +531,21 @@ struct ErrorEntry {
     message: String,
 }
 
-/// Reads an error answer into a message.
+/// Reads an error answer into a message; a body larger than
+/// [`SMALL_BODY_LIMIT`] or slower than [`ERROR_BODY_TIME`] is not read whole.
 pub(crate) async fn error_message(response: Response) -> String {
-    let text = response.text().await.unwrap_or_default();
+    let url = response.url().to_string();
+    let read = read_body(response, SMALL_BODY_LIMIT, "error body", &url);
+    let text = match tokio::time::timeout(ERROR_BODY_TIME, read).await {
+        Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(Err(err)) => return err.to_string(),
+        Err(_elapsed) => {
+            return format!(
+                "the error body was not read whole within {}s",
+                ERROR_BODY_TIME.as_secs()
+            );
+        }
+    };
     match serde_json::from_str::<ErrorBody>(&text) {
         Ok(body) if !body.errors.is_empty() => body
             .errors

@@ -3,8 +3,6 @@
 //! character classes, `\` escapes. Pattern syntax is checked the way Go's
 //! `filepath.Match` checks it, so the same patterns are rejected.
 
-use std::collections::HashSet;
-
 /// One element of a compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
@@ -139,8 +137,7 @@ impl Glob {
             }
             Kind::Tokens(tokens) => {
                 let text: Vec<char> = path.chars().collect();
-                let mut failed = HashSet::new();
-                match_tokens(tokens, &text, 0, 0, false, &mut failed)
+                match_tokens(tokens, &text, false)
             }
         }
     }
@@ -157,8 +154,7 @@ impl Glob {
             Kind::Suffix => true,
             Kind::Tokens(tokens) => {
                 let text: Vec<char> = prefix.chars().collect();
-                let mut failed = HashSet::new();
-                match_tokens(tokens, &text, 0, 0, true, &mut failed)
+                match_tokens(tokens, &text, true)
             }
         }
     }
@@ -208,55 +204,112 @@ fn parse_class(chars: &[char], mut i: usize) -> Result<(Token, usize), String> {
     }
 }
 
-/// Matches tokens against text from `pos`; with `partial`, running out of
-/// text counts as a match (something longer could still match).
-fn match_tokens(
-    tokens: &[Token],
-    text: &[char],
-    token: usize,
-    pos: usize,
-    partial: bool,
-    failed: &mut HashSet<(usize, usize)>,
-) -> bool {
-    if partial && pos == text.len() {
-        return true;
-    }
-    if token == tokens.len() {
-        return pos == text.len();
-    }
-    if failed.contains(&(token, pos)) {
-        return false;
-    }
-    let next = |failed: &mut HashSet<(usize, usize)>, p: usize| {
-        match_tokens(tokens, text, token + 1, p, partial, failed)
-    };
-    let found = match &tokens[token] {
-        Token::Literal(c) => text.get(pos) == Some(c) && next(failed, pos + 1),
-        Token::One => text.get(pos).is_some_and(|c| *c != '/') && next(failed, pos + 1),
-        Token::Class { negated, ranges } => {
-            text.get(pos)
-                .is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
-                && next(failed, pos + 1)
+/// Matches tokens against the whole text; with `partial`, running out of text
+/// counts as a match (something longer could still match).
+///
+/// The pattern runs as an NFA over token positions, keeping the set of live
+/// positions per character: O(tokens × text) steps at worst and no
+/// recursion, whatever the pattern. A `**` has an entry position (before it)
+/// and an inner state (inside the run it spans), since it may end only after
+/// a `/`.
+fn match_tokens(tokens: &[Token], text: &[char], partial: bool) -> bool {
+    let states = tokens.len() + 1;
+    let (mut live, mut inner) = (StateSet::new(states), StateSet::new(states));
+    let (mut next_live, mut next_inner) = (StateSet::new(states), StateSet::new(states));
+    enter(tokens, 0, &mut live, &mut inner);
+    for &ch in text {
+        if live.list.is_empty() && inner.list.is_empty() {
+            return false;
         }
-        Token::Star => {
-            let run = text[pos..].iter().take_while(|c| **c != '/').count();
-            (0..=run).any(|len| next(failed, pos + len))
+        next_live.clear();
+        next_inner.clear();
+        if ch != '\n' {
+            for &state in &inner.list {
+                next_inner.insert(state);
+                if ch == '/' {
+                    enter(tokens, state + 1, &mut next_live, &mut next_inner);
+                }
+            }
         }
-        Token::AnyTail => {
-            let run = text[pos..].iter().take_while(|c| **c != '\n').count();
-            (0..=run).any(|len| next(failed, pos + len))
+        for &state in &live.list {
+            let Some(token) = tokens.get(state) else {
+                continue;
+            };
+            let target = match token {
+                Token::Literal(c) if *c == ch => state + 1,
+                Token::One if ch != '/' => state + 1,
+                Token::Class { negated, ranges }
+                    if ranges.iter().any(|(lo, hi)| *lo <= ch && ch <= *hi) != *negated =>
+                {
+                    state + 1
+                }
+                Token::Star if ch != '/' => state,
+                Token::AnyTail if ch != '\n' => state,
+                _ => continue,
+            };
+            enter(tokens, target, &mut next_live, &mut next_inner);
         }
-        Token::DirStar => {
-            next(failed, pos)
-                || (pos..text.len())
-                    .take_while(|&p| text[p] != '\n')
-                    .any(|p| text[p] == '/' && next(failed, p + 1))
-        }
-    };
-    if !found {
-        failed.insert((token, pos));
+        std::mem::swap(&mut live, &mut next_live);
+        std::mem::swap(&mut inner, &mut next_inner);
     }
-    found
+    if partial {
+        // As patternmatcher's partial match: a position reached at the end,
+        // not a `**` run still waiting for its `/`.
+        !live.list.is_empty()
+    } else {
+        live.contains(tokens.len())
+    }
+}
+
+/// Makes `state` live, with the positions reachable without a character:
+/// every star may match nothing, and a `**` also starts its inner run.
+fn enter(tokens: &[Token], mut state: usize, live: &mut StateSet, inner: &mut StateSet) {
+    while live.insert(state) {
+        match tokens.get(state) {
+            Some(Token::Star | Token::AnyTail) => state += 1,
+            Some(Token::DirStar) => {
+                inner.insert(state);
+                state += 1;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// A set of pattern positions that lists its members and clears in O(1).
+struct StateSet {
+    list: Vec<usize>,
+    stamp: Vec<u64>,
+    generation: u64,
+}
+
+impl StateSet {
+    fn new(states: usize) -> StateSet {
+        StateSet {
+            list: Vec::new(),
+            stamp: vec![0; states],
+            generation: 1,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.generation += 1;
+    }
+
+    /// Adds a state; false if it was there already.
+    fn insert(&mut self, state: usize) -> bool {
+        if self.stamp[state] == self.generation {
+            return false;
+        }
+        self.stamp[state] = self.generation;
+        self.list.push(state);
+        true
+    }
+
+    fn contains(&self, state: usize) -> bool {
+        self.stamp[state] == self.generation
+    }
 }
 
 /// Checks pattern syntax as Go's `filepath.Match(pattern, ".")` does.
@@ -442,6 +495,49 @@ fn get_esc(mut chunk: &[u8]) -> Result<(char, &[u8]), ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matches_like_the_patternmatcher() {
+        let cases = [
+            ("a/*/c", "a/b/c", true),
+            ("a/*/c", "a/b/x/c", false),
+            ("a/**/c", "a/b/x/c", true),
+            ("a/**/c", "a/c", true),
+            ("**/c?", "x/y/cd", true),
+            ("a*", "a/b", false),
+            ("a/**", "a/b/c", true),
+            ("*.go", "x.go", true),
+            ("[a-c]x", "bx", true),
+            ("[^a-c]x", "bx", false),
+            ("a**b", "a/x/b", true),
+            ("a?b", "a/b", false),
+        ];
+        for (pattern, path, expected) in cases {
+            let glob = Glob::new(pattern).unwrap();
+            assert_eq!(glob.matches(path), expected, "{pattern} on {path}");
+        }
+    }
+
+    #[test]
+    fn hostile_patterns_are_linear_and_do_not_recurse() {
+        // One recursion per matched character overflowed the stack.
+        let long = format!("?{}", "a".repeat(300_000));
+        assert!(
+            Glob::new(&long)
+                .unwrap()
+                .matches(&format!("x{}", &long[1..]))
+        );
+        let stars = format!("{}b", "*a".repeat(300));
+        let glob = Glob::new(&stars).unwrap();
+        let started = std::time::Instant::now();
+        assert!(!glob.matches(&"a".repeat(1_000)));
+        assert!(glob.could_match_under(&"a".repeat(1_000)));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn partial_matches_decide_descent() {

@@ -54,9 +54,22 @@ impl Environment for NoEnvironment {
     }
 }
 
+/// The deepest nesting of `${…}` inside `${…}` a word may have. The
+/// expander recurses once per level; real Dockerfiles nest two or three deep.
+pub const MAX_EXPANSION_DEPTH: usize = 64;
+
+/// Text shown in an error: hostile words and patterns can be megabytes long.
+fn shorten(text: &str) -> String {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
+        None => text.to_string(),
+    }
+}
+
 /// Why a word could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("failed to process {word:?}: {reason}")]
+#[error("failed to process {:?}: {reason}", shorten(word))]
 pub struct ExpandError {
     /// The word as written.
     pub word: String,
@@ -110,6 +123,7 @@ impl Lexer {
             pos: 0,
             env,
             raw_escapes: self.raw_escapes,
+            depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         };
@@ -192,6 +206,8 @@ struct State<'a> {
     pos: usize,
     env: &'a dyn Environment,
     raw_escapes: bool,
+    /// How many `${` are open around the current position.
+    depth: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
@@ -422,6 +438,19 @@ impl State<'_> {
             });
         }
         self.next();
+        if self.depth >= MAX_EXPANSION_DEPTH {
+            return Err(format!(
+                "expansions nested more than {MAX_EXPANSION_DEPTH} deep; refusing to go deeper"
+            ));
+        }
+        self.depth += 1;
+        let result = self.process_braced();
+        self.depth -= 1;
+        result
+    }
+
+    /// Processes `${…}` after its `${`.
+    fn process_braced(&mut self) -> Result<String, String> {
         match self.peek() {
             None => return Err("syntax error: missing '}'".to_string()),
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".to_string()),
@@ -509,7 +538,10 @@ impl State<'_> {
                 };
                 let value = value.unwrap_or_default();
                 let invalid = |err: shell_pattern::PatternError| {
-                    format!("invalid pattern ({pattern}) in substitution: {err}")
+                    format!(
+                        "invalid pattern ({}) in substitution: {err}",
+                        shorten(&pattern)
+                    )
                 };
                 if op == '%' {
                     shell_pattern::trim_suffix(&pattern, &value, greedy).map_err(invalid)
@@ -552,12 +584,22 @@ impl State<'_> {
 }
 
 fn replace_in(value: &str, pattern: &str, replacement: &str, all: bool) -> Result<String, String> {
-    let compiled = ShellPattern::compile(pattern)
-        .map_err(|err| format!("invalid pattern ({pattern}) in substitution: {err}"))?;
-    Ok(if all {
+    let compiled = ShellPattern::compile(pattern).map_err(|err| {
+        format!(
+            "invalid pattern ({}) in substitution: {err}",
+            shorten(pattern)
+        )
+    })?;
+    if all {
         compiled.replace_all(value, replacement)
     } else {
         compiled.replace_first(value, replacement)
+    }
+    .map_err(|err| {
+        format!(
+            "invalid pattern ({}) in substitution: {err}",
+            shorten(pattern)
+        )
     })
 }
 
@@ -622,6 +664,44 @@ mod tests {
             .expand_words("hello${X:-a b}c d", &NoEnvironment)
             .unwrap();
         assert_eq!(words, ["helloa", "bc", "d"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let nested = |depth: usize| format!("{}x{}", "${a:-".repeat(depth), "}".repeat(depth));
+        let lexer = Lexer::new('\\');
+        assert_eq!(
+            lexer
+                .expand_word(&nested(MAX_EXPANSION_DEPTH), &NoEnvironment)
+                .unwrap(),
+            "x"
+        );
+        for depth in [MAX_EXPANSION_DEPTH + 1, 10_000] {
+            let err = lexer
+                .expand_word(&nested(depth), &NoEnvironment)
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains("nested more than 64 deep"), "{message}");
+            // The word is shown shortened, not 60 KB of it.
+            assert!(message.len() < 400, "{message}");
+        }
+        let quoted = format!("{}x{}", "${a:-\"".repeat(10_000), "\"}".repeat(10_000));
+        assert!(lexer.expand_word(&quoted, &NoEnvironment).is_err());
+    }
+
+    #[test]
+    fn replacing_in_a_long_value_is_fast() {
+        let value = "a".repeat(20_000);
+        let vars = env(&[("v", &value)]);
+        let lexer = Lexer::new('\\');
+        let started = std::time::Instant::now();
+        assert_eq!(lexer.expand_word("${v/*b/x}", &vars).unwrap(), value);
+        assert_eq!(lexer.expand_word("${v//*b/x}", &vars).unwrap(), value);
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "took {elapsed:?}"
+        );
     }
 
     #[test]

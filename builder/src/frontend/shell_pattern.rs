@@ -3,10 +3,18 @@
 //! else (brackets included) is literal. Neither wildcard matches a newline.
 //!
 //! Matching follows leftmost-first semantics: a shortest-match (`#`, `%`)
-//! pattern prefers short runs for `*`, a longest-match one long runs.
+//! pattern prefers short runs for `*`, a longest-match one long runs. It runs
+//! as a Pike VM (threads in priority order, one per pattern position), which
+//! gives the same answers as backtracking in O(pattern × value) steps and
+//! without recursion, so hostile patterns neither take quadratic time per
+//! match nor overflow the stack.
 
-use std::collections::HashSet;
 use thiserror::Error;
+
+/// The most VM steps one expansion may take (well under a second). Real
+/// patterns keep a handful of threads alive and take about as many steps as
+/// the value has characters; only many stars against a long value come near.
+const MAX_STEPS: u64 = 20_000_000;
 
 /// Why a pattern is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -14,6 +22,16 @@ pub enum PatternError {
     /// A `\` before a character that cannot be escaped.
     #[error("invalid escape '\\{0}'")]
     InvalidEscape(String),
+    /// Matching would take more than [`MAX_STEPS`] steps.
+    #[error(
+        "a pattern of {pattern} characters against a value of {value} characters is too much work to match (limit {MAX_STEPS} steps)"
+    )]
+    TooComplex {
+        /// The pattern's length in characters.
+        pattern: usize,
+        /// The value's length in characters.
+        value: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +47,65 @@ pub struct ShellPattern {
     tokens: Vec<Token>,
 }
 
+/// Counts VM steps against [`MAX_STEPS`].
+struct Budget {
+    steps: u64,
+    pattern: usize,
+    value: usize,
+}
+
+impl Budget {
+    fn new(pattern: &ShellPattern, value: &[char]) -> Budget {
+        Budget {
+            steps: 0,
+            pattern: pattern.tokens.len(),
+            value: value.len(),
+        }
+    }
+
+    fn spend(&mut self, steps: usize) -> Result<(), PatternError> {
+        self.steps += steps as u64;
+        if self.steps > MAX_STEPS {
+            return Err(PatternError::TooComplex {
+                pattern: self.pattern,
+                value: self.value,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The threads of the VM at one position: (pattern position, match start) in
+/// priority order, at most one per pattern position.
+struct Threads {
+    list: Vec<(usize, usize)>,
+    /// The generation in which each pattern position was last added.
+    seen: Vec<u64>,
+    generation: u64,
+}
+
+impl Threads {
+    fn new(states: usize) -> Threads {
+        Threads {
+            list: Vec::new(),
+            seen: vec![0; states],
+            generation: 1,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.generation += 1;
+    }
+
+    fn push(&mut self, state: usize, start: usize) {
+        if self.seen[state] != self.generation {
+            self.seen[state] = self.generation;
+            self.list.push((state, start));
+        }
+    }
+}
+
 impl ShellPattern {
     /// Compiles a pattern as written inside `${…}` (escapes still present).
     pub fn compile(pattern: &str) -> Result<Self, PatternError> {
@@ -39,6 +116,8 @@ impl ShellPattern {
             let ch = chars[i];
             i += 1;
             match ch {
+                // `**` matches what `*` matches, with the same preference.
+                '*' if tokens.last() == Some(&Token::Star) => {}
                 '*' => tokens.push(Token::Star),
                 '?' => tokens.push(Token::One),
                 '\\' => {
@@ -62,68 +141,81 @@ impl ShellPattern {
         Ok(ShellPattern { tokens })
     }
 
-    /// The end of the preferred match starting at `start`, if any.
-    fn match_at(&self, text: &[char], start: usize, greedy: bool) -> Option<usize> {
-        let mut failed = HashSet::new();
-        self.match_from(text, 0, start, greedy, &mut failed)
+    /// Adds a thread at `state` and the states its empty moves reach, in
+    /// priority order: a star either takes one more character (preferred
+    /// when `greedy`) or lets the rest of the pattern go on. Stars never
+    /// follow stars, so this needs no recursion.
+    fn add(&self, threads: &mut Threads, state: usize, start: usize, greedy: bool) {
+        if self.tokens.get(state) == Some(&Token::Star) {
+            if greedy {
+                threads.push(state, start);
+                threads.push(state + 1, start);
+            } else {
+                threads.push(state + 1, start);
+                threads.push(state, start);
+            }
+        } else {
+            threads.push(state, start);
+        }
     }
 
-    fn match_from(
+    /// The preferred match `(start, end)` in char indexes: anchored at
+    /// `from`, or the leftmost one at or after it.
+    fn search(
         &self,
         text: &[char],
-        token: usize,
-        pos: usize,
+        from: usize,
+        anchored: bool,
         greedy: bool,
-        failed: &mut HashSet<(usize, usize)>,
-    ) -> Option<usize> {
-        if token == self.tokens.len() {
-            return Some(pos);
-        }
-        if failed.contains(&(token, pos)) {
-            return None;
-        }
-        let found = match self.tokens[token] {
-            Token::Literal(ch) => {
-                if text.get(pos) == Some(&ch) {
-                    self.match_from(text, token + 1, pos + 1, greedy, failed)
-                } else {
-                    None
+        budget: &mut Budget,
+    ) -> Result<Option<(usize, usize)>, PatternError> {
+        let accept = self.tokens.len();
+        let mut current = Threads::new(accept + 1);
+        let mut next = Threads::new(accept + 1);
+        self.add(&mut current, 0, from, greedy);
+        let mut best = None;
+        let mut pos = from;
+        loop {
+            budget.spend(current.list.len() + 1)?;
+            next.clear();
+            let ch = text.get(pos).copied();
+            for &(state, start) in &current.list {
+                if state == accept {
+                    // Threads after this one have lower priority: drop them.
+                    best = Some((start, pos));
+                    break;
+                }
+                let Some(ch) = ch else { continue };
+                match self.tokens[state] {
+                    Token::Literal(literal) if literal == ch => {
+                        self.add(&mut next, state + 1, start, greedy);
+                    }
+                    Token::One if ch != '\n' => self.add(&mut next, state + 1, start, greedy),
+                    Token::Star if ch != '\n' => self.add(&mut next, state, start, greedy),
+                    _ => {}
                 }
             }
-            Token::One => match text.get(pos) {
-                Some(&ch) if ch != '\n' => {
-                    self.match_from(text, token + 1, pos + 1, greedy, failed)
-                }
-                _ => None,
-            },
-            Token::Star => {
-                let run = text[pos..].iter().take_while(|&&ch| ch != '\n').count();
-                if greedy {
-                    (0..=run)
-                        .rev()
-                        .find_map(|len| self.match_from(text, token + 1, pos + len, greedy, failed))
-                } else {
-                    (0..=run)
-                        .find_map(|len| self.match_from(text, token + 1, pos + len, greedy, failed))
-                }
+            if pos >= text.len() {
+                break;
             }
-        };
-        if found.is_none() {
-            failed.insert((token, pos));
+            pos += 1;
+            if !anchored && best.is_none() {
+                // A match starting here ranks below every earlier start.
+                self.add(&mut next, 0, pos, greedy);
+            }
+            std::mem::swap(&mut current, &mut next);
+            if current.list.is_empty() {
+                break;
+            }
         }
-        found
-    }
-
-    /// The leftmost match `(start, end)` at or after `from`, in char indexes.
-    fn find(&self, text: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=text.len())
-            .find_map(|start| self.match_at(text, start, true).map(|end| (start, end)))
+        Ok(best)
     }
 
     /// Replaces the leftmost (longest) match with `replacement`, literally.
-    pub fn replace_first(&self, value: &str, replacement: &str) -> String {
+    pub fn replace_first(&self, value: &str, replacement: &str) -> Result<String, PatternError> {
         let text: Vec<char> = value.chars().collect();
-        match self.find(&text, 0) {
+        let mut budget = Budget::new(self, &text);
+        Ok(match self.search(&text, 0, false, true, &mut budget)? {
             Some((start, end)) => {
                 let mut out: String = text[..start].iter().collect();
                 out.push_str(replacement);
@@ -131,19 +223,20 @@ impl ShellPattern {
                 out
             }
             None => value.to_string(),
-        }
+        })
     }
 
     /// Replaces every non-overlapping match, as Go's `ReplaceAllString` does:
     /// an empty match right after a match is skipped, and `$0` in the
     /// replacement stands for the match, `$$` for a dollar.
-    pub fn replace_all(&self, value: &str, replacement: &str) -> String {
+    pub fn replace_all(&self, value: &str, replacement: &str) -> Result<String, PatternError> {
         let text: Vec<char> = value.chars().collect();
+        let mut budget = Budget::new(self, &text);
         let mut out = String::new();
         let mut last_end = 0;
         let mut search = 0;
         while search <= text.len() {
-            let Some((start, end)) = self.find(&text, search) else {
+            let Some((start, end)) = self.search(&text, search, false, true, &mut budget)? else {
                 break;
             };
             out.extend(&text[last_end..start]);
@@ -156,7 +249,7 @@ impl ShellPattern {
         if last_end <= text.len() {
             out.extend(&text[last_end..]);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -218,10 +311,13 @@ fn expand_template(template: &str, matched: &[char], out: &mut String) {
 pub fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, PatternError> {
     let compiled = ShellPattern::compile(pattern)?;
     let text: Vec<char> = value.chars().collect();
-    Ok(match compiled.match_at(&text, 0, greedy) {
-        Some(end) => text[end..].iter().collect(),
-        None => value.to_string(),
-    })
+    let mut budget = Budget::new(&compiled, &text);
+    Ok(
+        match compiled.search(&text, 0, true, greedy, &mut budget)? {
+            Some((_, end)) => text[end..].iter().collect(),
+            None => value.to_string(),
+        },
+    )
 }
 
 /// Removes the shortest (or longest) suffix matching `pattern`, by matching the
@@ -269,16 +365,80 @@ mod tests {
     #[test]
     fn replace_all_skips_empty_match_after_match() {
         let star = ShellPattern::compile("*").unwrap();
-        assert_eq!(star.replace_all("abc", "-"), "-");
+        assert_eq!(star.replace_all("abc", "-").unwrap(), "-");
         let prefixed = ShellPattern::compile("a*").unwrap();
-        assert_eq!(prefixed.replace_all("bab", "-"), "b-");
+        assert_eq!(prefixed.replace_all("bab", "-").unwrap(), "b-");
         let plain = ShellPattern::compile("b").unwrap();
-        assert_eq!(plain.replace_all("abcb", "[$0]$$"), "a[b]$c[b]$");
+        assert_eq!(plain.replace_all("abcb", "[$0]$$").unwrap(), "a[b]$c[b]$");
     }
 
     #[test]
     fn wildcards_stop_at_newline() {
         assert_eq!(trim_prefix("*", "ab\ncd", true).unwrap(), "\ncd");
+    }
+
+    #[test]
+    fn preferences_match_backtracking() {
+        // (pattern, value, greedy, prefix trimmed away), worked out by hand
+        // with leftmost-first preferences.
+        let cases = [
+            ("a*b", "aXbYb", false, "Yb"),
+            ("a*b", "aXbYb", true, ""),
+            ("*?", "abc", false, "bc"),
+            ("*?", "abc", true, ""),
+            ("**x", "axbx", false, "bx"),
+            ("?", "", true, ""),
+            ("", "abc", true, "abc"),
+            ("*", "ab\ncd", false, "ab\ncd"),
+        ];
+        for (pattern, value, greedy, rest) in cases {
+            assert_eq!(
+                trim_prefix(pattern, value, greedy).unwrap(),
+                rest,
+                "{pattern} on {value:?}, greedy {greedy}"
+            );
+        }
+        let middle = ShellPattern::compile("b*d").unwrap();
+        assert_eq!(middle.replace_first("abcdbd", "X").unwrap(), "aX");
+        assert_eq!(middle.replace_all("ab\nbdcbd", "X").unwrap(), "ab\nX");
+    }
+
+    #[test]
+    fn a_huge_pattern_neither_recurses_nor_crawls() {
+        // One recursion per matched character overflowed the stack here.
+        let long = "a".repeat(300_000);
+        assert_eq!(trim_prefix(&long, &long, false).unwrap(), "");
+        assert_eq!(trim_suffix(&long, &format!("b{long}"), true).unwrap(), "b");
+        let ones = "?".repeat(300_000);
+        assert_eq!(trim_prefix(&ones, "short", true).unwrap(), "short");
+    }
+
+    #[test]
+    fn replacing_in_a_long_value_is_linear() {
+        // Every start position restarted the match: 48 s for 20k characters.
+        let value = "a".repeat(20_000);
+        let star_b = ShellPattern::compile("*b").unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(star_b.replace_first(&value, "x").unwrap(), value);
+        assert_eq!(star_b.replace_all(&value, "x").unwrap(), value);
+        assert_eq!(
+            star_b.replace_first(&format!("{value}bc"), "x").unwrap(),
+            "xc"
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "took {elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn too_much_work_is_an_error() {
+        let pattern = "*a".repeat(5_000);
+        let value = "a".repeat(20_000);
+        let err = trim_prefix(&pattern, &value, true).unwrap_err();
+        assert!(matches!(err, PatternError::TooComplex { .. }), "{err}");
+        assert!(err.to_string().contains("too much work"), "{err}");
     }
 
     #[test]
