@@ -8,7 +8,7 @@
 //! uncompressed stream was hashed and found equal to it.
 
 use super::compress::decompress;
-use super::root::{Meta, Node, RootWriter};
+use super::root::{Meta, Node, ParentError, RootWriter};
 use crate::store::{Digest, Store, StoreError};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, BufReader, Read};
@@ -38,17 +38,33 @@ pub enum ExtractError {
     Store(#[from] StoreError),
 }
 
-/// One layer entry that was refused or could not be written.
-#[derive(Debug, thiserror::Error)]
-#[error("layer {layer} entry '{path}'")]
+/// One layer entry that was refused or could not be written. The message
+/// names the layer, the entry and what is wrong with it; the system error
+/// beneath, if any, is its source.
+#[derive(Debug)]
 pub struct EntryError {
     /// The layer.
     pub layer: String,
     /// The entry path, as the archive has it.
     pub path: String,
     /// What is wrong with it.
-    #[source]
     pub problem: EntryProblem,
+}
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "layer {} entry '{}': {}",
+            self.layer, self.path, self.problem
+        )
+    }
+}
+
+impl std::error::Error for EntryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.problem)
+    }
 }
 
 /// What is wrong with a layer entry.
@@ -66,6 +82,19 @@ pub enum EntryProblem {
     /// A tar entry type berth does not unpack.
     #[error("has tar entry type {0:?}, which berth cannot unpack")]
     Unsupported(char),
+    /// Its parent path does not lead to a directory inside the root.
+    #[error(
+        "{action}: its parent '{parent}' is not a directory inside the layer root (a symlink \
+         to a missing or outside path, or a file)"
+    )]
+    Parent {
+        /// What was being done.
+        action: String,
+        /// The parent path.
+        parent: String,
+        /// The resolution error.
+        source: pathrs::error::Error,
+    },
     /// Writing it failed.
     #[error("{action}")]
     Io {
@@ -188,7 +217,18 @@ fn unpack_stream(stream: impl Read, dest: &Path, label: &str) -> Result<(), Extr
                 problem,
             }))
         };
-        let entry_err = |action: String| move |source| refuse(EntryProblem::Io { action, source });
+        let entry_err = |action: String| {
+            move |source: io::Error| {
+                refuse(match ParentError::take(source) {
+                    Ok(ParentError { parent, source }) => EntryProblem::Parent {
+                        action,
+                        parent: parent.display().to_string(),
+                        source,
+                    },
+                    Err(source) => EntryProblem::Io { action, source },
+                })
+            }
+        };
         let clean = clean_relative(&path).ok_or_else(|| refuse(EntryProblem::Escape))?;
         let name = clean
             .file_name()

@@ -212,8 +212,13 @@ fn hostile_layers_never_touch_anything_outside_the_root() {
         ),
         (
             "case 2: a top-level whiteout of '..'",
+            |_| vec![File(s(".wh..."), 0o644, vec![])],
+            Refused(&["'.wh...'", "whiteout for '..'"]),
+        ),
+        (
+            "case 2: a top-level whiteout of '.'",
             |_| vec![File(s(".wh.."), 0o644, vec![])],
-            Refused(&[".wh..", "whiteout"]),
+            Refused(&["'.wh..'", "whiteout for '.'"]),
         ),
         (
             "case 2: a whiteout of '.'",

@@ -75,13 +75,29 @@ fn pathrs_io(e: pathrs::error::Error) -> io::Error {
 /// A parent directory that could not be had inside the root.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "its parent '{}' is not a directory inside the layer root (a symlink to a missing or \
-     outside path, or a file?)",
+    "parent '{}' is not a directory inside the root (a symlink to a missing or outside \
+     path, or a file)",
     parent.display()
 )]
-struct ParentError {
-    parent: PathBuf,
-    source: pathrs::error::Error,
+pub(crate) struct ParentError {
+    pub parent: PathBuf,
+    pub source: pathrs::error::Error,
+}
+
+impl ParentError {
+    /// The parent error inside `e`, or `e` back if it is another error.
+    pub(crate) fn take(e: io::Error) -> Result<ParentError, io::Error> {
+        if e.get_ref().is_some_and(|inner| inner.is::<ParentError>()) {
+            let kind = e.kind();
+            match e.into_inner().map(|inner| inner.downcast::<ParentError>()) {
+                Some(Ok(parent)) => Ok(*parent),
+                Some(Err(other)) => Err(io::Error::new(kind, other)),
+                None => Err(io::Error::from(kind)),
+            }
+        } else {
+            Err(e)
+        }
+    }
 }
 
 fn parent_error(rel: &Path, source: pathrs::error::Error) -> io::Error {
