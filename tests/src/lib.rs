@@ -15,6 +15,7 @@
 pub mod bins;
 pub mod bundle;
 pub mod cgroups;
+pub mod hostile;
 pub mod podman;
 pub mod registry;
 pub mod require;

@@ -5,7 +5,10 @@
 pub mod compress;
 pub mod entry;
 pub mod extract;
+#[cfg(test)]
+mod hostile_tests;
 pub mod materialize;
+mod root;
 pub mod scan;
 pub mod write;
 pub mod xattr;

@@ -49,6 +49,18 @@ pub fn set_opaque(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Marks the directory open as `fd` opaque for overlayfs.
+pub fn set_opaque_fd(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: the name is NUL-terminated and the value length is right; `fd`
+    // is an open descriptor the caller holds.
+    let rc = unsafe { libc::fsetxattr(fd, OPAQUE.as_ptr().cast(), b"y".as_ptr().cast(), 1, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Creates an overlayfs whiteout (a 0/0 character device) at `path`.
 pub fn make_whiteout(path: &Path) -> io::Result<()> {
     let c = c_path(path)?;

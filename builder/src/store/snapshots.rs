@@ -29,6 +29,11 @@ impl Store {
     /// `diff_id`. A concurrent build that got there first wins; the staging copy
     /// is then removed, as the content is the same.
     ///
+    /// `diff_id` must be one berth computed from the content or verified
+    /// against it (`layer::extract::ensure_snapshot` hashes the stream it
+    /// unpacks), never one an image config merely claims: every image naming
+    /// that diffID will run this snapshot.
+    ///
     /// Snapshots are derived data (an unpacked blob, which is fsync'ed), so the
     /// tree is not fsync'ed file by file: that would cost more than the build.
     /// A killed build leaves at most a staging directory, never a partial
