@@ -97,6 +97,50 @@ impl Runtime {
     }
 }
 
+/// Kills what still runs in the cgroup of a container whose state file is
+/// unreadable, and removes that cgroup. A runtime killed while it rewrote
+/// `state.json` (libcontainer truncates it first) leaves the container
+/// running with no pid on record; the cgroup path survives in the config
+/// libcontainer saved beside the state at create. The cgroup is frozen while
+/// its processes are listed and killed, so none can fork away or be replaced
+/// by a reused pid.
+pub(crate) fn remove_orphaned(container_dir: &Path, id: &str, systemd: bool) -> Result<()> {
+    let config = match libcontainer::config::YoukiConfig::load(container_dir) {
+        Ok(config) => config,
+        // No saved config: the create stopped before making the cgroup.
+        Err(libcontainer::config::ConfigError::LoadIO { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(());
+        }
+        Err(err) => {
+            return Err(Error::InvalidInput(format!(
+                "container {id} has neither a readable state nor a readable config in {}: {}",
+                container_dir.display(),
+                crate::error::chain(&err)
+            )));
+        }
+    };
+    let path = config.cgroup_path.clone();
+    let manager = create_cgroup_manager(CgroupConfig {
+        cgroup_path: config.cgroup_path,
+        systemd_cgroup: systemd,
+        container_name: id.to_owned(),
+    })
+    .map_err(|e| cgroup_error("opening", id, &path, &e))?;
+    // Freezing fails where there is no freezer (or nothing left); the kill
+    // below still reaches every listed process.
+    let _ = manager.freeze(libcgroups::common::FreezerState::Frozen);
+    let pids = manager.get_all_pids().unwrap_or_default();
+    for pid in pids {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = manager.freeze(libcgroups::common::FreezerState::Thawed);
+    manager
+        .remove()
+        .map_err(|e| cgroup_error("removing", id, &path, &e))
+}
+
 fn manager(container: &Container) -> Result<(libcgroups::common::AnyCgroupManager, PathBuf)> {
     let id = container.id();
     let config = container

@@ -32,7 +32,8 @@ pub(crate) struct IdLock {
 }
 
 impl IdLock {
-    /// Takes the lock of `id` under `root`, waiting for a holder to finish.
+    /// Takes the lock of `id` under `root`, creating the root if needed (a
+    /// create's first use of it), and waits for a holder to finish.
     pub(crate) fn acquire(root: &Path, id: &str) -> Result<IdLock> {
         let dir = root.join(LOCK_DIR);
         std::fs::DirBuilder::new()
@@ -40,6 +41,31 @@ impl IdLock {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| Error::io("creating", &dir, e))?;
+        Self::lock(&dir, id)
+    }
+
+    /// Takes the lock of `id` for work on a container that may already be
+    /// gone (delete): `None` when `root` does not exist. It never creates
+    /// `root`, so a lock taken after a caller removed the whole state root
+    /// (a build removing its RUN step's staging) cannot bring it back.
+    pub(crate) fn acquire_existing(root: &Path, id: &str) -> Result<Option<IdLock>> {
+        let dir = root.join(LOCK_DIR);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("creating", &dir, e)),
+        }
+        match Self::lock(&dir, id) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    /// Takes the lock of `id` in the lock directory `dir`.
+    fn lock(dir: &Path, id: &str) -> Result<IdLock> {
         let path = dir.join(id);
         let deadline = Instant::now() + WAIT;
         loop {

@@ -267,10 +267,14 @@ impl Runtime {
             proxy.finish();
         }
         if !keep {
-            let deleted = IdLock::acquire(&self.root, id)
-                .and_then(|lock| delete_container(&mut container, id, true).map(|()| lock));
+            // The caller may have removed the whole state root meanwhile
+            // (a build cancelling its step): then nothing is left to delete.
+            let deleted = IdLock::acquire_existing(&self.root, id).and_then(|lock| match lock {
+                Some(lock) => delete_container(&mut container, id, true).map(|()| Some(lock)),
+                None => Ok(None),
+            });
             match deleted {
-                Ok(lock) => lock.remove(),
+                Ok(lock) => lock.into_iter().for_each(IdLock::remove),
                 // The exit status of the workload matters more than a failed
                 // cleanup; runc logs it too and keeps the status.
                 Err(err) => {
@@ -284,14 +288,15 @@ impl Runtime {
     /// Deletes a container `run` cannot go on with, and its lock file; a
     /// failure is logged under `what`, since the run's own error matters more.
     fn delete_failed_run(&self, container: &mut Container, id: &str, what: &str) {
-        let deleted = IdLock::acquire(&self.root, id).and_then(|lock| {
-            container
+        let deleted = IdLock::acquire_existing(&self.root, id).and_then(|lock| match lock {
+            Some(lock) => container
                 .delete(true)
                 .map_err(|source| Error::container("deleting", id, source))
-                .map(|()| lock)
+                .map(|()| Some(lock)),
+            None => Ok(None),
         });
         match deleted {
-            Ok(lock) => lock.remove(),
+            Ok(lock) => lock.into_iter().for_each(IdLock::remove),
             Err(err) => tracing::warn!(id, err = %crate::error::chain(&err), "{what}"),
         }
     }
@@ -380,7 +385,14 @@ impl Runtime {
     /// `force`, a container that does not exist is not an error.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         validate_id(id)?;
-        let lock = IdLock::acquire(&self.root, id)?;
+        let Some(lock) = IdLock::acquire_existing(&self.root, id)? else {
+            // No state root: no container, and nothing is created for it.
+            return if force {
+                Ok(())
+            } else {
+                Err(Error::NotFound { id: id.to_owned() })
+            };
+        };
         let deleted = self.delete_locked(id, force);
         if deleted.is_ok() || !self.container_dir(id).exists() {
             lock.remove();
@@ -395,8 +407,13 @@ impl Runtime {
             Ok(container) => container,
             Err(_) => {
                 // A directory without a loadable state is what an aborted
-                // create leaves; it holds nothing worth keeping.
+                // create, or a runtime killed while it rewrote the state,
+                // leaves. Its container may still run: with `force`, kill
+                // what its cgroup holds and remove the cgroup first.
                 if dir.exists() {
+                    if force {
+                        crate::cgroup::remove_orphaned(&dir, id, self.systemd_cgroup)?;
+                    }
                     std::fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))?;
                 }
                 return if force {

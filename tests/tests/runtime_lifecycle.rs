@@ -942,6 +942,36 @@ fn failing_poststop_hook_is_logged_and_the_container_deleted() {
     }
 }
 
+/// A runtime killed while it rewrote `state.json` (libcontainer truncates it
+/// first) leaves a running container with an empty state file. `delete
+/// --force` must still kill it and remove its cgroups: a killed build's
+/// cleanup relies on it. Without that, the state directory went and the
+/// container and its cgroups stayed.
+#[test]
+fn delete_force_kills_a_container_whose_state_file_is_torn() {
+    let rt = Runtime::new();
+    let bundle = Bundle::busybox(&["sleep", "60"]);
+    let logs = tempfile::tempdir().unwrap();
+    let id = unique_id("torn-state");
+    rt.create(&id, bundle.path(), logs.path(), &[]);
+    rt.ok(&["start", &id]);
+    let pid = rt.wait_status(&id, "running")["pid"].as_i64().unwrap();
+    std::fs::write(rt.root.path().join(&id).join("state.json"), b"").unwrap();
+    rt.ok(&["delete", "--force", &id]);
+    rt.assert_gone(&id);
+    // The process is gone too (a zombie of a reaped parent counts as gone).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|status| !status.contains("State:\tZ"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's process {pid} still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Two `create` of one id at the same time: exactly one wins, the other
 /// fails with "already exists", and the winner is intact. Without a lock
 /// both could pass the existence check and the loser's cleanup remove the

@@ -160,7 +160,11 @@ pub(crate) fn stop_leftover_container(dir: &Path) {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|entry| entry.path().is_dir())
+        // Runtimes keep their own files beside the containers' directories
+        // (berth-runtime's `@locks`); no container id starts with '@'.
+        .filter(|entry| {
+            entry.path().is_dir() && !entry.file_name().as_encoded_bytes().starts_with(b"@")
+        })
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     if !leftovers.is_empty()
