@@ -10,8 +10,8 @@ mod runtime_support;
 
 use berth_e2e::bundle::Bundle;
 use oci_spec::runtime::{
-    HookBuilder, HooksBuilder, LinuxDeviceBuilder, LinuxDeviceType, LinuxNamespace,
-    LinuxNamespaceType,
+    Capability, HookBuilder, HooksBuilder, LinuxDeviceBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespace, LinuxNamespaceType,
 };
 use runtime_support::{Runtime, unique_id};
 use std::collections::HashMap;
@@ -297,4 +297,122 @@ fn a_unified_cgroup_v2_host_gets_the_container_its_own_cgroup() {
     );
     on_v2(&["delete", "--force", &id]);
     rt.assert_gone(&id);
+}
+
+/// Runs `script` in a busybox container with CAP_MKNOD and the device cgroup
+/// rules Docker and runc apply (deny all, then the standard allow list, then
+/// `extra`), on this host seen as unified (cgroup v2 only) as in the test
+/// above, and returns what the script printed.
+fn run_with_device_rules_on_v2(script: &str, extra: &[LinuxDeviceCgroup]) -> String {
+    let rt = Runtime::new();
+    let unshare = berth_e2e::require::program("unshare", "util-linux");
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
+    assert!(
+        unified.join("cgroup.procs").exists(),
+        "this test needs the hybrid host's cgroup2 hierarchy at {}",
+        unified.display()
+    );
+    let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut rule = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
+        if let Some(major) = major {
+            rule = rule.major(major);
+        }
+        if let Some(minor) = minor {
+            rule = rule.minor(minor);
+        }
+        rule.build().unwrap()
+    };
+    // runc's default (libcontainer/specconv AllowedDevices), as berth writes it.
+    let mut rules = vec![
+        rule(false, LinuxDeviceType::A, None, None, "rwm"),
+        rule(true, LinuxDeviceType::C, None, None, "m"),
+        rule(true, LinuxDeviceType::B, None, None, "m"),
+    ];
+    for (major, minor) in [(1, Some(3)), (1, Some(5)), (1, Some(7)), (1, Some(8))]
+        .into_iter()
+        .chain([(1, Some(9)), (5, Some(0)), (5, Some(1)), (5, Some(2))])
+        .chain([(136, None), (10, Some(200))])
+    {
+        rules.push(rule(true, LinuxDeviceType::C, Some(major), minor, "rwm"));
+    }
+    rules.extend_from_slice(extra);
+    let bundle = Bundle::busybox_with(&["/bin/sh", "-c", script], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        let mut caps = process.capabilities().clone().unwrap();
+        let mut bounding = caps.bounding().clone().unwrap();
+        bounding.insert(Capability::Mknod);
+        caps.set_bounding(Some(bounding.clone()));
+        caps.set_permitted(Some(bounding.clone()));
+        caps.set_effective(Some(bounding));
+        process.set_capabilities(Some(caps));
+        spec.set_process(Some(process));
+        let mut linux = spec.linux().clone().unwrap();
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        resources.set_devices(Some(rules));
+        linux.set_resources(Some(resources));
+        spec.set_linux(Some(linux));
+    });
+    let id = unique_id("v2dev");
+    let out = std::process::Command::new(&unshare)
+        .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+        .arg("mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\"")
+        .arg("sh")
+        .arg(&rt.bin)
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["run", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "berth-runtime run on cgroup v2: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.assert_gone(&id);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Creates a node for the host's first loop device (block 7:0) and reads it,
+/// then uses /dev/null and /dev/zero.
+const READ_A_HOST_BLOCK_DEVICE: &str = "\
+    mknod /x b 7 0 && echo mknod=ok; \
+    if head -c1 /x >/dev/null 2>/err; then echo loop=read; else echo \"loop=$(cat /err)\"; fi; \
+    echo hi >/dev/null && echo null=$(head -c1 /dev/zero | wc -c)";
+
+/// On a unified host the device rules hold as they do on v1: with CAP_MKNOD
+/// a container may create a node for a host disk but not open it, while the
+/// standard devices still work. cgroup v2 has no device files; the runtime
+/// must attach an eBPF device program to the container's cgroup, as runc does.
+#[test]
+fn a_unified_cgroup_v2_host_denies_devices_outside_the_allow_list() {
+    let text = run_with_device_rules_on_v2(READ_A_HOST_BLOCK_DEVICE, &[]);
+    for want in [
+        "mknod=ok\n",
+        "loop=head: /x: Operation not permitted\n",
+        "null=1\n",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+/// An allow rule for one device opens exactly that one on a unified host.
+#[test]
+fn a_unified_cgroup_v2_host_allows_a_device_the_rules_allow() {
+    let read_loop0 = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(LinuxDeviceType::B)
+        .major(7)
+        .minor(0)
+        .access("r")
+        .build()
+        .unwrap();
+    let text = run_with_device_rules_on_v2(READ_A_HOST_BLOCK_DEVICE, &[read_loop0]);
+    for want in ["mknod=ok\n", "loop=read\n", "null=1\n"] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
 }

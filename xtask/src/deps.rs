@@ -13,6 +13,10 @@ pub const PACKAGES: &[&str] = &[
     // Build: libcontainer links libseccomp.
     "libseccomp-dev",
     "pkg-config",
+    // Build: libcgroups' cgroup v2 device controller (libbpf-sys) compiles
+    // libbpf, which links libelf and zlib.
+    "libelf-dev",
+    "zlib1g-dev",
     // Fixtures: the busybox root filesystem.
     "busybox-static",
     // Peers: the reference registry and runtime.

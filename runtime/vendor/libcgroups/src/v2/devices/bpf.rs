@@ -40,6 +40,8 @@ pub mod prog {
     pub fn load(license: &str, insns: &[u8]) -> Result<RawFd, super::BpfError> {
         let insns_cnt = insns.len() / std::mem::size_of::<bpf_insn>();
         let insns = insns as *const _ as *const bpf_insn;
+        // The kernel reads the license as a C string: a &str has no NUL.
+        let license: Vec<u8> = license.bytes().chain(Some(0)).collect();
         let mut opts = libbpf_sys::bpf_prog_load_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as libbpf_sys::size_t,
             kern_version: 0,
@@ -52,7 +54,7 @@ pub mod prog {
             bpf_prog_load(
                 BPF_PROG_TYPE_CGROUP_DEVICE,
                 ptr::null::<::std::os::raw::c_char>(),
-                license as *const _ as *const ::std::os::raw::c_char,
+                license.as_ptr() as *const ::std::os::raw::c_char,
                 insns,
                 insns_cnt as u64,
                 &mut opts as *mut libbpf_sys::bpf_prog_load_opts,

@@ -76,7 +76,12 @@ impl Devices {
 
         // Increase `ulimit -l` limit to avoid BPF_PROG_LOAD error (#2167).
         // This limit is not inherited into the container.
-        bpf_prog::bump_memlock_rlimit()?;
+        // Best effort, as in runc: since Linux 5.11 BPF memory is charged to
+        // the memory cgroup instead, and a runtime without CAP_SYS_RESOURCE
+        // cannot raise the limit but can still load the program.
+        if let Err(err) = bpf_prog::bump_memlock_rlimit() {
+            tracing::debug!("not raising RLIMIT_MEMLOCK for the device program: {err}");
+        }
         let prog_fd = bpf_prog::load(LICENSE, prog.bytecodes())?;
 
         // FIXME: simple way to attach BPF program
