@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use nix::errno::Errno;
 use oci_spec::runtime::{PosixRlimitType, Spec};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// File descriptors libcontainer's init opens for itself before it execs the
@@ -62,7 +63,7 @@ pub(crate) fn process(spec: &Spec, rootfs: &Path, config: &Path) -> Result<()> {
         ));
     }
     let cwd = process.cwd();
-    if let Some(errno) = missing_cwd(spec, rootfs, cwd) {
+    if let Some(errno) = prepare_cwd(spec, rootfs, cwd) {
         return Err(fail(
             "process.cwd",
             format!(
@@ -116,10 +117,13 @@ fn exec_size_problem(
     })
 }
 
-/// The errno with which entering `cwd` inside `rootfs` fails, if it does
-/// (ENOENT, ENOTDIR), resolved inside the rootfs. A cwd at or below a
-/// mount's destination is left to the mount and not checked.
-fn missing_cwd(spec: &Spec, rootfs: &Path, cwd: &Path) -> Option<Errno> {
+/// Creates a missing `cwd` inside `rootfs`, as runc does (mode 0755), and
+/// gives the errno with which entering it would still fail (ENOTDIR where a
+/// file stands in the way, EROFS on a read-only rootfs). Everything is
+/// resolved inside the rootfs, so a symlink in the image never makes this
+/// create a directory on the host. A cwd at or below a mount's destination
+/// is left to the mount and not checked.
+fn prepare_cwd(spec: &Spec, rootfs: &Path, cwd: &Path) -> Option<Errno> {
     if cwd.as_os_str().is_empty() {
         return None;
     }
@@ -133,15 +137,21 @@ fn missing_cwd(spec: &Spec, rootfs: &Path, cwd: &Path) -> Option<Errno> {
     }
     let root = pathrs::Root::open(rootfs).ok()?;
     let relative: PathBuf = cwd.components().collect();
+    let os_error = |err: &pathrs::error::Error| match err.kind() {
+        pathrs::error::ErrorKind::OsError(Some(code)) => Some(Errno::from_raw(code)),
+        _ => None,
+    };
     let handle = match root.resolve(&relative) {
         Ok(handle) => handle,
+        Err(err) if os_error(&err) == Some(Errno::ENOENT) => {
+            return root
+                .mkdir_all(&relative, &std::fs::Permissions::from_mode(0o755))
+                .err()
+                .map(|err| os_error(&err).unwrap_or(Errno::ENOENT));
+        }
         Err(err) => {
-            return match err.kind() {
-                pathrs::error::ErrorKind::OsError(Some(code))
-                    if code == libc::ENOENT || code == libc::ENOTDIR =>
-                {
-                    Some(Errno::from_raw(code))
-                }
+            return match os_error(&err) {
+                Some(Errno::ENOTDIR) => Some(Errno::ENOTDIR),
                 _ => None,
             };
         }
@@ -193,20 +203,27 @@ mod tests {
     }
 
     #[test]
-    fn cwd_is_resolved_inside_the_rootfs_and_mounts_are_trusted() {
+    fn cwd_is_created_inside_the_rootfs_and_mounts_are_trusted() {
         let rootfs = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(rootfs.path().join("work")).unwrap();
         std::fs::write(rootfs.path().join("file"), "").unwrap();
         // A symlink out of the rootfs resolves inside it.
         std::os::unix::fs::symlink("/etc", rootfs.path().join("etc-link")).unwrap();
         let spec = Spec::default();
-        let check = |cwd: &str| missing_cwd(&spec, rootfs.path(), Path::new(cwd));
+        let check = |cwd: &str| prepare_cwd(&spec, rootfs.path(), Path::new(cwd));
         assert_eq!(check("/work"), None);
         assert_eq!(check("/"), None);
         assert_eq!(check(""), None);
-        assert_eq!(check("/no/such/dir"), Some(Errno::ENOENT));
+        // A missing cwd is created, as runc creates it.
+        assert_eq!(check("/no/such/dir"), None);
+        assert!(rootfs.path().join("no/such/dir").is_dir());
         assert_eq!(check("/file"), Some(Errno::ENOTDIR));
-        assert_eq!(check("/etc-link"), Some(Errno::ENOENT));
+        assert_eq!(check("/file/below"), Some(Errno::ENOTDIR));
+        // Through a symlink to /etc, the directory is made in the rootfs.
+        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
+        assert_eq!(check("/etc-link/berth-new"), None);
+        assert!(rootfs.path().join("etc/berth-new").is_dir());
+        assert!(!Path::new("/etc/berth-new").exists());
         // /proc and /dev are mounts of the default spec.
         assert_eq!(check("/proc/self"), None);
         assert_eq!(check("/dev/shm"), None);

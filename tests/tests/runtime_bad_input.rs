@@ -220,21 +220,53 @@ fn exec_failure_reports_its_errno() {
     );
 }
 
-/// A missing working directory is named with its errno, not "failed to unix
-/// syscall".
+/// A working directory that cannot be entered is named with its errno, not
+/// "failed to unix syscall".
 #[test]
-fn missing_cwd_is_named_with_its_cause() {
+fn unusable_cwd_is_named_with_its_cause() {
     let rt = Runtime::new();
     let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
         let mut process = spec.process().clone().unwrap();
-        process.set_cwd("/no/such/dir".into());
+        process.set_cwd("/bin/busybox/dir".into());
         spec.set_process(Some(process));
     });
-    run_fails_with_cause(
-        &rt,
-        bundle.path(),
-        &["/no/such/dir", "No such file or directory"],
+    run_fails_with_cause(&rt, bundle.path(), &["/bin/busybox/dir", "Not a directory"]);
+}
+
+/// A missing working directory is created, as runc creates it, inside the
+/// rootfs even when the image leads it through a symlink to a host path.
+#[test]
+fn missing_cwd_is_created_inside_the_rootfs() {
+    let rt = Runtime::new();
+    let outside = tempfile::tempdir().unwrap();
+    let bundle = Bundle::busybox_with(&["pwd"], |spec| {
+        let mut process = spec.process().clone().unwrap();
+        process.set_cwd("/host-link/made".into());
+        spec.set_process(Some(process));
+    });
+    std::os::unix::fs::symlink(outside.path(), bundle.rootfs().join("host-link")).unwrap();
+    // The link's target exists in the rootfs too, where it must resolve.
+    let inside = bundle
+        .rootfs()
+        .join(outside.path().strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).unwrap();
+    let id = unique_id("cwd-made");
+    let out = rt.ok(&["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    // The link resolves inside the container to the same path in its rootfs.
+    assert_eq!(
+        out.trim(),
+        outside.path().join("made").to_str().unwrap(),
+        "pwd of the created cwd"
     );
+    assert!(
+        std::fs::read_dir(outside.path()).unwrap().next().is_none(),
+        "the cwd was created outside the rootfs"
+    );
+    assert!(
+        inside.join("made").is_dir(),
+        "the cwd was not made in the rootfs"
+    );
+    rt.assert_gone(&id);
 }
 
 /// An environment or argument list larger than the kernel takes fails with
@@ -302,7 +334,7 @@ fn fatal_errors_are_logged_at_level_error_with_the_cause() {
     let rt = Runtime::new();
     let bundle = Bundle::busybox_with(&["/bin/true"], |spec| {
         let mut process = spec.process().clone().unwrap();
-        process.set_cwd("/no/such/dir".into());
+        process.set_cwd("/bin/busybox/dir".into());
         spec.set_process(Some(process));
     });
     let logs = tempfile::tempdir().unwrap();
@@ -327,12 +359,12 @@ fn fatal_errors_are_logged_at_level_error_with_the_cause() {
             assert_eq!(line["level"], "error", "{last}");
             let msg = line["msg"].as_str().unwrap();
             assert!(
-                msg.contains("/no/such/dir") && msg.contains("No such file or directory"),
+                msg.contains("/bin/busybox/dir") && msg.contains("Not a directory"),
                 "{last}"
             );
         } else {
             assert!(last.contains("level=error"), "{last}");
-            assert!(last.contains("No such file or directory"), "{last}");
+            assert!(last.contains("Not a directory"), "{last}");
         }
         rt.assert_gone(&id);
     }
