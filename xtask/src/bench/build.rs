@@ -182,12 +182,7 @@ fn touch_one_file(setup: &Setup, round: usize, tool: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Times one build after a `sync`, so that no build pays for the previous
-/// one's dirty pages (buildah's storage, a removed store) still being written
-/// back: without it berth's fsyncs waited behind buildah's writeback and the
-/// same build took 4 s in the first round and 20 s in later ones.
 fn timed(cmd: &mut Command) -> anyhow::Result<f64> {
-    crate::util::output(&mut Command::new("sync"))?;
     inputs::timed(cmd).map(|(secs, _)| secs)
 }
 
