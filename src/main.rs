@@ -9,6 +9,9 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
     commands::init_logging(cli.global.log_level());
+    // Staging trees of killed builds can hold a RUN step's container; the
+    // store stops it before removing the tree.
+    berth_store::tmp::register_reaper(berth_containers::executor::stop_leftover_container);
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -12,13 +12,13 @@
 //! A download cut off (a killed process, a lost connection) stays staged in
 //! `oci/.ingest/<hex>.partial` and the next pull continues after its bytes.
 
-use crate::store::Store;
-use crate::store::lock::{FileLock, LockMode};
 use berth_registry_client::manifest::{Descriptor, Platform};
 use berth_registry_client::store::{BlobReader, ContentStore, OciLayout, StoreError};
 use berth_registry_client::{
     Client, ClientOptions, Digest, Error as ClientError, PullOptions, PushOptions, reference,
 };
+use berth_store::Store;
+use berth_store::lock::{FileLock, LockMode};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -323,7 +323,7 @@ async fn explain(
 }
 
 /// Pulls `image` into the store under `name` (its local name, see
-/// [`crate::store::tags::normalize`]). Blobs the store already has are not
+/// [`berth_store::tags::normalize`]). Blobs the store already has are not
 /// downloaded; the name is written last, so a failed pull leaves no tag.
 pub fn pull_image(
     store: &Store,

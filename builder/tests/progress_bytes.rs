@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use berth_builder::engine::{self, BuildOptions, Event, Progress};
-use berth_builder::executor::Runtime;
-use berth_builder::frontend::{self, PlanOptions, dockerignore};
-use berth_builder::layer::Compression;
-use berth_builder::store::Store;
+use berth_containers::executor::Runtime;
+use berth_dockerfile::{self as frontend, PlanOptions, dockerignore};
+use berth_store::Store;
+use berth_store::layer::Compression;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 

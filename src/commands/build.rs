@@ -10,8 +10,8 @@ mod progress;
 
 use super::GlobalArgs;
 use anyhow::{Context as _, bail};
-use berth_builder::frontend::{
-    self, Diagnostic, FrontendError, PlanOptions, Platform, Severity, dockerignore,
+use berth_dockerfile::{
+    self as frontend, Diagnostic, FrontendError, PlanOptions, Platform, Severity, dockerignore,
 };
 use clap::Args;
 use std::collections::BTreeMap;
@@ -54,7 +54,7 @@ pub struct BuildArgs {
     pub runtime: Option<PathBuf>,
     /// Layer compression: gzip, zstd or uncompressed.
     #[arg(long, value_name = "ALGO", default_value = "gzip")]
-    pub compression: berth_builder::layer::Compression,
+    pub compression: berth_store::layer::Compression,
     /// Push every -t name to its registry after the build.
     #[arg(long)]
     pub push: bool,

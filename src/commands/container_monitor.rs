@@ -2,9 +2,9 @@
 //! container, started by `berth run -d`.
 
 use super::GlobalArgs;
-use berth_builder::container::monitor::{self, Outcome, Reporter};
-use berth_builder::container::supervise::{self, Io, Supervision};
-use berth_builder::container::{self as container, ContainerError};
+use berth_containers::monitor::{self, Outcome, Reporter};
+use berth_containers::supervise::{self, Io, Supervision};
+use berth_containers::{self as container, ContainerError};
 use clap::Args;
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! `berth exec`: run another command in a running container.
 
 use super::GlobalArgs;
-use berth_builder::container::exec::{self, ExecOptions};
+use berth_containers::exec::{self, ExecOptions};
 use clap::Args;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;

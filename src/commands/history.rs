@@ -3,7 +3,7 @@
 
 use super::GlobalArgs;
 use super::images::format;
-use berth_builder::images::{self, short_id};
+use berth_store::images::{self, short_id};
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;

@@ -5,7 +5,7 @@ pub mod format;
 pub mod template;
 
 use super::GlobalArgs;
-use berth_builder::images::{self, repository_of, short_id};
+use berth_store::images::{self, repository_of, short_id};
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 //! filesystem directory, like `docker import` of a directory.
 
 use super::GlobalArgs;
-use berth_builder::image;
+use berth_store::image;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,7 +3,7 @@
 
 use super::GlobalArgs;
 use super::images::template;
-use berth_builder::images;
+use berth_store::images;
 use clap::Args;
 use std::process::ExitCode;
 

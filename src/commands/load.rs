@@ -3,7 +3,7 @@
 
 use super::GlobalArgs;
 use anyhow::Context;
-use berth_builder::archive;
+use berth_store::archive;
 use clap::Args;
 use std::fs::File;
 use std::io::{self, IsTerminal};

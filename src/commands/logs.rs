@@ -1,7 +1,7 @@
 //! `berth logs`: show the output of a container.
 
 use super::GlobalArgs;
-use berth_builder::container::{self, logfile};
+use berth_containers::{self as container, logfile};
 use clap::Args;
 use std::process::ExitCode;
 

@@ -25,7 +25,7 @@ mod tag;
 mod transfer_progress;
 mod version;
 
-use berth_builder::store::Store;
+use berth_store::Store;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,7 +2,8 @@
 
 use super::GlobalArgs;
 use super::images::format;
-use berth_builder::images::{self, PruneOptions};
+use berth_builder::prune::{PruneOptions, prune};
+use berth_containers::ContainerRoots;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -20,8 +21,13 @@ pub struct PruneArgs {
 pub fn run(args: &PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let on_wait = || eprintln!("waiting for running builds to finish");
-    let reclaimed = images::prune(&store, PruneOptions { all: args.all }, &on_wait)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reclaimed = prune(
+        &store,
+        PruneOptions { all: args.all },
+        &[&ContainerRoots],
+        &on_wait,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!(
         "removed {} blobs, {} snapshots, {} cache records, {} other entries",
         reclaimed.blobs, reclaimed.snapshots, reclaimed.records, reclaimed.other

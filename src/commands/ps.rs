@@ -2,7 +2,7 @@
 
 use super::GlobalArgs;
 use super::images::format::{duration, table, truncate};
-use berth_builder::container::{self, ContainerRecord, State, control};
+use berth_containers::{self as container, ContainerRecord, State, control};
 use clap::{Args, ValueEnum};
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 use super::GlobalArgs;
 use super::transfer_progress::{Direction, RegistryArgs, TransferProgress};
 use berth_builder::registry;
-use berth_builder::store::tags;
+use berth_store::tags;
 use clap::Args;
 use std::process::ExitCode;
 

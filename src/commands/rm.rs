@@ -1,7 +1,7 @@
 //! `berth rm`: remove containers.
 
 use super::GlobalArgs;
-use berth_builder::container::control;
+use berth_containers::control;
 use clap::Args;
 use std::process::ExitCode;
 

@@ -2,7 +2,8 @@
 
 use super::GlobalArgs;
 use super::images::format;
-use berth_builder::images::{self, RemoveOptions, Removed};
+use berth_containers::ContainerRoots;
+use berth_store::images::{self, RemoveOptions, Removed};
 use clap::Args;
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ pub fn run(args: &RmiArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         &store,
         &args.images,
         RemoveOptions { force: args.force },
+        &[&ContainerRoots, &berth_builder::cache::roots(&store)],
         &on_wait,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;

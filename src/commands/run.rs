@@ -5,13 +5,13 @@
 //! owns it and berth prints the id once it runs.
 
 use super::GlobalArgs;
-use berth_builder::container::create::{RunOptions, create, env_file_entries};
-use berth_builder::container::monitor::{self, Outcome};
-use berth_builder::container::supervise::{self, Io, Supervision};
-use berth_builder::container::{self, ContainerError, ContainerRecord, control};
-use berth_builder::executor::seccomp::{Profile, SeccompPolicy};
-use berth_builder::executor::{Network, Runtime};
-use berth_builder::store::Store;
+use berth_containers::create::{ImageFetcher, RunOptions, create, env_file_entries};
+use berth_containers::executor::seccomp::{Profile, SeccompPolicy};
+use berth_containers::executor::{Network, Runtime};
+use berth_containers::monitor::{self, Outcome};
+use berth_containers::supervise::{self, Io, Supervision};
+use berth_containers::{self as container, ContainerError, ContainerRecord, control};
+use berth_store::Store;
 use clap::Args;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -124,7 +124,7 @@ fn parse_security_opt(text: &str) -> Result<SeccompOption, String> {
 /// file read.
 fn seccomp_policy(
     options: &[SeccompOption],
-) -> Result<SeccompPolicy, berth_builder::executor::seccomp::SeccompError> {
+) -> Result<SeccompPolicy, berth_containers::executor::seccomp::SeccompError> {
     Ok(match options.last() {
         None | Some(SeccompOption::Builtin) => SeccompPolicy::Default,
         Some(SeccompOption::Unconfined) => SeccompPolicy::Unconfined,
@@ -191,9 +191,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
         seccomp,
     };
-    let record = match create(&store, &options, &|image| {
-        eprintln!("Unable to find image '{image}' locally; pulling it");
-    }) {
+    let record = match create(&store, &options, &RegistryFetcher) {
         Ok(record) => record,
         Err(e) => return Ok(fail(&e)),
     };
@@ -263,6 +261,24 @@ fn detach(
             );
             Ok(ExitCode::from(BERTH_FAILED))
         }
+    }
+}
+
+/// Pulls an image `run` needs from its registry, telling the user first as
+/// docker does.
+struct RegistryFetcher;
+
+impl ImageFetcher for RegistryFetcher {
+    fn fetch(
+        &self,
+        store: &Store,
+        name: &str,
+        local: &str,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        eprintln!("Unable to find image '{name}' locally; pulling it");
+        let (sender, _receiver) = std::sync::mpsc::channel();
+        berth_builder::registry::pull(store, name, local, sender)?;
+        Ok(())
     }
 }
 

@@ -3,9 +3,9 @@
 
 use super::GlobalArgs;
 use anyhow::Context;
-use berth_builder::images;
 use berth_builder::output::{ArchiveFormat, Named, write_archive};
-use berth_builder::store::atomic;
+use berth_store::atomic;
+use berth_store::images;
 use clap::{Args, ValueEnum};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};

@@ -1,7 +1,7 @@
 //! `berth stop`: stop running containers.
 
 use super::GlobalArgs;
-use berth_builder::container::control;
+use berth_containers::control;
 use clap::Args;
 use std::process::ExitCode;
 use std::time::Duration;

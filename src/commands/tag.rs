@@ -1,8 +1,8 @@
 //! `berth tag`: give an image in the local store another name.
 
 use super::GlobalArgs;
-use berth_builder::images;
-use berth_builder::store::tags::normalize;
+use berth_store::images;
+use berth_store::tags::normalize;
 use clap::Args;
 use std::process::ExitCode;
 

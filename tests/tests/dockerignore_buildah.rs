@@ -17,8 +17,8 @@
 // Test helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use berth_builder::frontend::context_walk::{self, EntryKind};
-use berth_builder::frontend::dockerignore::{self, Matcher};
+use berth_dockerfile::context_walk::{self, EntryKind};
+use berth_dockerfile::dockerignore::{self, Matcher};
 use berth_e2e::require;
 use std::collections::BTreeSet;
 use std::fs;

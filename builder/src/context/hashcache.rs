@@ -4,7 +4,7 @@
 //! same context re-reads only files whose (size, mtime, inode, mode) changed.
 
 use super::walk::{ContextFile, FileKind, hash_file};
-use crate::store::{Digest, Store, StoreError, atomic};
+use berth_store::{Digest, Store, StoreError, atomic};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs;
@@ -169,7 +169,7 @@ impl HashCache {
                 }
             }
         }
-        atomic::write(path, text.as_bytes()).map_err(crate::store::io_err("writing", path))
+        atomic::write(path, text.as_bytes()).map_err(berth_store::io_err("writing", path))
     }
 }
 

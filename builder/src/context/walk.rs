@@ -1,6 +1,6 @@
 //! The stat walk of a build context.
 
-use crate::store::Digest;
+use berth_store::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fs;

@@ -8,9 +8,9 @@ use super::step::{
     CommandForm, CopyFrom, CopyStep, HealthcheckSpec, HeredocBody, Instruction, MountSpec, RunStep,
     Step,
 };
-use crate::frontend::instruction::{self as fi, Command, Source};
-use crate::frontend::plan;
-use crate::frontend::shell::Lexer;
+use berth_dockerfile::instruction::{self as fi, Command, Source};
+use berth_dockerfile::plan;
+use berth_dockerfile::shell::Lexer;
 use std::collections::BTreeMap;
 
 /// Errors converting a step.

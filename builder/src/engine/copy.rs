@@ -5,11 +5,11 @@
 use super::chmod::{self, Chmod};
 use super::metadata::resolve_path;
 use super::step::{CopyStep, HeredocBody};
-use super::view;
 use crate::context::{Context, ContextFile, FileKind, HashCache};
-use crate::executor::mount;
-use crate::frontend::glob::Glob;
-use crate::layer::{Entry, EntryKind};
+use berth_containers::executor::mount;
+use berth_containers::executor::view;
+use berth_dockerfile::glob::Glob;
+use berth_store::layer::{Entry, EntryKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -195,7 +195,7 @@ pub fn resolve_chown(spec: &str, image_root: Option<&Path>) -> Result<(u64, u64)
     let tree = image_root.and_then(|r| mount::open_root(r).ok());
     let read = |file: &str| {
         tree.as_ref()
-            .map(|t| crate::executor::user::read_account_file(t, file))
+            .map(|t| berth_containers::executor::user::read_account_file(t, file))
             .unwrap_or_default()
     };
     let lookup = |text: &str, name: &str| -> Option<u64> {

@@ -4,9 +4,9 @@
 //! that runs on top of it, or the image being written). A hit that a later
 //! hit supersedes therefore never moves its layer.
 
-use crate::oci::Descriptor;
-use crate::store::cache::CacheRecord;
-use crate::store::{Digest, Store};
+use crate::cache::CacheRecord;
+use berth_store::oci::Descriptor;
+use berth_store::{Digest, Store};
 
 /// The error a [`RecordSource`] gives for a blob it could not deliver.
 pub type FetchError = Box<dyn std::error::Error + Send + Sync>;

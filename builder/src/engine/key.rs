@@ -13,8 +13,8 @@
 use super::step::{
     CommandForm, CopyFrom, CopyStep, HealthcheckSpec, HeredocBody, Instruction, MountSpec, RunStep,
 };
-use crate::executor::Network;
-use crate::store::Digest;
+use berth_containers::executor::Network;
+use berth_store::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,7 +1,7 @@
 //! Metadata instructions applied to the image configuration.
 
 use super::step::{CommandForm, Instruction};
-use crate::oci::{EmptyObject, Healthcheck, ImageConfig};
+use berth_store::oci::{EmptyObject, Healthcheck, ImageConfig};
 
 /// The shell used for shell-form commands when `SHELL` was not given.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];

@@ -12,17 +12,16 @@ pub mod metadata;
 pub mod progress;
 pub mod run;
 pub mod step;
-pub mod view;
 
+use crate::cache::{CacheRecord, CacheStore, LayerRecord};
 use crate::context::{Context, HashCache, Visit};
-use crate::executor::Runtime;
-use crate::frontend::dockerignore::Matcher;
-use crate::frontend::plan::{self, BuildPlan};
-use crate::image::{self, ImageError};
-use crate::layer::{Compression, LayerError, WriteOptions, extract};
-use crate::oci::{Descriptor, History, ImageConfig, RootFs, rfc3339};
-use crate::store::cache::{CacheRecord, LayerRecord};
-use crate::store::{Digest, Store, StoreError};
+use berth_containers::executor::{Runtime, view};
+use berth_dockerfile::dockerignore::Matcher;
+use berth_dockerfile::plan::{self, BuildPlan};
+use berth_store::image::{self, ImageError};
+use berth_store::layer::{Compression, LayerError, WriteOptions, extract};
+use berth_store::oci::{Descriptor, History, ImageConfig, RootFs, rfc3339};
+use berth_store::{Digest, Store, StoreError};
 pub use progress::{Event, NoProgress, Progress, StepId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -378,7 +377,7 @@ impl Build<'_> {
                         // Said before the network is touched, as docker does.
                         self.progress.event(Event::StepOutput {
                             id: id.clone(),
-                            stream: crate::executor::Stream::Stderr,
+                            stream: berth_containers::executor::Stream::Stderr,
                             line: format!(
                                 "Unable to find image '{name}' locally; pulling it from its registry"
                             ),
@@ -590,18 +589,18 @@ impl Build<'_> {
     /// straight from the same sources (no second pass through the blob).
     fn layer_and_snapshot(
         &self,
-        entries: Vec<crate::layer::Entry>,
+        entries: Vec<berth_store::layer::Entry>,
         id: &StepId,
     ) -> Result<LayerRecord, BuildError> {
-        let ordered = crate::layer::entry::canonical_order(entries);
+        let ordered = berth_store::layer::entry::canonical_order(entries);
         let total: u64 = ordered.iter().map(|e| e.content_size()).sum();
         let mut bytes = progress::BytesReporter::new(self.progress, id, Some(total));
         let staging = self.store.snapshot_staging()?;
         let epoch = self.options.source_date_epoch;
         let (layer, snapshot) = std::thread::scope(|scope| {
-            let snapshot =
-                scope.spawn(|| crate::layer::materialize::materialize(&ordered, &staging, epoch));
-            let layer = crate::layer::write::write_layer_reporting(
+            let snapshot = scope
+                .spawn(|| berth_store::layer::materialize::materialize(&ordered, &staging, epoch));
+            let layer = berth_store::layer::write::write_layer_reporting(
                 self.store.blobs(),
                 ordered.clone(),
                 self.write_options(),
@@ -613,7 +612,7 @@ impl Build<'_> {
         let layer = match layer {
             Ok(layer) => layer,
             Err(e) => {
-                let _ = crate::store::tmp::remove_tree(&staging);
+                let _ = berth_store::tmp::remove_tree(&staging);
                 return Err(e.into());
             }
         };
@@ -624,7 +623,7 @@ impl Build<'_> {
             other => {
                 // The blob is good; unpack it instead.
                 tracing::warn!(error = ?other.map_err(|_| "panicked"), "writing a snapshot directly failed; unpacking the layer");
-                let _ = crate::store::tmp::remove_tree(&staging);
+                let _ = berth_store::tmp::remove_tree(&staging);
                 extract::ensure_snapshot(self.store, &layer.descriptor.digest, &layer.diff_id)?;
             }
         }
@@ -906,7 +905,7 @@ impl Build<'_> {
                 };
                 let layer = self.layer_and_snapshot(entries, id);
                 for dir in unpacked {
-                    let _ = crate::store::tmp::remove_tree(&dir);
+                    let _ = berth_store::tmp::remove_tree(&dir);
                 }
                 layer?
             }
@@ -1062,7 +1061,7 @@ fn onbuild_step(
     escape: char,
 ) -> Result<Step, BuildError> {
     let source = format!("FROM scratch\n{trigger}\n");
-    let parsed = crate::frontend::parse(&source, "ONBUILD")
+    let parsed = berth_dockerfile::parse(&source, "ONBUILD")
         .map_err(|d| BuildError::Unsupported(format!("ONBUILD trigger '{trigger}': {d}")))?;
     let planned = plan::plan(&parsed, &plan::PlanOptions::default())
         .map_err(|e| BuildError::Unsupported(format!("ONBUILD trigger '{trigger}': {e}")))?;
@@ -1087,7 +1086,7 @@ fn add_entries(
     root: &Path,
     options: &copy::EntryOptions<'_>,
     unpacked: &mut Vec<PathBuf>,
-) -> Result<Vec<crate::layer::Entry>, BuildError> {
+) -> Result<Vec<berth_store::layer::Entry>, BuildError> {
     let mut plain = Vec::new();
     let mut entries = Vec::new();
     // Downloaded sources (the last `downloaded` ones) are never extracted.
@@ -1104,20 +1103,23 @@ fn add_entries(
         let staging = store.snapshot_staging()?;
         unpacked.push(staging.clone());
         let file = std::fs::File::open(root.join(&s.files[0].rel))
-            .map_err(crate::store::io_err("opening", &root.join(&s.files[0].rel)))?;
+            .map_err(berth_store::io_err("opening", &root.join(&s.files[0].rel)))?;
         extract::unpack(std::io::BufReader::new(file), &staging, &s.path)?;
         let dest = metadata::resolve_path(options.workdir, &copy.dest);
         let dest_rel = dest.trim_start_matches('/');
-        let scanned = crate::layer::scan::scan_tree(&staging, crate::layer::scan::TreeKind::Plain)
-            .map_err(|e| BuildError::Unsupported(e.to_string()))?;
+        let scanned = berth_store::layer::scan::scan_tree(
+            &staging,
+            berth_store::layer::scan::TreeKind::Plain,
+        )
+        .map_err(|e| BuildError::Unsupported(e.to_string()))?;
         for mut e in scanned {
             e.path = if dest_rel.is_empty() {
                 e.path
             } else {
                 format!("{dest_rel}/{}", e.path)
             };
-            if let crate::layer::EntryKind::Hardlink(t) = &e.kind {
-                e.kind = crate::layer::EntryKind::Hardlink(if dest_rel.is_empty() {
+            if let berth_store::layer::EntryKind::Hardlink(t) = &e.kind {
+                e.kind = berth_store::layer::EntryKind::Hardlink(if dest_rel.is_empty() {
                     t.clone()
                 } else {
                     format!("{dest_rel}/{t}")
@@ -1142,7 +1144,8 @@ fn is_tar_archive(path: &Path) -> bool {
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    let Ok(mut reader) = crate::layer::compress::decompress(std::io::BufReader::new(file)) else {
+    let Ok(mut reader) = berth_store::layer::compress::decompress(std::io::BufReader::new(file))
+    else {
         return false;
     };
     let mut header = [0u8; 512];
@@ -1161,6 +1164,6 @@ struct TreeGuard(PathBuf);
 
 impl Drop for TreeGuard {
     fn drop(&mut self) {
-        let _ = crate::store::tmp::remove_tree(&self.0);
+        let _ = berth_store::tmp::remove_tree(&self.0);
     }
 }

@@ -1,7 +1,7 @@
 //! Progress events: the engine reports what it does as data, and the CLI
 //! decides how to show it (live bars on a terminal, plain lines in CI, JSON).
 
-use crate::executor::Stream;
+use berth_containers::executor::Stream;
 use std::time::{Duration, Instant};
 
 /// Identifies a step in events: its stage and position.

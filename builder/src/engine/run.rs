@@ -4,15 +4,17 @@
 use super::metadata;
 use super::progress::BytesReporter;
 use super::step::{CommandForm, MountSpec, RunStep};
+use crate::cache::LayerRecord;
 use crate::context::{Context, ContextFile, FileKind};
-use crate::executor::{self, ExecError, RunSpec, Runtime, StepMount, Stream, mount};
-use crate::layer::scan::{TreeKind, scan_tree};
-use crate::layer::write::write_layer_reporting;
-use crate::layer::{LayerError, WriteOptions};
-use crate::oci::ImageConfig;
-use crate::store::cache::LayerRecord;
-use crate::store::lock::{FileLock, LockMode};
-use crate::store::{Digest, Store, StoreError, tmp};
+use berth_containers::executor::{
+    self, ExecError, RunSpec, Runtime, StepMount, Stream, mount, view,
+};
+use berth_store::layer::scan::{TreeKind, scan_tree};
+use berth_store::layer::write::write_layer_reporting;
+use berth_store::layer::{LayerError, WriteOptions};
+use berth_store::lock::{FileLock, LockMode};
+use berth_store::oci::ImageConfig;
+use berth_store::{Digest, Store, StoreError, tmp};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, chown};
@@ -61,7 +63,7 @@ pub enum RunError {
     Layer(#[from] LayerError),
     /// The layer could not be scanned.
     #[error(transparent)]
-    Scan(#[from] crate::layer::scan::ScanError),
+    Scan(#[from] berth_store::layer::scan::ScanError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -183,20 +185,20 @@ fn resolve_mounts(
                         .join(Digest::of(id.as_bytes()).hex())
                 };
                 if !dir.exists() {
-                    fs::create_dir_all(&dir).map_err(crate::store::io_err("creating", &dir))?;
+                    fs::create_dir_all(&dir).map_err(berth_store::io_err("creating", &dir))?;
                     // The step's user must be able to write its cache: a mode or
                     // owner that did not take is an error, not a surprise later.
                     fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
-                        .map_err(crate::store::io_err("setting the mode of", &dir))?;
+                        .map_err(berth_store::io_err("setting the mode of", &dir))?;
                     chown(&dir, Some(*uid), Some(*gid))
-                        .map_err(crate::store::io_err("changing the owner of", &dir))?;
+                        .map_err(berth_store::io_err("changing the owner of", &dir))?;
                 }
                 if *locked {
                     let lock_path = store
                         .lock_path(&format!("cache-mount-{}", Digest::of(id.as_bytes()).hex()));
                     guards._locks.push(
                         FileLock::acquire(&lock_path, LockMode::Exclusive)
-                            .map_err(crate::store::io_err("locking", &lock_path))?,
+                            .map_err(berth_store::io_err("locking", &lock_path))?,
                     );
                 }
                 out.push(StepMount::Bind {
@@ -219,10 +221,10 @@ fn resolve_mounts(
                         .cloned()
                         .ok_or_else(|| RunError::MissingBindSource(source.clone()))?,
                 };
-                let rel = super::view::resolve_in_root(&root, source, true)
+                let rel = view::resolve_in_root(&root, source, true)
                     .map_err(|_| RunError::MissingBindSource(source.clone()))?;
                 let tree =
-                    mount::open_root(&root).map_err(crate::store::io_err("opening", &root))?;
+                    mount::open_root(&root).map_err(berth_store::io_err("opening", &root))?;
                 if mount::stat_in_root(&tree, &rel).is_err() {
                     return Err(RunError::MissingBindSource(source.clone()));
                 }
@@ -236,11 +238,11 @@ fn resolve_mounts(
                     let scratch = tmp::fresh(&store.tmp_dir(), "bind-copy");
                     guards.scratch.push(scratch.clone());
                     fs::create_dir_all(&scratch)
-                        .map_err(crate::store::io_err("creating", &scratch))?;
+                        .map_err(berth_store::io_err("creating", &scratch))?;
                     let listing: Vec<ContextFile> = match context_tree {
                         Some(ctx) => ctx.under(&rel).cloned().collect(),
                         None => Context::walk_under(&root, &rel)
-                            .map_err(|e| crate::store::io_err("listing", &e.path)(e.source))?
+                            .map_err(|e| berth_store::io_err("listing", &e.path)(e.source))?
                             .files()
                             .cloned()
                             .collect(),
@@ -250,7 +252,7 @@ fn resolve_mounts(
                     }
                     let copy = scratch.join("source");
                     copy_entries(&tree, &rel, &listing, &copy)
-                        .map_err(crate::store::io_err("copying", &host))?;
+                        .map_err(berth_store::io_err("copying", &host))?;
                     host = copy;
                 }
                 out.push(StepMount::Bind {

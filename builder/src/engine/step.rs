@@ -133,7 +133,7 @@ pub struct RunStep {
     /// `--mount` values.
     pub mounts: Vec<MountSpec>,
     /// `--network`.
-    pub network: crate::executor::Network,
+    pub network: berth_containers::executor::Network,
 }
 
 /// A `RUN --mount`.

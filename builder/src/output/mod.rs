@@ -1,10 +1,10 @@
 //! Build outputs: tags in the local store, an OCI image layout (directory or
 //! tar), and a Docker archive that `docker load` and `podman load` accept.
 
-use crate::image::StoredImage;
-use crate::layer::compress::decompress;
-use crate::oci::{ANNOTATION_REF_NAME, Descriptor, Index};
-use crate::store::{Digest, Store, StoreError, atomic, io_err, tmp};
+use berth_store::image::StoredImage;
+use berth_store::layer::compress::decompress;
+use berth_store::oci::{ANNOTATION_REF_NAME, Descriptor, Index};
+use berth_store::{Digest, Store, StoreError, atomic, io_err, tmp};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -108,7 +108,7 @@ impl<'a> Named<'a> {
             image,
             names: names
                 .iter()
-                .map(|n| crate::store::tags::normalize(n))
+                .map(|n| berth_store::tags::normalize(n))
                 .collect(),
         }
     }
@@ -142,9 +142,7 @@ fn blobs_of(image: &StoredImage) -> Vec<Descriptor> {
     blobs
 }
 
-/// The annotation containerd and docker (25 and later) name images by in an
-/// OCI layout; berth writes it beside `org.opencontainers.image.ref.name`.
-pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub use berth_store::oci::ANNOTATION_CONTAINERD_NAME;
 
 fn index_for(images: &[Named<'_>]) -> Index {
     let mut index = Index::default();

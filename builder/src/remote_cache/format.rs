@@ -3,10 +3,10 @@
 //! the records' layer blobs. docs/build-cache.md describes it for readers
 //! outside the code.
 
+use crate::cache::{CacheRecord, LayerRecord};
 use crate::engine::key;
-use crate::oci::{Descriptor, MEDIA_MANIFEST, Manifest};
-use crate::store::Digest;
-use crate::store::cache::{CacheRecord, LayerRecord};
+use berth_store::Digest;
+use berth_store::oci::{Descriptor, MEDIA_MANIFEST, Manifest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -167,7 +167,7 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::MEDIA_LAYER_GZIP;
+    use berth_store::oci::MEDIA_LAYER_GZIP;
 
     fn record(layer: Option<&[u8]>) -> CacheRecord {
         CacheRecord {

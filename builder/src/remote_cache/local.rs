@@ -5,8 +5,8 @@
 
 use super::RemoteCacheError;
 use super::format::{Encoded, MEDIA_CACHE_CONFIG};
-use crate::oci::{ANNOTATION_REF_NAME, Descriptor, Index, MEDIA_MANIFEST, Manifest};
-use crate::store::{Digest, Store, atomic};
+use berth_store::oci::{ANNOTATION_REF_NAME, Descriptor, Index, MEDIA_MANIFEST, Manifest};
+use berth_store::{Digest, Store, atomic};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};

@@ -20,11 +20,11 @@ mod local;
 mod registry;
 pub mod spec;
 
+use crate::cache::CacheRecord;
 use crate::engine::CacheRecords;
 use crate::engine::imported::{FetchError, RecordSource};
-use crate::oci::Descriptor;
-use crate::store::cache::CacheRecord;
-use crate::store::{Digest, Store};
+use berth_store::oci::Descriptor;
+use berth_store::{Digest, Store};
 use local::LocalEnd;
 use registry::RegistryEnd;
 pub use spec::{ExportSpec, ImportSpec, Location, Mode, SpecError};
@@ -68,7 +68,7 @@ pub enum RemoteCacheError {
         /// The reference or directory.
         location: String,
         /// The store's error.
-        source: crate::store::StoreError,
+        source: berth_store::StoreError,
     },
 }
 

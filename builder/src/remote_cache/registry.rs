@@ -4,12 +4,12 @@
 
 use super::RemoteCacheError;
 use super::format::{Encoded, MEDIA_CACHE_CONFIG};
-use crate::oci::{self, MEDIA_MANIFEST};
-use crate::store::{Digest, Store};
 use berth_registry_client::manifest::{Descriptor as WireDescriptor, Manifest};
 use berth_registry_client::progress::{NoProgress, ProgressSink};
 use berth_registry_client::store::OciLayout;
 use berth_registry_client::{Client, ClientOptions, Reference, reference};
+use berth_store::oci::{self, MEDIA_MANIFEST};
+use berth_store::{Digest, Store};
 use std::sync::Arc;
 
 /// One registry cache reference with its client and transfer threads.

@@ -60,7 +60,7 @@ fn wait_and_cancel(set: &libc::sigset_t, tmp_dir: &std::path::Path) {
         "\nbuild cancelled by {}: stopping its containers",
         signal_name(signal)
     );
-    if let Err(err) = berth_builder::store::tmp::remove_own(tmp_dir) {
+    if let Err(err) = berth_store::tmp::remove_own(tmp_dir) {
         eprintln!("warning: cleaning up the cancelled build: {err}");
     }
     std::process::exit(128 + signal);

@@ -5,13 +5,13 @@ use super::progress::{Mode, Renderer};
 use anyhow::{Context as _, bail};
 use berth_builder::engine::imported::RecordSource;
 use berth_builder::engine::{self, BuildOptions};
-use berth_builder::executor::Runtime;
-use berth_builder::frontend::{self, FrontendError, PlanOptions, dockerignore};
-use berth_builder::image;
-use berth_builder::layer::Compression;
 use berth_builder::output::{self, Output};
 use berth_builder::remote_cache::{self, ExportSpec, ImportSpec};
-use berth_builder::store::Store;
+use berth_containers::executor::Runtime;
+use berth_dockerfile::{self as frontend, FrontendError, PlanOptions, dockerignore};
+use berth_store::Store;
+use berth_store::image;
+use berth_store::layer::Compression;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -190,7 +190,7 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         store
             .tag(tag, &built.manifest)
             .map_err(|e| anyhow::anyhow!("tagging the image as {tag}: {e}"))?;
-        eprintln!("naming to {}", berth_builder::store::tags::normalize(tag));
+        eprintln!("naming to {}", berth_store::tags::normalize(tag));
     }
     if !outputs.is_empty() {
         let stored = image::load_descriptor(&store, "(built image)", built.manifest.clone())
@@ -205,7 +205,7 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
             bail!("--push needs at least one -t NAME to push to");
         }
         for tag in request.tags {
-            let name = berth_builder::store::tags::normalize(tag);
+            let name = berth_store::tags::normalize(tag);
             // The same per-blob progress as `berth push`.
             let progress = crate::commands::transfer_progress::TransferProgress::new(
                 crate::commands::transfer_progress::Direction::Push,

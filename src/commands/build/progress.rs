@@ -2,7 +2,7 @@
 //! numbered lines without one (CI logs), or one JSON object per event.
 
 use berth_builder::engine::{Event, Progress, StepId};
-use berth_builder::executor::Stream;
+use berth_containers::executor::Stream;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};

@@ -34,7 +34,7 @@ pub fn now() -> i64 {
 
 /// `3 days ago`, from an RFC 3339 time; `N/A` when there is none.
 pub fn age(created: Option<&str>, now: i64) -> String {
-    match created.and_then(berth_builder::images::time::parse_rfc3339) {
+    match created.and_then(berth_store::images::time::parse_rfc3339) {
         Some(then) => format!("{} ago", duration(now.saturating_sub(then).max(0))),
         None => "N/A".to_string(),
     }
@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn ages_read_like_docker() {
         let now = 1_700_000_000;
-        let at = |secs_ago: i64| berth_builder::oci::rfc3339(now - secs_ago);
+        let at = |secs_ago: i64| berth_store::oci::rfc3339(now - secs_ago);
         for (ago, text) in [
             (0, "Less than a second ago"),
             (30, "30 seconds ago"),

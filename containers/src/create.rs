@@ -1,0 +1,656 @@
+//! Creating a container: its record, and the OCI bundle made from the image
+//! and the options of `berth run`, with Docker's rules for the command,
+//! environment, user, working directory, hostname and mounts.
+
+use super::lookup::mkdir_in_root;
+use super::{ContainerError, ContainerRecord, State, cio, container_dir, names};
+use crate::executor::config::{self, BundleConfig, BundleMount, Network};
+use crate::executor::seccomp::SeccompPolicy;
+use crate::executor::{mount, user};
+use berth_store::image::{self, ImageError, StoredImage};
+use berth_store::layer::extract;
+use berth_store::{Store, StoreError, tmp};
+use std::fs;
+
+use std::path::{Path, PathBuf};
+
+/// What `berth run` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The image name.
+    pub image: String,
+    /// The arguments after the image: they replace the image's `Cmd`.
+    pub command: Vec<String>,
+    /// `--entrypoint`: replaces the image's `Entrypoint` and resets its `Cmd`.
+    pub entrypoint: Option<String>,
+    /// `-e KEY=value` or `-e KEY` (taken from berth's own environment).
+    pub env: Vec<String>,
+    /// `-v HOST:CONTAINER[:ro|rw]`.
+    pub volumes: Vec<String>,
+    /// `-w`: the working directory (created if missing).
+    pub workdir: Option<String>,
+    /// `-u USER[:GROUP]`.
+    pub user: Option<String>,
+    /// `--hostname` (default: the short id).
+    pub hostname: Option<String>,
+    /// `--name` (default: a made-up one).
+    pub name: Option<String>,
+    /// `-t`: a pseudo-terminal.
+    pub tty: bool,
+    /// `--rm`: remove the container when it exits.
+    pub auto_remove: bool,
+    /// `-d`: a monitor process owns the container.
+    pub detached: bool,
+    /// `--network`.
+    pub network: Network,
+    /// The runtime binary.
+    pub runtime: PathBuf,
+    /// `--security-opt seccomp=…` (default: Docker's profile).
+    pub seccomp: SeccompPolicy,
+}
+
+/// A parsed `-v` bind mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// The host path (absolute).
+    pub host: PathBuf,
+    /// The container path (absolute).
+    pub container: String,
+    /// Whether it is read-only.
+    pub readonly: bool,
+}
+
+/// Parses `HOST:CONTAINER[:OPTIONS]`, options being `ro`, `rw` and the
+/// SELinux labels `z`/`Z` (accepted, meaningless without SELinux).
+pub fn parse_volume(spec: &str) -> Result<Volume, ContainerError> {
+    let invalid = |reason: &str| ContainerError::InvalidVolume {
+        spec: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, options) = match parts.as_slice() {
+        [host, container] => (*host, *container, ""),
+        [host, container, options] => (*host, *container, *options),
+        _ => return Err(invalid("expected HOST:CONTAINER or HOST:CONTAINER:ro")),
+    };
+    if !host.starts_with('/') {
+        return Err(invalid(
+            "the host path must be absolute (berth has no named volumes)",
+        ));
+    }
+    if !container.starts_with('/') {
+        return Err(invalid("the container path must be absolute"));
+    }
+    if container == "/" {
+        return Err(invalid("the container path must not be /"));
+    }
+    let mut readonly = false;
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option {
+            "ro" => readonly = true,
+            "rw" => readonly = false,
+            "z" | "Z" => {}
+            other => return Err(invalid(&format!("unknown option '{other}'"))),
+        }
+    }
+    Ok(Volume {
+        host: PathBuf::from(host),
+        container: container.to_string(),
+        readonly,
+    })
+}
+
+/// The command line Docker would run: `--entrypoint` replaces the image's
+/// entrypoint and drops its `Cmd`; arguments after the image replace `Cmd`.
+pub fn command_line(
+    image_entrypoint: Option<&[String]>,
+    image_cmd: Option<&[String]>,
+    entrypoint: Option<&str>,
+    args: &[String],
+) -> Vec<String> {
+    let entry: Vec<String> = match entrypoint {
+        Some("") => Vec::new(),
+        Some(e) => vec![e.to_string()],
+        None => image_entrypoint.unwrap_or_default().to_vec(),
+    };
+    let cmd: Vec<String> = if !args.is_empty() {
+        args.to_vec()
+    } else if entrypoint.is_some() {
+        Vec::new()
+    } else {
+        image_cmd.unwrap_or_default().to_vec()
+    };
+    entry.into_iter().chain(cmd).collect()
+}
+
+/// Sets `KEY=value` in `env`, replacing an earlier value of the same key.
+pub(super) fn set_env(env: &mut Vec<String>, entry: String) {
+    let key = entry.split('=').next().unwrap_or_default().to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(entry);
+}
+
+/// The environment Docker gives the process: `PATH` (a default if the image
+/// has none), `HOSTNAME`, `TERM` with a terminal, the image's `Env`, the
+/// `-e` values (`-e KEY` copies berth's own value, or nothing), and `HOME`
+/// from the user's passwd entry unless set.
+pub fn environment(
+    image_env: &[String],
+    flags: &[String],
+    hostname: &str,
+    tty: bool,
+    home: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ContainerError> {
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    for entry in image_env {
+        set_env(&mut env, entry.clone());
+    }
+    for flag in flags {
+        if let Some(entry) = env_flag(flag, &lookup)? {
+            set_env(&mut env, entry);
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    Ok(env)
+}
+
+/// The `KEY=value` entry an `-e` flag stands for: itself, or for a bare
+/// `KEY` the value `lookup` gives (none when it gives none), as Docker does.
+pub(super) fn env_flag(
+    flag: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ContainerError> {
+    match flag.split_once('=') {
+        Some(("", _)) => Err(ContainerError::InvalidEnv(flag.to_owned())),
+        Some(_) => Ok(Some(flag.to_owned())),
+        None if flag.is_empty() => Err(ContainerError::InvalidEnv(flag.to_owned())),
+        None => Ok(lookup(flag).map(|value| format!("{flag}={value}"))),
+    }
+}
+
+/// The `-e` values an `--env-file` holds, in order: each line `KEY=value`
+/// or a bare `KEY`, as Docker reads it. Leading whitespace is dropped, and
+/// blank lines and lines starting with `#` are skipped. Values are taken
+/// as written, quotes included.
+pub fn env_file_entries(path: &Path) -> Result<Vec<String>, ContainerError> {
+    let text = fs::read_to_string(path).map_err(cio("reading the env file", path))?;
+    let mut entries = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or_default();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(ContainerError::InvalidEnvFile {
+                path: path.to_owned(),
+                line: number + 1,
+                reason: format!("'{key}' is not a variable name"),
+            });
+        }
+        entries.push(line.to_owned());
+    }
+    Ok(entries)
+}
+
+/// The contents of the container's `/etc/hosts`: loopback names and the
+/// container's hostname, as Docker writes them.
+fn hosts_file(hostname: &str, network: Network) -> String {
+    let mut text = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n",
+    );
+    if network != Network::None
+        && let Ok(host) = fs::read_to_string("/etc/hosts")
+    {
+        // With the host's network the host's names resolve too.
+        for line in host.lines() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') && !text.contains(line) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    text
+}
+
+/// Fetches an image the local store lacks. The containers crate knows no
+/// registry: the caller wires one in (the CLI pulls with the registry
+/// client), or refuses.
+pub trait ImageFetcher {
+    /// Fetches `name` into `store`, tagged as `local` (the store's form of
+    /// the name). Called only for a name the store lacks.
+    fn fetch(
+        &self,
+        store: &Store,
+        name: &str,
+        local: &str,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// An [`ImageFetcher`] that fetches nothing: images must be in the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalOnly;
+
+impl ImageFetcher for LocalOnly {
+    fn fetch(
+        &self,
+        _store: &Store,
+        name: &str,
+        _local: &str,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("image '{name}' is not in the local store").into())
+    }
+}
+
+/// Loads `name`, fetching it first when the store lacks it. `scratch` is
+/// never fetched.
+fn load_or_fetch(
+    store: &Store,
+    name: &str,
+    fetcher: &dyn ImageFetcher,
+) -> Result<StoredImage, ContainerError> {
+    match image::load(store, name) {
+        Err(ImageError::Store(StoreError::UnknownImage(local))) if name != "scratch" => {
+            fetcher
+                .fetch(store, name, &local)
+                .map_err(|source| ContainerError::Fetch {
+                    image: name.to_string(),
+                    source,
+                })?;
+            Ok(image::load(store, name)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Creates a container from `options`: its record and its bundle, ready for
+/// the runtime's `create`. The store lease is held until the record names
+/// the image, so `prune` and `rmi` cannot take its layers in between. On an
+/// error nothing is left behind.
+pub fn create(
+    store: &Store,
+    options: &RunOptions,
+    fetcher: &dyn ImageFetcher,
+) -> Result<ContainerRecord, ContainerError> {
+    if let Some(name) = &options.name {
+        names::validate(name)?;
+    }
+    let volumes = options
+        .volumes
+        .iter()
+        .map(|spec| {
+            let volume = parse_volume(spec)?;
+            if fs::symlink_metadata(&volume.host).is_err() {
+                return Err(ContainerError::MissingHostPath {
+                    spec: spec.clone(),
+                    path: volume.host,
+                });
+            }
+            Ok(volume)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for flag in &options.env {
+        if flag.is_empty() || flag.starts_with('=') {
+            return Err(ContainerError::InvalidEnv(flag.clone()));
+        }
+    }
+    if let Some(dir) = &options.workdir
+        && !dir.starts_with('/')
+    {
+        return Err(ContainerError::Start {
+            message: format!("the working directory '{dir}' is invalid: it must be absolute"),
+            code: 125,
+        });
+    }
+
+    let _lease = store.lease()?;
+    let image = load_or_fetch(store, &options.image, fetcher)?;
+    let run_config = &image.config.config;
+    let command = command_line(
+        run_config.entrypoint.as_deref(),
+        run_config.cmd.as_deref(),
+        options.entrypoint.as_deref(),
+        &options.command,
+    );
+    if command.is_empty() {
+        return Err(ContainerError::NoCommand(options.image.clone()));
+    }
+
+    let id = names::new_id().map_err(cio("reading", Path::new("/dev/urandom")))?;
+    let dir = container_dir(store, &id);
+    let record = {
+        let _names = names_lock_and_dir(store, &dir)?;
+        let existing = super::list(store)?;
+        let name = match &options.name {
+            Some(name) => {
+                if let Some(other) = existing.iter().find(|r| &r.name == name) {
+                    return Err(ContainerError::NameInUse {
+                        name: name.clone(),
+                        id: other.id.clone(),
+                    });
+                }
+                name.clone()
+            }
+            None => (0..)
+                .map(|attempt| names::made_up(&id, attempt))
+                .find(|n| !existing.iter().any(|r| &r.name == n))
+                .unwrap_or_else(|| id.clone()),
+        };
+        fs::create_dir(&dir).map_err(cio("creating", &dir))?;
+        let record = ContainerRecord {
+            id: id.clone(),
+            image: options.image.clone(),
+            image_digest: image.descriptor.digest.clone(),
+            name,
+            command,
+            created: super::now(),
+            runtime: options.runtime.clone(),
+            auto_remove: options.auto_remove,
+            stop_signal: run_config.stop_signal.clone(),
+            detached: options.detached,
+            state: State::Created,
+        };
+        if let Err(e) = super::save(store, &record) {
+            let _ = tmp::remove_tree(&dir);
+            return Err(e);
+        }
+        record
+    };
+    match build_bundle(store, &image, options, &record, &volumes) {
+        Ok(()) => Ok(record),
+        Err(e) => {
+            let _ = tmp::remove_tree(&dir);
+            Err(e)
+        }
+    }
+}
+
+/// Takes the names lock, making sure the containers directory exists.
+fn names_lock_and_dir(
+    store: &Store,
+    dir: &Path,
+) -> Result<berth_store::lock::FileLock, ContainerError> {
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).map_err(cio("creating", parent))?;
+    }
+    super::names_lock(store)
+}
+
+/// Mounts the root filesystem and writes the files of the bundle.
+fn build_bundle(
+    store: &Store,
+    image: &StoredImage,
+    options: &RunOptions,
+    record: &ContainerRecord,
+    volumes: &[Volume],
+) -> Result<(), ContainerError> {
+    let dir = container_dir(store, &record.id);
+    let mut lowers = Vec::new();
+    for layer in image.layers().iter().rev() {
+        lowers.push(extract::ensure_snapshot(
+            store,
+            &layer.descriptor.digest,
+            &layer.diff_id,
+        )?);
+    }
+    if lowers.is_empty() {
+        lowers.push(store.empty_dir()?);
+    }
+    let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+    for d in [&upper, &work, &rootfs, &dir.join("runtime")] {
+        fs::create_dir_all(d).map_err(cio("creating", d))?;
+    }
+    mount::mount_overlay(&rootfs, &lowers, Some((&upper, &work))).map_err(|source| {
+        crate::executor::ExecError::Mount {
+            path: rootfs.clone(),
+            source,
+        }
+    })?;
+
+    let run_config = &image.config.config;
+    let user_spec = options
+        .user
+        .clone()
+        .or_else(|| run_config.user.clone())
+        .unwrap_or_default();
+    let user = user::resolve(&rootfs, &user_spec).map_err(crate::executor::ExecError::from)?;
+    let workdir = options
+        .workdir
+        .clone()
+        .or_else(|| run_config.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".to_string());
+    mkdir_in_root(&rootfs, Path::new(&workdir))
+        .map_err(cio("creating the working directory", Path::new(&workdir)))?;
+    let hostname = options
+        .hostname
+        .clone()
+        .unwrap_or_else(|| record.short_id().to_string());
+    let env = environment(
+        &run_config.env,
+        &options.env,
+        &hostname,
+        options.tty,
+        &user.home,
+        |key| std::env::var(key).ok(),
+    )?;
+
+    let hosts = dir.join("hosts");
+    fs::write(&hosts, hosts_file(&hostname, options.network)).map_err(cio("writing", &hosts))?;
+    let hostname_file = dir.join("hostname");
+    fs::write(&hostname_file, format!("{hostname}\n")).map_err(cio("writing", &hostname_file))?;
+    let resolv = dir.join("resolv.conf");
+    let resolv_text = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    fs::write(&resolv, resolv_text).map_err(cio("writing", &resolv))?;
+
+    let mut mounts = config::container_mounts();
+    for (file, dest) in [
+        (&hosts, "/etc/hosts"),
+        (&hostname_file, "/etc/hostname"),
+        (&resolv, "/etc/resolv.conf"),
+    ] {
+        mounts.push(BundleMount::bind(&file.to_string_lossy(), dest, false));
+    }
+    for volume in volumes {
+        mounts.push(BundleMount::bind(
+            &volume.host.to_string_lossy(),
+            &volume.container,
+            volume.readonly,
+        ));
+    }
+    let spec = config::render_json(
+        &BundleConfig {
+            args: &record.command,
+            env: &env,
+            cwd: &workdir,
+            user: &user,
+            network: options.network,
+            mounts: &mounts,
+            hostname: &hostname,
+            terminal: options.tty,
+            nofile: Some(config::default_nofile()),
+        },
+        &options.seccomp,
+    )
+    .map_err(crate::executor::ExecError::from)?;
+    let config_path = dir.join("config.json");
+    fs::write(&config_path, spec).map_err(cio("writing", &config_path))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn env_files_are_read_as_docker_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env");
+        for (text, want) in [
+            ("A=1\nB=two words\n", Ok(vec!["A=1", "B=two words"])),
+            (
+                "# comment\n\n   C=\"quoted\"\nBARE\n",
+                Ok(vec!["C=\"quoted\"", "BARE"]),
+            ),
+            ("D=x=y\n", Ok(vec!["D=x=y"])),
+            ("OK=1\nBAD KEY=1\n", Err(2)),
+            ("=nokey\n", Err(1)),
+        ] {
+            fs::write(&path, text).unwrap();
+            match (env_file_entries(&path), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, strings(&want), "{text:?}"),
+                (Err(ContainerError::InvalidEnvFile { line, .. }), Err(want)) => {
+                    assert_eq!(line, want, "{text:?}")
+                }
+                (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let missing = env_file_entries(&dir.path().join("nope")).unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
+    }
+
+    #[test]
+    fn command_line_follows_dockers_rules() {
+        let ep = strings(&["/entry", "-x"]);
+        let cmd = strings(&["serve"]);
+        type Case<'a> = (
+            Option<&'a [String]>,
+            Option<&'a [String]>,
+            Option<&'a str>,
+            &'a [&'a str],
+            &'a [&'a str],
+        );
+        let cases: &[Case] = &[
+            (Some(&ep), Some(&cmd), None, &[], &["/entry", "-x", "serve"]),
+            (
+                Some(&ep),
+                Some(&cmd),
+                None,
+                &["other"],
+                &["/entry", "-x", "other"],
+            ),
+            (Some(&ep), Some(&cmd), Some("/bin/sh"), &[], &["/bin/sh"]),
+            (
+                Some(&ep),
+                Some(&cmd),
+                Some("/bin/sh"),
+                &["-c", "id"],
+                &["/bin/sh", "-c", "id"],
+            ),
+            (Some(&ep), Some(&cmd), Some(""), &["echo"], &["echo"]),
+            (None, Some(&cmd), None, &[], &["serve"]),
+            (None, None, None, &[], &[]),
+        ];
+        for (iep, icmd, flag, args, want) in cases {
+            assert_eq!(
+                command_line(*iep, *icmd, *flag, &strings(args)),
+                strings(want),
+                "{flag:?} {args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn volumes_parse_or_say_why_not() {
+        assert_eq!(
+            parse_volume("/data:/mnt:ro").unwrap(),
+            Volume {
+                host: "/data".into(),
+                container: "/mnt".into(),
+                readonly: true
+            }
+        );
+        assert!(!parse_volume("/data:/mnt").unwrap().readonly);
+        assert!(!parse_volume("/data:/mnt:z,rw").unwrap().readonly);
+        for bad in [
+            "/data",
+            "data:/mnt",
+            "/data:mnt",
+            "/a:/b:rx",
+            "/a:/b:ro:x",
+            "/a:/",
+        ] {
+            assert!(
+                matches!(parse_volume(bad), Err(ContainerError::InvalidVolume { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_layers_defaults_image_and_flags() {
+        let image = strings(&["PATH=/app/bin", "A=image", "B=image"]);
+        let flags = strings(&["A=flag", "FROM_HOST", "UNSET", "C=x=y"]);
+        let env = environment(&image, &flags, "h1", true, "/root", |k| {
+            (k == "FROM_HOST").then(|| "v".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            env,
+            strings(&[
+                "HOSTNAME=h1",
+                "TERM=xterm",
+                "PATH=/app/bin",
+                "B=image",
+                "A=flag",
+                "FROM_HOST=v",
+                "C=x=y",
+                "HOME=/root"
+            ])
+        );
+        let plain = environment(&[], &[], "h", false, "/", |_| None).unwrap();
+        assert!(plain[0].starts_with("PATH=/usr/local/sbin"));
+        assert!(!plain.iter().any(|e| e.starts_with("TERM=")));
+        assert!(environment(&[], &strings(&["=x"]), "h", false, "/", |_| None).is_err());
+    }
+
+    #[test]
+    fn hosts_name_the_container_and_keep_the_hosts_names_on_its_network() {
+        let none = hosts_file("box", Network::None);
+        assert!(none.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(none.ends_with("127.0.1.1\tbox\n"));
+        let host = hosts_file("box", Network::Host);
+        let host_lines = fs::read_to_string("/etc/hosts").unwrap_or_default();
+        for line in host_lines.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                assert!(host.contains(line), "{line}");
+            }
+        }
+        assert!(host.ends_with("127.0.1.1\tbox\n"));
+    }
+
+    #[test]
+    fn mkdir_in_root_stays_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+        mkdir_in_root(&root, Path::new("/escape/app/data")).unwrap();
+        assert!(
+            root.join(outside.strip_prefix("/").unwrap())
+                .join("app/data")
+                .is_dir()
+        );
+        assert!(!outside.join("app").exists());
+        mkdir_in_root(&root, Path::new("/srv/www")).unwrap();
+        assert!(root.join("srv/www").is_dir());
+    }
+}
