@@ -8,11 +8,14 @@ use crate::digest::Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub use oci_client::manifest::{
-    IMAGE_MANIFEST_LIST_MEDIA_TYPE as DOCKER_MANIFEST_LIST,
-    IMAGE_MANIFEST_MEDIA_TYPE as DOCKER_MANIFEST, OCI_IMAGE_INDEX_MEDIA_TYPE as OCI_INDEX,
-    OCI_IMAGE_MEDIA_TYPE as OCI_MANIFEST,
-};
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker's image manifest (schema 2) media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker's manifest list media type.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The largest manifest accepted, as in the reference registry: anything larger
 /// is refused before it is read whole.
@@ -346,6 +349,31 @@ mod tests {
         assert_eq!(
             Manifest::media_type_of(doc.as_bytes()).as_deref(),
             Some(DOCKER_MANIFEST)
+        );
+    }
+
+    #[test]
+    fn media_types_are_oci_specs() {
+        use oci_spec::image::{MediaType, ToDockerV2S2};
+        let docker = |media_type: MediaType| {
+            media_type
+                .to_docker_v2s2()
+                .map(str::to_owned)
+                .unwrap_or_else(|_| panic!("no docker media type"))
+        };
+        assert_eq!(OCI_MANIFEST, MediaType::ImageManifest.as_ref());
+        assert_eq!(OCI_INDEX, MediaType::ImageIndex.as_ref());
+        assert_eq!(DOCKER_MANIFEST, docker(MediaType::ImageManifest));
+        assert_eq!(DOCKER_MANIFEST_LIST, docker(MediaType::ImageIndex));
+        let accepted: Vec<&str> = ACCEPT.split(", ").collect();
+        assert_eq!(
+            accepted,
+            [
+                OCI_INDEX,
+                OCI_MANIFEST,
+                DOCKER_MANIFEST_LIST,
+                DOCKER_MANIFEST
+            ]
         );
     }
 
