@@ -178,7 +178,7 @@ pub enum Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// Not JSON of the expected shape.
-    #[error("malformed manifest {digest}: {source}")]
+    #[error("malformed manifest {digest}")]
     Malformed {
         /// The digest of the bytes.
         digest: Digest,
@@ -379,7 +379,21 @@ mod tests {
 
     #[test]
     fn rejects_documents_that_are_not_manifests() {
-        assert!(Manifest::parse(b"not json", None).is_err());
+        let err = Manifest::parse(b"not json", None).err();
+        let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert_eq!(
+            message,
+            format!("malformed manifest {}", Digest::of(b"not json"))
+        );
+        // The JSON error is the source, for the caller to print after it.
+        let cause = err
+            .as_ref()
+            .and_then(std::error::Error::source)
+            .map(ToString::to_string);
+        assert!(
+            cause.is_some_and(|cause| cause.starts_with("expected ident")),
+            "{err:?}"
+        );
         assert!(Manifest::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None).is_err());
     }
 }
