@@ -317,9 +317,27 @@ async fn explain(
         other => RegistryError::Transfer {
             action,
             reference: text.to_string(),
-            message: other.to_string(),
+            message: with_causes(&other),
         },
     }
+}
+
+/// The client error's message and then its causes, which the client keeps as
+/// sources (a manifest's JSON error, for one); `Transfer` holds text, so they
+/// go into it. A cause the message already quotes (the store's errors still
+/// do) is left out.
+fn with_causes(err: &ClientError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Pulls `image` into the store under `name` (its local name, see
@@ -611,5 +629,15 @@ mod tests {
         ] {
             assert_eq!(login_name(&parse(input).unwrap()), want, "{input}");
         }
+    }
+
+    #[test]
+    fn transfer_errors_keep_the_client_errors_causes() {
+        let malformed = berth_registry_client::manifest::Manifest::parse(b"{", None)
+            .err()
+            .map(ClientError::from);
+        let text = malformed.as_ref().map(with_causes).unwrap_or_default();
+        assert!(text.starts_with("malformed manifest sha256:"), "{text}");
+        assert!(text.contains("EOF while parsing"), "{text}");
     }
 }

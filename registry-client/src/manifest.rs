@@ -8,11 +8,14 @@ use crate::digest::Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub use oci_client::manifest::{
-    IMAGE_MANIFEST_LIST_MEDIA_TYPE as DOCKER_MANIFEST_LIST,
-    IMAGE_MANIFEST_MEDIA_TYPE as DOCKER_MANIFEST, OCI_IMAGE_INDEX_MEDIA_TYPE as OCI_INDEX,
-    OCI_IMAGE_MEDIA_TYPE as OCI_MANIFEST,
-};
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker's image manifest (schema 2) media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker's manifest list media type.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The largest manifest accepted, as in the reference registry: anything larger
 /// is refused before it is read whole.
@@ -175,7 +178,7 @@ pub enum Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// Not JSON of the expected shape.
-    #[error("malformed manifest {digest}: {source}")]
+    #[error("malformed manifest {digest}")]
     Malformed {
         /// The digest of the bytes.
         digest: Digest,
@@ -350,8 +353,47 @@ mod tests {
     }
 
     #[test]
+    fn media_types_are_oci_specs() {
+        use oci_spec::image::{MediaType, ToDockerV2S2};
+        let docker = |media_type: MediaType| {
+            media_type
+                .to_docker_v2s2()
+                .map(str::to_owned)
+                .unwrap_or_else(|_| panic!("no docker media type"))
+        };
+        assert_eq!(OCI_MANIFEST, MediaType::ImageManifest.as_ref());
+        assert_eq!(OCI_INDEX, MediaType::ImageIndex.as_ref());
+        assert_eq!(DOCKER_MANIFEST, docker(MediaType::ImageManifest));
+        assert_eq!(DOCKER_MANIFEST_LIST, docker(MediaType::ImageIndex));
+        let accepted: Vec<&str> = ACCEPT.split(", ").collect();
+        assert_eq!(
+            accepted,
+            [
+                OCI_INDEX,
+                OCI_MANIFEST,
+                DOCKER_MANIFEST_LIST,
+                DOCKER_MANIFEST
+            ]
+        );
+    }
+
+    #[test]
     fn rejects_documents_that_are_not_manifests() {
-        assert!(Manifest::parse(b"not json", None).is_err());
+        let err = Manifest::parse(b"not json", None).err();
+        let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert_eq!(
+            message,
+            format!("malformed manifest {}", Digest::of(b"not json"))
+        );
+        // The JSON error is the source, for the caller to print after it.
+        let cause = err
+            .as_ref()
+            .and_then(std::error::Error::source)
+            .map(ToString::to_string);
+        assert!(
+            cause.is_some_and(|cause| cause.starts_with("expected ident")),
+            "{err:?}"
+        );
         assert!(Manifest::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Image references, parsed the way Docker does.
 //!
-//! The result is oci-client's `Reference` (`oci_spec::distribution::Reference`),
+//! The result is oci-spec's `Reference` (`oci_spec::distribution::Reference`),
 //! so it plugs into that ecosystem; the parsing is a small hand-written
 //! implementation of Docker's grammar (distribution/reference). oci-spec's own
 //! parser compiles a large Unicode regular expression on first use, which
@@ -10,7 +10,7 @@
 //! and `name@sha256:…` are accepted; anything else is an error naming the input.
 
 use crate::digest::Digest;
-pub use oci_client::Reference;
+pub use oci_spec::distribution::Reference;
 
 /// The longest repository name Docker accepts.
 const MAX_NAME_LENGTH: usize = 255;
@@ -302,5 +302,58 @@ mod tests {
             out_of_range.contains("port 99999 is out of range"),
             "{out_of_range}"
         );
+    }
+
+    /// oci-spec's own parser (a regular expression) gives the same result on
+    /// these inputs. It differs on bracketed IPv6 registries, which it rejects
+    /// and Docker accepts, and on an uppercase first component and an
+    /// out-of-range port, which it accepts and berth rejects
+    /// (`normalises_like_docker`, `rejects_malformed_references_naming_them`).
+    #[test]
+    fn agrees_with_oci_spec_parser() {
+        let digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let long_name = "a".repeat(256);
+        let long_tag = format!("x:{}", "t".repeat(129));
+        let inputs = [
+            "busybox",
+            "docker.io/busybox",
+            "docker.io/library/busybox",
+            "index.docker.io/busybox",
+            "user/app:1.2",
+            "a/b/c",
+            "localhost",
+            "localhost:5000",
+            "localhost/app",
+            "localhost:5000/x",
+            "127.0.0.1:5000/ns/name:tag",
+            "quay.io/a/b/c",
+            "test.com:5000",
+            "foo_bar.com:8080/x",
+            "xn--n3h.com/x",
+            "Reg.Example/x",
+            &format!("name@{digest}"),
+            &format!("name:tag@{digest}"),
+            &format!("localhost:5000/x:t@{digest}"),
+            "",
+            "name:tag:tag",
+            "name@sha256:abc",
+            "name@md5:0123456789abcdef0123456789abcdef",
+            "a//b",
+            "/x",
+            "x/",
+            "-a",
+            "a-",
+            "a__b",
+            "a___b",
+            "ab:.x",
+            "[fe80::1%eth0]/x",
+            &long_name,
+            &long_tag,
+        ];
+        for input in inputs {
+            let ours = parse(input).map(|r| r.to_string()).ok();
+            let theirs = input.parse::<Reference>().map(|r| r.to_string()).ok();
+            assert_eq!(ours, theirs, "{input:?}");
+        }
     }
 }

@@ -595,46 +595,9 @@ fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
-    let mut parts = value.split_once(", ")?.1.split(' ');
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts.next()?.split(':').map(|n| n.parse::<i64>().ok());
-    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" {
-        return None;
-    }
-    let at = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    let now = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    let now = i64::try_from(now).ok()?;
-    Some(Duration::from_secs(u64::try_from(at - now).unwrap_or(0)))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let at = httpdate::parse_http_date(value).ok()?;
+    // A date already past means "retry now".
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -646,24 +609,31 @@ mod tests {
     fn retry_after_as_seconds_or_http_date() {
         // 1994-11-06T08:49:37Z is 784111777 seconds after the epoch.
         let now = UNIX_EPOCH + Duration::from_secs(784_111_777 - 90);
+        // 2000-03-01 is 11017 days after the epoch.
+        let march_2000 = UNIX_EPOCH + Duration::from_secs(11_017 * 86_400 - 5);
         let cases = [
-            ("120", Some(120)),
-            (" 3 ", Some(3)),
-            ("Sun, 06 Nov 1994 08:49:37 GMT", Some(90)),
-            ("Sat, 05 Nov 1994 08:49:37 GMT", Some(0)),
-            ("Sun, 06 Nov 1994 08:49:37 PST", None),
-            ("soon", None),
-            ("-5", None),
+            ("120", now, Some(120)),
+            (" 3 ", now, Some(3)),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", now, Some(90)),
+            ("Sat, 05 Nov 1994 08:49:37 GMT", now, Some(0)),
+            ("Sun, 06 Nov 1994 08:49:37 PST", now, None),
+            ("soon", now, None),
+            ("-5", now, None),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", UNIX_EPOCH, Some(0)),
+            ("Wed, 01 Mar 2000 00:00:00 GMT", march_2000, Some(5)),
+            // The obsolete forms HTTP still allows.
+            ("Sunday, 06-Nov-94 08:49:37 GMT", now, Some(90)),
+            ("Sun Nov  6 08:49:37 1994", now, Some(90)),
+            // A weekday that does not match the date.
+            ("Mon, 06 Nov 1994 08:49:37 GMT", now, None),
         ];
-        for (value, expected) in cases {
+        for (value, now, expected) in cases {
             assert_eq!(
                 parse_retry_after(value, now),
                 expected.map(Duration::from_secs),
                 "{value}"
             );
         }
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         let far = parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", SystemTime::now());
         assert!(far.is_some_and(|d| d > Duration::from_secs(86_400)));
     }

@@ -234,25 +234,15 @@ fn is_zero(n: &u64) -> bool {
 pub struct EmptyObject {}
 
 /// Formats seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+/// A time beyond chrono's range (about 262,000 years either way) is clamped
+/// to its end, so any `SOURCE_DATE_EPOCH` gives a time.
 pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days, after Howard Hinnant's algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let time = chrono::DateTime::from_timestamp(secs, 0).unwrap_or(if secs < 0 {
+        chrono::DateTime::<chrono::Utc>::MIN_UTC
+    } else {
+        chrono::DateTime::<chrono::Utc>::MAX_UTC
+    });
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -266,8 +256,14 @@ mod tests {
             (951_782_400, "2000-02-29T00:00:00Z"),
             (1_700_000_000, "2023-11-14T22:13:20Z"),
             (4_102_444_799, "2099-12-31T23:59:59Z"),
+            (-1, "1969-12-31T23:59:59Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+            // Beyond four digits RFC 3339 has no form; ISO 8601 adds a sign.
+            (253_402_300_800, "+10000-01-01T00:00:00Z"),
+            (i64::MAX, "+262142-12-31T23:59:59Z"),
+            (i64::MIN, "-262143-01-01T00:00:00Z"),
         ] {
-            assert_eq!(rfc3339(secs), text);
+            assert_eq!(rfc3339(secs), text, "{secs}");
         }
     }
 
