@@ -22,4 +22,5 @@ pub mod http;
 pub mod podman;
 pub mod registry;
 pub mod require;
+pub mod strace;
 pub mod token_server;
