@@ -7,21 +7,20 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use berth_e2e::bins;
+use berth_e2e::http::{self, Body, full};
 use berth_registry_client::auth::{Credential, Credentials};
 use berth_registry_client::manifest::Descriptor;
 use berth_registry_client::progress::{NoProgress, ProgressSink};
 use berth_registry_client::store::{ContentStore, OciLayout};
 use berth_registry_client::{Client, ClientOptions, Digest, Error, reference};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::Response;
 use hyper::body::Frame;
-use hyper::{Request, Response};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-type Body = BoxBody<Bytes, std::io::Error>;
 
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
@@ -40,58 +39,41 @@ type Handler = Arc<
 struct Server {
     addr: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    http: http::Server,
 }
 
 impl Server {
     async fn start(handler: Handler) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen_task = Arc::clone(&seen);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
+        let seen_by_handler = Arc::clone(&seen);
+        let http = http::Server::start(move |request| {
+            let (handler, seen) = (Arc::clone(&handler), Arc::clone(&seen_by_handler));
+            async move {
+                let entry = Seen {
+                    method: request.method().to_string(),
+                    path: request
+                        .uri()
+                        .path_and_query()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    authorization: request
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
                 };
-                let (handler, seen) = (Arc::clone(&handler), Arc::clone(&seen_task));
-                let service = hyper::service::service_fn(move |request: Request<_>| {
-                    let (handler, seen) = (Arc::clone(&handler), Arc::clone(&seen));
-                    async move {
-                        let request: Request<hyper::body::Incoming> = request;
-                        let entry = Seen {
-                            method: request.method().to_string(),
-                            path: request
-                                .uri()
-                                .path_and_query()
-                                .map(ToString::to_string)
-                                .unwrap_or_default(),
-                            authorization: request
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned),
-                        };
-                        seen.lock().unwrap().push(entry.clone());
-                        // Uploads carry a body: drain it before answering.
-                        let _ = request.into_body().collect().await;
-                        Ok::<_, std::convert::Infallible>(handler(entry).await)
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
+                seen.lock().unwrap().push(entry.clone());
+                // Uploads carry a body: drain it before answering.
+                let _ = request.into_body().collect().await;
+                handler(entry).await
             }
-        });
-        Server { addr, seen, task }
+        })
+        .await;
+        Server {
+            addr: http.host(),
+            seen,
+            http,
+        }
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -99,7 +81,7 @@ impl Server {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.http.url()
     }
 }
 
@@ -109,12 +91,6 @@ where
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     Arc::new(move |seen| Box::pin(f(seen)))
-}
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    http_body_util::Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
 }
 
 /// A body that never ends: 256 KiB every 10 ms (so that old code, which read

@@ -42,6 +42,8 @@ pub const PACKAGES: &[&str] = &[
     "time",
     // berth run -t tests run berth under script(1) for a terminal.
     "bsdutils",
+    // The store layout test traces berth's fsyncs and renames.
+    "strace",
 ];
 
 /// Whether dpkg reports the package as installed.
