@@ -15,10 +15,11 @@
 use berth_registry_client::manifest::{Descriptor, Platform};
 use berth_registry_client::store::{BlobReader, ContentStore, OciLayout, StoreError};
 use berth_registry_client::{
-    Client, ClientOptions, Digest, Error as ClientError, PullOptions, PushOptions, reference,
+    Client, ClientOptions, Error as ClientError, PullOptions, PushOptions,
 };
-use berth_store::Store;
 use berth_store::lock::{FileLock, LockMode};
+use berth_store::reference;
+use berth_store::{Digest, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -225,7 +226,7 @@ impl Session {
     }
 }
 
-fn parse(text: &str) -> Result<berth_registry_client::Reference, RegistryError> {
+fn parse(text: &str) -> Result<reference::Reference, RegistryError> {
     reference::parse(text).map_err(|e| RegistryError::Reference {
         reference: text.to_string(),
         reason: e.reason,
@@ -233,7 +234,7 @@ fn parse(text: &str) -> Result<berth_registry_client::Reference, RegistryError> 
 }
 
 /// What the user names to `berth login` for this reference's registry.
-fn login_name(reference: &berth_registry_client::Reference) -> String {
+fn login_name(reference: &reference::Reference) -> String {
     match reference.registry() {
         "docker.io" | "index.docker.io" => "docker.io".to_string(),
         other => other.to_string(),
@@ -245,7 +246,7 @@ fn login_name(reference: &berth_registry_client::Reference) -> String {
 async fn explain(
     action: &'static str,
     text: &str,
-    parsed: &berth_registry_client::Reference,
+    parsed: &reference::Reference,
     store: &Store,
     client: Option<&Client>,
     err: ClientError,

@@ -15,7 +15,8 @@
 use berth_registry_client::manifest::{Descriptor, OCI_MANIFEST};
 use berth_registry_client::progress::NoProgress;
 use berth_registry_client::store::{ContentStore, OciLayout};
-use berth_registry_client::{Client, ClientOptions, PullOptions, PushOptions, reference};
+use berth_registry_client::{Client, ClientOptions, PullOptions, PushOptions};
+use berth_store::reference;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -107,7 +108,7 @@ async fn generate(
     name: &str,
     total: usize,
     layers: usize,
-) -> Result<berth_registry_client::Digest, Box<dyn std::error::Error>> {
+) -> Result<berth_store::Digest, Box<dyn std::error::Error>> {
     let per_layer = total / layers;
     let mut descriptors = Vec::new();
     for index in 0..layers {

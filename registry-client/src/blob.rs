@@ -2,13 +2,13 @@
 //! (monolithic, streamed or chunked) with cross-repository mounts.
 
 use crate::client::{Client, EMPTY_LENGTH, location, resolve_url, scope};
-use crate::digest::Digest;
 use crate::error::{Error, chain};
 use crate::manifest::Descriptor;
 use crate::progress::{BlobOutcome, Event, ProgressSink};
-use crate::reference::Reference;
 use crate::store::{BlobWriter, ContentStore};
 use crate::transport::{BodyFactory, Call, status_error};
+use berth_store::digest::Digest;
+use berth_store::reference::Reference;
 use futures_util::StreamExt as _;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};

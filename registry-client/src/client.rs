@@ -3,13 +3,13 @@
 //! [`crate::push`] and [`crate::pull`].
 
 use crate::auth::Credentials;
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::locations::BlobLocations;
 use crate::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_SIZE, Manifest, OCI_INDEX};
 use crate::progress::{NoProgress, Progress};
-use crate::reference::{self, Reference};
 use crate::transport::{Call, RetryPolicy, Sent, Transport, read_body, status_error};
+use berth_store::digest::Digest;
+use berth_store::reference::{self, Reference};
 use futures_util::StreamExt as _;
 use reqwest::header::{ACCEPT as ACCEPT_HEADER, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
 use reqwest::{Method, StatusCode};

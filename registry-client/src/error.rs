@@ -1,10 +1,10 @@
 //! The client's error type. Every message names the reference, URL, digest or
 //! path involved, and carries a hint where one helps.
 
-use crate::digest::Digest;
 use crate::manifest::ManifestError;
-use crate::reference::ReferenceError;
 use crate::store::StoreError;
+use berth_store::digest::Digest;
+use berth_store::reference::ReferenceError;
 
 /// Anything that can go wrong talking to a registry or moving an image.
 #[derive(Debug, thiserror::Error)]

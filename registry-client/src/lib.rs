@@ -17,7 +17,6 @@
 pub mod auth;
 mod blob;
 mod client;
-pub mod digest;
 mod error;
 mod locations;
 pub mod login;
@@ -26,17 +25,14 @@ mod parallel;
 pub mod progress;
 mod pull;
 mod push;
-pub mod reference;
 pub mod store;
 mod tls;
 mod transport;
 
 pub use client::{Client, ClientOptions, FetchedManifest, Referrers};
-pub use digest::Digest;
 pub use error::Error;
 pub use pull::{PullOptions, PullReport};
 pub use push::{PushOptions, PushReport};
-pub use reference::Reference;
 
 /// The TLS settings the client uses (rustls on the ring provider, servers
 /// verified against the platform's trust store), for other HTTP clients of

@@ -6,7 +6,7 @@
 //! It is a cache: a wrong entry costs one failed mount (the registry then
 //! opens an upload), and a file that cannot be read or written is ignored.
 
-use crate::digest::Digest;
+use berth_store::digest::Digest;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;

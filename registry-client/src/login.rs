@@ -12,9 +12,9 @@
 use crate::auth::{Credential, Credentials};
 use crate::client::{Client, ClientOptions};
 use crate::error::Error;
-use crate::reference;
 use crate::transport::{Call, status_error};
 use base64::Engine as _;
+use berth_store::reference;
 use reqwest::{Method, StatusCode};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! Manifests are kept as the exact bytes the registry or store served; this
 //! module only reads them, so digests never change on the way through.
 
-use crate::digest::Digest;
+use berth_store::digest::Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

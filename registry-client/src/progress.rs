@@ -1,7 +1,7 @@
 //! Progress reporting: the client describes what it does as [`Event`]s sent to
 //! a caller-supplied [`Progress`] sink; the CLI renders them, tests count them.
 
-use crate::digest::Digest;
+use berth_store::digest::Digest;
 use std::sync::Arc;
 use std::time::Duration;
 

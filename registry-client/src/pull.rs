@@ -2,13 +2,13 @@
 //! downloaded, and the name is set only once everything is verified and stored.
 
 use crate::client::{Client, FetchedManifest};
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{Manifest, Platform};
 use crate::parallel::run_bounded;
 use crate::progress::{BlobOutcome, Event, ProgressSink};
-use crate::reference::Reference;
 use crate::store::ContentStore;
+use berth_store::digest::Digest;
+use berth_store::reference::Reference;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

@@ -2,13 +2,13 @@
 //! has the manifest; otherwise only the blobs it lacks are mounted or uploaded.
 
 use crate::client::Client;
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{Descriptor, Manifest, is_index};
 use crate::parallel::run_bounded;
 use crate::progress::{BlobOutcome, Event, ProgressSink};
-use crate::reference::Reference;
 use crate::store::ContentStore;
+use berth_store::digest::Digest;
+use berth_store::reference::Reference;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

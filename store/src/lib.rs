@@ -28,6 +28,7 @@ pub mod layer;
 pub mod lease;
 pub mod lock;
 pub mod oci;
+pub mod reference;
 pub mod snapshots;
 pub mod tags;
 pub mod tmp;

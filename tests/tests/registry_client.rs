@@ -11,9 +11,8 @@ use berth_registry_client::auth::{Credential, Credentials};
 use berth_registry_client::manifest::{Descriptor, OCI_MANIFEST};
 use berth_registry_client::progress::{Event, NoProgress, ProgressSink};
 use berth_registry_client::store::{ContentStore, OciLayout};
-use berth_registry_client::{
-    Client, ClientOptions, Digest, Error, PullOptions, PushOptions, reference,
-};
+use berth_registry_client::{Client, ClientOptions, Error, PullOptions, PushOptions};
+use berth_store::{Digest, reference};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};

@@ -7,8 +7,9 @@ use super::format::{Encoded, MEDIA_CACHE_CONFIG};
 use berth_registry_client::manifest::{Descriptor as WireDescriptor, Manifest};
 use berth_registry_client::progress::{NoProgress, ProgressSink};
 use berth_registry_client::store::OciLayout;
-use berth_registry_client::{Client, ClientOptions, Reference, reference};
+use berth_registry_client::{Client, ClientOptions};
 use berth_store::oci::{self, MEDIA_MANIFEST};
+use berth_store::reference::{self, Reference};
 use berth_store::{Digest, Store};
 use std::sync::Arc;
 
@@ -251,12 +252,17 @@ impl RegistryEnd {
 
 /// A builder descriptor in the registry client's form.
 fn to_wire(descriptor: &oci::Descriptor) -> Result<WireDescriptor, RemoteCacheError> {
-    let digest = descriptor.digest.as_str().parse().map_err(
-        |e: berth_registry_client::digest::DigestError| RemoteCacheError::Format {
-            location: descriptor.digest.to_string(),
-            reason: e.to_string(),
-        },
-    )?;
+    let digest =
+        descriptor
+            .digest
+            .as_str()
+            .parse()
+            .map_err(
+                |e: berth_store::digest::DigestError| RemoteCacheError::Format {
+                    location: descriptor.digest.to_string(),
+                    reason: e.to_string(),
+                },
+            )?;
     Ok(WireDescriptor::new(
         descriptor.media_type.clone(),
         digest,

@@ -14,8 +14,8 @@
 //! removed instead.
 
 use super::{BlobReader, BlobWriter, ContentStore, StoreError};
-use crate::digest::{Digest, Verifier};
 use crate::manifest::{Descriptor, OCI_INDEX, REF_NAME_ANNOTATION};
+use berth_store::digest::{Digest, Verifier};
 use serde::{Deserialize, Serialize};
 use std::io::{Seek as _, Write as _};
 use std::path::{Path, PathBuf};

@@ -13,8 +13,8 @@ mod layout;
 
 pub use layout::OciLayout;
 
-use crate::digest::Digest;
 use crate::manifest::Descriptor;
+use berth_store::digest::Digest;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;

@@ -3,7 +3,7 @@
 //! or tool would accept.
 
 use super::ImagesError;
-use berth_registry_client::reference;
+use crate::reference;
 
 /// Checks `name` (`[registry[:port]/]path[:tag]`, no digest).
 pub fn validate_name(name: &str) -> Result<(), ImagesError> {

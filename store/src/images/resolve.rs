@@ -107,9 +107,7 @@ fn full_name(name: &str) -> Option<String> {
     if name.contains('@') {
         return None;
     }
-    berth_registry_client::reference::parse(name)
-        .ok()
-        .map(|r| r.to_string())
+    crate::reference::parse(name).ok().map(|r| r.to_string())
 }
 
 #[cfg(test)]
