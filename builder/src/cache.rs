@@ -90,6 +90,9 @@ mod tests {
         let with_layer = CacheRecord {
             layer: Some(LayerRecord {
                 descriptor: Descriptor {
+                    artifact_type: None,
+                    unknown: Default::default(),
+                    urls: None,
                     media_type: berth_store::oci::MEDIA_LAYER_GZIP.into(),
                     digest: blob,
                     size: 5,

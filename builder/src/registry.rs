@@ -12,14 +12,14 @@
 //! A download cut off (a killed process, a lost connection) stays staged in
 //! `oci/.ingest/<hex>.partial` and the next pull continues after its bytes.
 
-use berth_registry_client::manifest::{Descriptor, Platform};
-use berth_registry_client::store::{BlobReader, ContentStore, OciLayout, StoreError};
+use berth_registry_client::manifest::Platform;
 use berth_registry_client::{
     Client, ClientOptions, Error as ClientError, PullOptions, PushOptions,
 };
-use berth_store::lock::{FileLock, LockMode};
+use berth_store::layout::OciLayout;
+use berth_store::lock::FileLock;
 use berth_store::reference;
-use berth_store::{Digest, Store};
+use berth_store::{Store, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -206,9 +206,7 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| fail(format!("starting the transfer threads: {e}")))?;
-        let layout = runtime
-            .block_on(OciLayout::create(store.layout_dir()))
-            .map_err(|e| fail(e.to_string()))?;
+        let layout = store.layout().clone();
         let client = Client::new(ClientOptions {
             insecure_registries: options.insecure_registries.clone(),
             // Pushes mount blobs from repositories earlier pulls and pushes
@@ -353,10 +351,7 @@ pub fn pull_image(
 ) -> Result<PullReport, RegistryError> {
     let parsed = parse(image)?;
     let session = Session::open(store, "pulling", image, options)?;
-    let target = LockedLayout {
-        layout: session.layout.clone(),
-        index_lock: store.lock_path("index"),
-    };
+    let target = session.layout.clone();
     let pull_options = PullOptions {
         platform: options.platform.clone(),
         all_platforms: false,
@@ -553,67 +548,6 @@ pub fn logout(registry: &str) -> Result<Option<Stored>, RegistryError> {
 /// fails to pull with the registry's answer.
 pub fn may_pull(image: &str) -> bool {
     image != "scratch"
-}
-
-/// The store's OCI layout, with tags written under the store's index lock
-/// (which `berth tag`, builds and `rmi` take too).
-#[derive(Debug, Clone)]
-struct LockedLayout {
-    layout: OciLayout,
-    index_lock: PathBuf,
-}
-
-impl ContentStore for LockedLayout {
-    type Writer = <OciLayout as ContentStore>::Writer;
-
-    fn location(&self) -> String {
-        self.layout.location()
-    }
-
-    async fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
-        self.layout.has_blob(digest).await
-    }
-
-    async fn open_blob(&self, digest: &Digest) -> Result<BlobReader, StoreError> {
-        self.layout.open_blob(digest).await
-    }
-
-    async fn read_blob(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
-        self.layout.read_blob(digest, limit).await
-    }
-
-    async fn write_blob(&self, expected: &Descriptor) -> Result<Self::Writer, StoreError> {
-        self.layout.write_blob(expected).await
-    }
-
-    async fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
-        self.layout.put_blob(bytes).await
-    }
-
-    async fn resolve(&self, name: &str) -> Result<Option<Descriptor>, StoreError> {
-        self.layout.resolve(name).await
-    }
-
-    async fn tag(&self, name: &str, descriptor: &Descriptor) -> Result<(), StoreError> {
-        let path = self.index_lock.clone();
-        let lock =
-            tokio::task::spawn_blocking(move || FileLock::acquire(&path, LockMode::Exclusive))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|locked| locked)
-                .map_err(|source| StoreError::Io {
-                    action: "locking",
-                    path: self.index_lock.clone(),
-                    source,
-                })?;
-        let result = self.layout.tag(name, descriptor).await;
-        drop(lock);
-        result
-    }
-
-    async fn names(&self) -> Result<Vec<(String, Descriptor)>, StoreError> {
-        self.layout.names().await
-    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@
 
 use berth_registry_client::manifest::{Descriptor, OCI_MANIFEST};
 use berth_registry_client::progress::NoProgress;
-use berth_registry_client::store::{ContentStore, OciLayout};
 use berth_registry_client::{Client, ClientOptions, PullOptions, PushOptions};
 use berth_store::reference;
+use berth_store::{content::ContentStore, layout::OciLayout};
 use std::process::ExitCode;
 use std::sync::Arc;
 

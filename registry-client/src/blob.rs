@@ -5,8 +5,8 @@ use crate::client::{Client, EMPTY_LENGTH, location, resolve_url, scope};
 use crate::error::{Error, chain};
 use crate::manifest::Descriptor;
 use crate::progress::{BlobOutcome, Event, ProgressSink};
-use crate::store::{BlobWriter, ContentStore};
 use crate::transport::{BodyFactory, Call, status_error};
+use berth_store::content::{BlobWriter, ContentStore};
 use berth_store::digest::Digest;
 use berth_store::reference::Reference;
 use futures_util::StreamExt as _;
@@ -360,7 +360,7 @@ impl Client {
                         .take(len)
                         .read_to_end(&mut chunk)
                         .await
-                        .map_err(|source| crate::store::StoreError::Io {
+                        .map_err(|source| berth_store::StoreError::Io {
                             action: "reading blob",
                             path: digest.to_string().into(),
                             source,

@@ -2,7 +2,7 @@
 //! path involved, and carries a hint where one helps.
 
 use crate::manifest::ManifestError;
-use crate::store::StoreError;
+use berth_store::StoreError;
 use berth_store::digest::Digest;
 use berth_store::reference::ReferenceError;
 

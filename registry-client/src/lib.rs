@@ -8,7 +8,8 @@
 //!
 //! - [`reference`]: Docker-style image references.
 //! - [`manifest`]: manifests, indexes, descriptors and platform selection.
-//! - [`store`]: the [`store::ContentStore`] trait and the OCI image layout.
+//! - content goes to and comes from a [`berth_store::content::ContentStore`],
+//!   the store's one OCI layout ([`berth_store::layout::OciLayout`]).
 //! - [`Client`]: single operations (manifests, blobs, tags, delete, referrers)
 //!   and whole-image [`Client::push`] and [`Client::pull`].
 //! - [`auth`]: credentials from Docker's and podman's files, tokens.
@@ -25,7 +26,6 @@ mod parallel;
 pub mod progress;
 mod pull;
 mod push;
-pub mod store;
 mod tls;
 mod transport;
 

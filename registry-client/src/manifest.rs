@@ -5,8 +5,8 @@
 //! module only reads them, so digests never change on the way through.
 
 use berth_store::digest::Digest;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+pub use berth_store::oci::{Descriptor, Platform};
+use serde::Deserialize;
 
 /// The OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -29,131 +29,6 @@ pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 
 /// The annotation that names a manifest in an OCI layout's `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
-
-/// A content descriptor: what a manifest, an index or `index.json` says about
-/// one piece of content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// The media type of the content.
-    pub media_type: String,
-    /// The digest of the content.
-    pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
-    /// The platform, for entries of an index.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    /// Where else the content can be fetched from (foreign layers); kept as read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urls: Option<Vec<String>>,
-    /// The artifact type, for entries of an index or referrers list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-}
-
-impl Descriptor {
-    /// A descriptor without platform, annotations or URLs.
-    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size,
-            platform: None,
-            annotations: BTreeMap::new(),
-            urls: None,
-            artifact_type: None,
-        }
-    }
-}
-
-/// An image's platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// Operating system, e.g. `linux`.
-    pub os: String,
-    /// CPU architecture in Go's naming, e.g. `amd64`, `arm64`.
-    pub architecture: String,
-    /// Architecture variant, e.g. `v7`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    /// OS version (Windows).
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-}
-
-impl Platform {
-    /// The platform this program runs on, in Go's architecture names.
-    pub fn host() -> Platform {
-        let (architecture, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", Some("v8")),
-            "x86" => ("386", None),
-            "arm" => ("arm", Some("v7")),
-            "powerpc64" => ("ppc64le", None),
-            "s390x" => ("s390x", None),
-            "riscv64" => ("riscv64", None),
-            other => (other, None),
-        };
-        Platform {
-            os: std::env::consts::OS.to_owned(),
-            architecture: architecture.to_owned(),
-            variant: variant.map(str::to_owned),
-            os_version: None,
-        }
-    }
-
-    /// Parses `os/arch[/variant]`, e.g. `linux/arm64/v8`.
-    pub fn parse(text: &str) -> Option<Platform> {
-        let mut parts = text.split('/');
-        let os = parts.next().filter(|s| !s.is_empty())?;
-        let architecture = parts.next().filter(|s| !s.is_empty())?;
-        let variant = parts.next().map(str::to_owned);
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Platform {
-            os: os.to_owned(),
-            architecture: architecture.to_owned(),
-            variant,
-            os_version: None,
-        })
-    }
-
-    /// Whether an index entry with platform `candidate` runs here. A missing
-    /// variant on either side matches, except that `arm64` treats a missing
-    /// variant as `v8` (as containerd does).
-    pub fn matches(&self, candidate: &Platform) -> bool {
-        if self.os != candidate.os || self.architecture != candidate.architecture {
-            return false;
-        }
-        let normalise = |variant: &Option<String>| match (self.architecture.as_str(), variant) {
-            ("arm64", None) => Some("v8".to_owned()),
-            (_, v) => v.clone(),
-        };
-        match (normalise(&self.variant), normalise(&candidate.variant)) {
-            (Some(want), Some(have)) => want == have,
-            _ => true,
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
-    }
-}
 
 /// What a manifest document turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]

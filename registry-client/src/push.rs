@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::manifest::{Descriptor, Manifest, is_index};
 use crate::parallel::run_bounded;
 use crate::progress::{BlobOutcome, Event, ProgressSink};
-use crate::store::ContentStore;
+use berth_store::content::ContentStore;
 use berth_store::digest::Digest;
 use berth_store::reference::Reference;
 use std::collections::BTreeMap;

@@ -1,10 +1,10 @@
-//! Content-addressed blobs under `oci/blobs/sha256/`.
-//!
-//! This is the builder's narrow view of a content store; it keeps the OCI image
-//! layout shape, so the layout directory can be handed to any OCI tool.
+//! Content-addressed blobs under `oci/blobs/sha256/`: the synchronous face
+//! of the store's [`crate::layout::OciLayout`]. Content is staged in the
+//! store's `tmp/` and published by the layout's one routine
+//! ([`layout::publish_blob`]: fsync, rename, fsync of the directory).
 
 use super::digest::{Digest, HashingWriter};
-use super::{StoreError, atomic, io_err, tmp};
+use super::{StoreError, io_err, layout, tmp};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +61,7 @@ impl BlobStore {
             return Err(StoreError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
+                size: bytes.len() as u64,
             });
         }
         Ok(bytes)
@@ -94,16 +95,10 @@ impl BlobStore {
             return Err(StoreError::DigestMismatch {
                 expected: expected.clone(),
                 actual: digest,
+                size,
             });
         }
-        let dest = self.path(&digest);
-        if dest.exists() {
-            let _ = fs::remove_file(path);
-        } else {
-            file.sync_all().map_err(io_err("syncing", path))?;
-            fs::rename(path, &dest).map_err(io_err("renaming into", &dest))?;
-            atomic::sync_parent(&dest).map_err(io_err("syncing", &dest))?;
-        }
+        layout::publish_blob(&file, path, &self.path(&digest))?;
         Ok((digest, size))
     }
 
@@ -138,15 +133,7 @@ impl BlobWriter {
         let file = buffered
             .into_inner()
             .map_err(|e| io_err("writing", &self.tmp_path)(e.into_error()))?;
-        file.sync_all().map_err(io_err("syncing", &self.tmp_path))?;
-        drop(file);
-        let dest = self.dest_dir.join(digest.hex());
-        if dest.exists() {
-            let _ = fs::remove_file(&self.tmp_path);
-        } else {
-            fs::rename(&self.tmp_path, &dest).map_err(io_err("renaming into", &dest))?;
-            atomic::sync_parent(&dest).map_err(io_err("syncing", &self.dest_dir))?;
-        }
+        layout::publish_blob(&file, &self.tmp_path, &self.dest_dir.join(digest.hex()))?;
         Ok((digest, size))
     }
 

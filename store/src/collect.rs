@@ -355,6 +355,9 @@ mod tests {
 
     fn descriptor(digest: Digest) -> Descriptor {
         Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: MEDIA_MANIFEST.into(),
             digest,
             size: 0,

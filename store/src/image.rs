@@ -122,6 +122,8 @@ pub fn write(
     let config_digest = store.blobs().put(&config_bytes)?;
     let layers: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
     let platform = Platform {
+        os_version: None,
+        unknown: Default::default(),
         architecture: config.architecture.clone(),
         os: config.os.clone(),
         variant: config.variant.clone(),
@@ -146,6 +148,9 @@ pub fn write_manifest(
         schema_version: 2,
         media_type: Some(MEDIA_MANIFEST.to_string()),
         config: Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: MEDIA_CONFIG.to_string(),
             digest: config_digest,
             size: config_size,
@@ -161,6 +166,9 @@ pub fn write_manifest(
     })?;
     let digest = store.blobs().put(&manifest_bytes)?;
     Ok(Descriptor {
+        artifact_type: None,
+        unknown: Default::default(),
+        urls: None,
         media_type: MEDIA_MANIFEST.to_string(),
         digest,
         size: manifest_bytes.len() as u64,

@@ -21,10 +21,12 @@ pub mod archive;
 pub mod atomic;
 pub mod blobs;
 pub mod collect;
+pub mod content;
 pub mod digest;
 pub mod image;
 pub mod images;
 pub mod layer;
+pub mod layout;
 pub mod lease;
 pub mod lock;
 pub mod oci;
@@ -61,19 +63,53 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// A store metadata file (such as `index.json`) is malformed.
+    #[error("malformed {}: {reason}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A blob is not in the store.
     #[error("blob {0} is not in the local store")]
     MissingBlob(Digest),
+    /// Content had a different size than its descriptor said; it was
+    /// discarded.
+    #[error(
+        "content for {digest} has the wrong size: expected {expected} bytes, got {actual}; \
+         it was discarded"
+    )]
+    SizeMismatch {
+        /// The blob's digest.
+        digest: Digest,
+        /// The size the descriptor declared.
+        expected: u64,
+        /// The size received so far.
+        actual: u64,
+    },
+    /// A blob was larger than the caller allowed.
+    #[error("blob {digest} is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// The blob's digest.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A tag is not in the store.
     #[error("image '{0}' is not in the local store\nhint: build or import it first")]
     UnknownImage(String),
-    /// A blob's content does not match its digest.
-    #[error("blob {expected} has digest {actual}; the store copy is corrupt")]
+    /// Content does not hash to the digest it was written or read under.
+    #[error("content for {expected} does not match its digest: got {actual} ({size} bytes)")]
     DigestMismatch {
         /// The digest asked for.
         expected: Digest,
         /// The digest of the content.
         actual: Digest,
+        /// How many bytes the content had.
+        size: u64,
     },
 }
 
@@ -92,6 +128,7 @@ pub fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> St
 pub struct Store {
     root: PathBuf,
     blobs: BlobStore,
+    layout: layout::OciLayout,
 }
 
 impl Store {
@@ -127,14 +164,10 @@ impl Store {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
-        let layout = root.join("oci/oci-layout");
-        if !layout.exists() {
-            atomic::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
-                .map_err(io_err("writing", &layout))?;
-        }
         let store = Store {
             root: root.to_path_buf(),
             blobs: BlobStore::new(root.join("oci"), root.join("tmp")),
+            layout: layout::OciLayout::create_sync(root.join("oci"))?,
         };
         tmp::remove_stale(&store.tmp_dir())?;
         Ok(store)
@@ -148,6 +181,12 @@ impl Store {
     /// The blob store.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// The store's OCI image layout: every `index.json` edit and every
+    /// pull goes through it.
+    pub fn layout(&self) -> &layout::OciLayout {
+        &self.layout
     }
 
     /// The OCI image layout directory.

@@ -27,34 +27,143 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// OCI layout; berth writes it beside `org.opencontainers.image.ref.name`.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-/// A content descriptor.
+/// A content descriptor: what a manifest, an index or `index.json` says
+/// about one piece of content. The one descriptor type of berth: the
+/// registry client, the builder and the containers use it too.
+///
+/// Fields this version does not know are kept in `unknown` and written back,
+/// so rewriting a document (a tag in `index.json`) never drops what another
+/// tool put there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     /// The media type of the referenced content.
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     /// The digest of the referenced content.
     pub digest: Digest,
     /// The size of the referenced content in bytes.
     pub size: u64,
+    /// Where else the content can be fetched from (foreign layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
     /// Optional annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// The platform, in an index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// The artifact type, for entries of an index or a referrers list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Fields not known here (`data`, later additions), kept as read.
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
-/// An OS/architecture pair.
+impl Descriptor {
+    /// A descriptor with no URLs, annotations, platform or artifact type.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            urls: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+            artifact_type: None,
+            unknown: serde_json::Map::new(),
+        }
+    }
+}
+
+/// An image's platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     /// CPU architecture, as in GOARCH.
     pub architecture: String,
     /// Operating system, as in GOOS.
     pub os: String,
+    /// OS version (Windows).
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
     /// Architecture variant, e.g. `v8`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Fields not known here (`os.features`, `features`), kept as read.
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Platform {
+    /// The platform this program runs on, in Go's architecture names.
+    pub fn host() -> Platform {
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", Some("v8")),
+            "x86" => ("386", None),
+            "arm" => ("arm", Some("v7")),
+            "powerpc64" => ("ppc64le", None),
+            "s390x" => ("s390x", None),
+            "riscv64" => ("riscv64", None),
+            other => (other, None),
+        };
+        Platform {
+            os: std::env::consts::OS.to_owned(),
+            architecture: architecture.to_owned(),
+            variant: variant.map(str::to_owned),
+            os_version: None,
+            unknown: serde_json::Map::new(),
+        }
+    }
+
+    /// Parses `os/arch[/variant]`, e.g. `linux/arm64/v8`.
+    pub fn parse(text: &str) -> Option<Platform> {
+        let mut parts = text.split('/');
+        let os = parts.next().filter(|s| !s.is_empty())?;
+        let architecture = parts.next().filter(|s| !s.is_empty())?;
+        let variant = parts.next().map(str::to_owned);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Platform {
+            os: os.to_owned(),
+            architecture: architecture.to_owned(),
+            variant,
+            os_version: None,
+            unknown: serde_json::Map::new(),
+        })
+    }
+
+    /// Whether an index entry with platform `candidate` runs here. A missing
+    /// variant on either side matches, except that `arm64` treats a missing
+    /// variant as `v8` (as containerd does).
+    pub fn matches(&self, candidate: &Platform) -> bool {
+        if self.os != candidate.os || self.architecture != candidate.architecture {
+            return false;
+        }
+        let normalise = |variant: &Option<String>| match (self.architecture.as_str(), variant) {
+            ("arm64", None) => Some("v8".to_owned()),
+            (_, v) => v.clone(),
+        };
+        match (normalise(&self.variant), normalise(&candidate.variant)) {
+            (Some(want), Some(have)) => want == have,
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
 }
 
 /// An image index (also the `index.json` of an image layout).
@@ -68,6 +177,13 @@ pub struct Index {
     pub media_type: Option<String>,
     /// The manifests.
     pub manifests: Vec<Descriptor>,
+    /// Annotations of the index itself.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Fields not known here (`subject`, `artifactType`, later additions),
+    /// kept as read so rewriting `index.json` never drops them.
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for Index {
@@ -76,6 +192,8 @@ impl Default for Index {
             schema_version: 2,
             media_type: Some(MEDIA_INDEX.to_string()),
             manifests: Vec::new(),
+            annotations: BTreeMap::new(),
+            unknown: serde_json::Map::new(),
         }
     }
 }

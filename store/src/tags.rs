@@ -1,11 +1,8 @@
 //! The tag index: the image layout's `index.json`, one manifest descriptor per
 //! tag, named by the `org.opencontainers.image.ref.name` annotation.
 
-use super::lock::{FileLock, LockMode};
-use super::{Store, StoreError, io_err};
+use super::{Store, StoreError};
 use crate::oci::{ANNOTATION_REF_NAME, Descriptor, Index};
-use std::fs;
-use std::io;
 
 /// Normalises an image name: a name without a tag gets `:latest`.
 pub fn normalize(name: &str) -> String {
@@ -20,13 +17,7 @@ pub fn normalize(name: &str) -> String {
 impl Store {
     /// Reads `index.json`.
     pub fn read_index(&self) -> Result<Index, StoreError> {
-        let path = self.layout_dir().join("index.json");
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|source| StoreError::Corrupt { path, source }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index::default()),
-            Err(e) => Err(io_err("reading", &path)(e)),
-        }
+        self.layout().read_index()
     }
 
     /// The manifest descriptor tagged `name`.
@@ -69,20 +60,14 @@ impl Store {
             .collect())
     }
 
-    /// Edits `index.json` under the index lock: `edit` gets the entries and
-    /// the index is written back (atomically) only when it returns true.
+    /// Edits `index.json` through the layout, under its lock: `edit` gets
+    /// the entries and the index is written back (durably, keeping every
+    /// field berth does not know) only when it returns true.
     pub fn edit_index(
         &self,
         edit: impl FnOnce(&mut Vec<Descriptor>) -> bool,
     ) -> Result<(), StoreError> {
-        let lock_path = self.lock_path("index");
-        let _lock = FileLock::acquire(&lock_path, LockMode::Exclusive)
-            .map_err(io_err("locking", &lock_path))?;
-        let mut index = self.read_index()?;
-        if edit(&mut index.manifests) {
-            self.write_json(&self.layout_dir().join("index.json"), &index)?;
-        }
-        Ok(())
+        self.layout().edit_index(|index| edit(&mut index.manifests))
     }
 
     /// Removes the tag `name`; returns the descriptor it pointed at.
@@ -127,6 +112,9 @@ mod tests {
         let one = store.blobs().put(b"one").unwrap();
         let two = store.blobs().put(b"two").unwrap();
         let desc = |digest| Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: MEDIA_MANIFEST.into(),
             digest,
             size: 3,

@@ -10,9 +10,9 @@ use berth_e2e::{fault_proxy, require, token_server};
 use berth_registry_client::auth::{Credential, Credentials};
 use berth_registry_client::manifest::{Descriptor, OCI_MANIFEST};
 use berth_registry_client::progress::{Event, NoProgress, ProgressSink};
-use berth_registry_client::store::{ContentStore, OciLayout};
 use berth_registry_client::{Client, ClientOptions, Error, PullOptions, PushOptions};
 use berth_store::{Digest, reference};
+use berth_store::{content::ContentStore, layout::OciLayout};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -570,6 +570,7 @@ async fn make_docker_list(layout: &OciLayout, tag: &str) -> (Descriptor, Descrip
         let digest = layout.put_blob(&manifest).await.unwrap();
         let mut descriptor = Descriptor::new(SCHEMA2, digest, manifest.len() as u64);
         descriptor.platform = Some(berth_registry_client::manifest::Platform {
+            unknown: Default::default(),
             os: "linux".into(),
             architecture: arch.into(),
             variant: variant.map(str::to_owned),

@@ -3,6 +3,7 @@
 
 use berth_store::image::StoredImage;
 use berth_store::layer::compress::decompress;
+use berth_store::layout::OciLayout;
 use berth_store::oci::{ANNOTATION_REF_NAME, Descriptor, Index};
 use berth_store::{Digest, Store, StoreError, atomic, io_err, tmp};
 use std::fs::{self, File};
@@ -168,29 +169,20 @@ fn write_oci_dir(
     names: &[String],
     dir: &Path,
 ) -> Result<(), OutputError> {
-    let blob_dir = dir.join("blobs/sha256");
-    fs::create_dir_all(&blob_dir).map_err(write_err(&blob_dir))?;
-    atomic::write(
-        &dir.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .map_err(write_err(dir))?;
+    let fail = |e: StoreError| write_err(dir)(io::Error::other(e));
+    let layout = OciLayout::create_sync(dir).map_err(fail)?;
     for d in blobs_of(image) {
-        let dest = blob_dir.join(d.digest.hex());
-        if dest.exists() {
-            continue;
-        }
-        let src = store.blobs().path(&d.digest);
-        // A hard link costs nothing on the same filesystem; copy otherwise.
-        if fs::hard_link(&src, &dest).is_err() {
-            let tmp = atomic::temp_sibling(&dest);
-            fs::copy(&src, &tmp).map_err(write_err(&dest))?;
-            fs::rename(&tmp, &dest).map_err(write_err(&dest))?;
-        }
+        layout
+            .add_blob_file(&store.blobs().path(&d.digest), &d.digest)
+            .map_err(fail)?;
     }
-    let index = serde_json::to_vec_pretty(&index_for(&[Named::new(image, names)]))
-        .map_err(|e| write_err(dir)(io::Error::other(e)))?;
-    atomic::write(&dir.join("index.json"), &index).map_err(write_err(dir))
+    let written = index_for(&[Named::new(image, names)]);
+    layout
+        .edit_index(|index| {
+            index.manifests = written.manifests;
+            true
+        })
+        .map_err(fail)
 }
 
 fn write_tar_file(

@@ -87,6 +87,9 @@ pub fn encode(records: &[(Digest, CacheRecord)]) -> Result<Encoded, serde_json::
         schema_version: 2,
         media_type: Some(MEDIA_MANIFEST.to_string()),
         config: Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: MEDIA_CACHE_CONFIG.to_string(),
             digest: Digest::of(&config),
             size: config.len() as u64,
@@ -107,6 +110,9 @@ pub fn encode(records: &[(Digest, CacheRecord)]) -> Result<Encoded, serde_json::
 /// A descriptor without the annotations or platform a record may carry.
 fn plain(descriptor: &Descriptor) -> Descriptor {
     Descriptor {
+        artifact_type: None,
+        unknown: Default::default(),
+        urls: None,
         media_type: descriptor.media_type.clone(),
         digest: descriptor.digest.clone(),
         size: descriptor.size,
@@ -173,6 +179,9 @@ mod tests {
         CacheRecord {
             layer: layer.map(|bytes| LayerRecord {
                 descriptor: Descriptor {
+                    artifact_type: None,
+                    unknown: Default::default(),
+                    urls: None,
                     media_type: MEDIA_LAYER_GZIP.into(),
                     digest: Digest::of(bytes),
                     size: bytes.len() as u64,

@@ -5,13 +5,12 @@
 
 use super::RemoteCacheError;
 use super::format::{Encoded, MEDIA_CACHE_CONFIG};
+use berth_store::layout::OciLayout;
 use berth_store::oci::{ANNOTATION_REF_NAME, Descriptor, Index, MEDIA_MANIFEST, Manifest};
-use berth_store::{Digest, Store, atomic};
+use berth_store::{Digest, Store, StoreError};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-
-const LAYOUT_MARKER: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// A cache directory and the tag of the cache in it.
 pub(super) struct LocalEnd {
@@ -136,44 +135,31 @@ impl LocalEnd {
     /// the config and the manifest, then `index.json` with the tag moved to
     /// the new manifest. Other tags in the directory stay.
     pub fn write(&self, store: &Store, encoded: &Encoded) -> Result<(), RemoteCacheError> {
-        let blobs_dir = self.dir.join("blobs/sha256");
-        fs::create_dir_all(&blobs_dir).map_err(|e| self.io("creating", &blobs_dir, e))?;
-        let marker = self.dir.join("oci-layout");
-        if !marker.exists() {
-            atomic::write(&marker, LAYOUT_MARKER.as_bytes())
-                .map_err(|e| self.io("writing", &marker, e))?;
-        }
+        let fail = |e: StoreError| self.io("writing", &self.dir, e);
+        let layout = OciLayout::create_sync(&self.dir).map_err(fail)?;
         for layer in self.missing(&encoded.manifest.layers) {
-            let from = store.blobs().path(&layer.digest);
-            let to = self.blob_path(&layer.digest);
-            let temp = atomic::temp_sibling(&to);
-            let copied = fs::copy(&from, &temp).and_then(|_| fs::rename(&temp, &to));
-            if let Err(e) = copied {
-                let _ = fs::remove_file(&temp);
-                return Err(self.io("copying", &from, e));
-            }
+            layout
+                .add_blob_file(&store.blobs().path(&layer.digest), &layer.digest)
+                .map_err(fail)?;
         }
-        let manifest_digest = Digest::of(&encoded.manifest_bytes);
-        for (digest, bytes) in [
-            (&encoded.manifest.config.digest, &encoded.config),
-            (&manifest_digest, &encoded.manifest_bytes),
-        ] {
-            let path = self.blob_path(digest);
-            atomic::write(&path, bytes).map_err(|e| self.io("writing", &path, e))?;
-        }
-        let mut index = self.read_index()?.unwrap_or_default();
-        index
-            .manifests
-            .retain(|m| m.annotations.get(ANNOTATION_REF_NAME) != Some(&self.tag));
-        index.manifests.push(Descriptor {
-            media_type: MEDIA_MANIFEST.to_string(),
-            digest: manifest_digest,
-            size: encoded.manifest_bytes.len() as u64,
-            annotations: [(ANNOTATION_REF_NAME.to_string(), self.tag.clone())].into(),
-            platform: None,
-        });
-        let path = self.dir.join("index.json");
-        let bytes = serde_json::to_vec(&index).map_err(|e| self.io("writing", &path, e))?;
-        atomic::write(&path, &bytes).map_err(|e| self.io("writing", &path, e))
+        layout.put(&encoded.config).map_err(fail)?;
+        let manifest_digest = layout.put(&encoded.manifest_bytes).map_err(fail)?;
+        let mut entry = Descriptor::new(
+            MEDIA_MANIFEST,
+            manifest_digest,
+            encoded.manifest_bytes.len() as u64,
+        );
+        entry
+            .annotations
+            .insert(ANNOTATION_REF_NAME.to_string(), self.tag.clone());
+        layout
+            .edit_index(|index| {
+                index
+                    .manifests
+                    .retain(|m| m.annotations.get(ANNOTATION_REF_NAME) != Some(&self.tag));
+                index.manifests.push(entry);
+                true
+            })
+            .map_err(fail)
     }
 }

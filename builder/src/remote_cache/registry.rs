@@ -4,13 +4,13 @@
 
 use super::RemoteCacheError;
 use super::format::{Encoded, MEDIA_CACHE_CONFIG};
-use berth_registry_client::manifest::{Descriptor as WireDescriptor, Manifest};
+use berth_registry_client::manifest::Manifest;
 use berth_registry_client::progress::{NoProgress, ProgressSink};
-use berth_registry_client::store::OciLayout;
 use berth_registry_client::{Client, ClientOptions};
+use berth_store::Store;
+use berth_store::layout::OciLayout;
 use berth_store::oci::{self, MEDIA_MANIFEST};
 use berth_store::reference::{self, Reference};
-use berth_store::{Digest, Store};
 use std::sync::Arc;
 
 /// One registry cache reference with its client and transfer threads.
@@ -110,22 +110,13 @@ impl RegistryEnd {
                     .fetch_blob(&self.reference, &config, &layout, &progress)
                     .await
                     .map_err(|e| self.error("reading", e))?;
-                let layers = layers
-                    .iter()
-                    .map(|d| from_wire(d).map_err(not_cache))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let layers = layers.iter().map(blob_only).collect::<Vec<_>>();
                 Ok((layers, config.digest))
             })
             .and_then(|(layers, config_digest)| {
-                let digest = Digest::parse(&config_digest.to_string()).map_err(|e| {
-                    RemoteCacheError::Format {
-                        location: self.text.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
                 let config = store
                     .blobs()
-                    .read(&digest)
+                    .read(&config_digest)
                     .map_err(|e| self.error("reading", e))?;
                 Ok((layers, config))
             })
@@ -133,7 +124,7 @@ impl RegistryEnd {
 
     /// Downloads `blobs` into the store, several at a time.
     pub fn fetch(&self, store: &Store, blobs: &[oci::Descriptor]) -> Result<(), RemoteCacheError> {
-        let wire = blobs.iter().map(to_wire).collect::<Result<Vec<_>, _>>()?;
+        let wire = blobs.iter().map(blob_only).collect::<Vec<_>>();
         self.runtime.block_on(self.each_blob(
             store,
             wire,
@@ -153,12 +144,12 @@ impl RegistryEnd {
     async fn each_blob<F, Fut, T>(
         &self,
         store: &Store,
-        blobs: Vec<WireDescriptor>,
+        blobs: Vec<oci::Descriptor>,
         action: &'static str,
         transfer: F,
     ) -> Result<(), RemoteCacheError>
     where
-        F: Fn(Client, Reference, OciLayout, WireDescriptor) -> Fut,
+        F: Fn(Client, Reference, OciLayout, oci::Descriptor) -> Fut,
         Fut: Future<Output = Result<T, berth_registry_client::Error>> + Send + 'static,
         T: Send + 'static,
     {
@@ -197,7 +188,7 @@ impl RegistryEnd {
         self.runtime.block_on(async {
             let mut missing = Vec::new();
             for blob in blobs {
-                let digest = to_wire(blob)?.digest;
+                let digest = blob.digest.clone();
                 let found = self
                     .client
                     .head_blob(&self.reference, &digest)
@@ -220,9 +211,9 @@ impl RegistryEnd {
         encoded: &Encoded,
         mount_from: &[String],
     ) -> Result<(), RemoteCacheError> {
-        let mut blobs = vec![to_wire(&encoded.manifest.config)?];
+        let mut blobs = vec![blob_only(&encoded.manifest.config)];
         for layer in &encoded.manifest.layers {
-            blobs.push(to_wire(layer)?);
+            blobs.push(blob_only(layer));
         }
         self.runtime.block_on(async {
             let mount_from = mount_from.to_vec();
@@ -250,33 +241,11 @@ impl RegistryEnd {
     }
 }
 
-/// A builder descriptor in the registry client's form.
-fn to_wire(descriptor: &oci::Descriptor) -> Result<WireDescriptor, RemoteCacheError> {
-    let digest =
-        descriptor
-            .digest
-            .as_str()
-            .parse()
-            .map_err(
-                |e: berth_store::digest::DigestError| RemoteCacheError::Format {
-                    location: descriptor.digest.to_string(),
-                    reason: e.to_string(),
-                },
-            )?;
-    Ok(WireDescriptor::new(
+/// A blob descriptor as the registry sees it: media type, digest and size.
+fn blob_only(descriptor: &oci::Descriptor) -> oci::Descriptor {
+    oci::Descriptor::new(
         descriptor.media_type.clone(),
-        digest,
+        descriptor.digest.clone(),
         descriptor.size,
-    ))
-}
-
-/// A registry client descriptor in the builder's form.
-fn from_wire(descriptor: &WireDescriptor) -> Result<oci::Descriptor, String> {
-    Ok(oci::Descriptor {
-        media_type: descriptor.media_type.clone(),
-        digest: Digest::parse(&descriptor.digest.to_string()).map_err(|e| e.to_string())?,
-        size: descriptor.size,
-        annotations: Default::default(),
-        platform: None,
-    })
+    )
 }

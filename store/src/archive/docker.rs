@@ -65,6 +65,8 @@ pub fn load(store: &Store, staging: &Staging) -> Result<Vec<LoadedImage>, Archiv
         }
         let config_digest = store.blobs().put(&config_bytes)?;
         let platform = Platform {
+            os_version: None,
+            unknown: Default::default(),
             architecture: config.architecture.clone(),
             os: config.os.clone(),
             variant: config.variant.clone(),
@@ -106,6 +108,9 @@ fn import_layer(
     diff_id: &Digest,
 ) -> Result<Descriptor, ArchiveError> {
     let descriptor = |media_type: &str, digest: Digest, size: u64| Descriptor {
+        artifact_type: None,
+        unknown: Default::default(),
+        urls: None,
         media_type: media_type.to_string(),
         digest,
         size,

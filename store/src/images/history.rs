@@ -62,6 +62,9 @@ mod tests {
 
     fn layer(n: u8, size: u64) -> Descriptor {
         Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: MEDIA_LAYER_GZIP.into(),
             digest: Digest::of(&[n]),
             size,

@@ -108,6 +108,9 @@ mod tests {
 
     fn descriptor(media_type: &str, digest: Digest, platform: Option<Platform>) -> Descriptor {
         Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: media_type.into(),
             digest,
             size: 0,
@@ -128,6 +131,8 @@ mod tests {
         let host = image::write(&store, &config, &[]).unwrap();
         let platform = |arch: &str| {
             Some(Platform {
+                os_version: None,
+                unknown: Default::default(),
                 architecture: arch.into(),
                 os: "linux".into(),
                 variant: None,

@@ -163,6 +163,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let missing = Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: MEDIA_MANIFEST.into(),
             digest: Digest::of(b"gone"),
             size: 4,

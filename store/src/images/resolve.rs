@@ -119,6 +119,9 @@ mod tests {
 
     fn image(names: &[&str], manifest: &str, config_hex: &str) -> LocalImage {
         let descriptor = |media: &str, digest: Digest| Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: media.into(),
             digest,
             size: 1,

@@ -93,6 +93,9 @@ pub fn write_layer_reporting(
     let (digest, size) = blob.commit()?;
     Ok(LayerRecord {
         descriptor: Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
             media_type: options.compression.media_type().to_string(),
             digest,
             size,

@@ -1,5 +1,16 @@
-//! An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`)
-//! as a [`ContentStore`].
+//! The one OCI image layout implementation of berth: a directory with
+//! `oci-layout`, `index.json` and `blobs/sha256/…`. The local store's `oci/`
+//! is one; so are the layouts `--output type=oci` and `--cache-to type=local`
+//! write. Pulls write into it through [`ContentStore`]; the store's
+//! synchronous blob writer ([`crate::blobs`]) publishes through
+//! [`publish_blob`] here.
+//!
+//! Durability: every blob and every `index.json` is written to a staging
+//! file, fsynced, renamed into place, and its directory fsynced, so after a
+//! power loss a name in `index.json` never points at a torn blob.
+//! `index.json` is only ever rewritten under an exclusive `flock` of the
+//! layout directory (in-process tasks and other processes alike), and
+//! fields berth does not know are kept.
 //!
 //! Names are the `org.opencontainers.image.ref.name` annotations of the
 //! `index.json` entries, which is what `skopeo copy … oci:DIR:NAME` uses.
@@ -13,11 +24,14 @@
 //! verify, or whose writing failed on the store's side (a full disk), is
 //! removed instead.
 
-use super::{BlobReader, BlobWriter, ContentStore, StoreError};
-use crate::manifest::{Descriptor, OCI_INDEX, REF_NAME_ANNOTATION};
-use berth_store::digest::{Digest, Verifier};
+use crate::content::{BlobReader, BlobWriter, ContentStore};
+use crate::digest::{Digest, Verifier};
+use crate::oci::{ANNOTATION_REF_NAME as REF_NAME_ANNOTATION, Descriptor, Index};
+use crate::{StoreError, atomic};
 use serde::{Deserialize, Serialize};
+use std::fs::File;
 use std::io::{Seek as _, Write as _};
+use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +47,7 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// An OCI image layout directory. Cloning is cheap and clones share the lock
-/// that serialises `index.json` updates.
+/// An OCI image layout directory. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct OciLayout {
     inner: Arc<Inner>,
@@ -43,26 +56,12 @@ pub struct OciLayout {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
-    index_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct LayoutMarker {
     #[serde(rename = "imageLayoutVersion")]
     image_layout_version: String,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IndexFile {
-    schema_version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-    /// Fields this client does not interpret (annotations, subject, …) are kept.
-    #[serde(flatten)]
-    other: serde_json::Map<String, serde_json::Value>,
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -79,53 +78,42 @@ impl OciLayout {
     /// `index.json` and `blobs/sha256` as needed.
     pub async fn create(root: impl Into<PathBuf>) -> Result<OciLayout, StoreError> {
         let root = root.into();
+        blocking(&root.clone(), move || OciLayout::create_sync(root)).await
+    }
+
+    /// [`OciLayout::create`] for synchronous callers.
+    pub fn create_sync(root: impl Into<PathBuf>) -> Result<OciLayout, StoreError> {
+        let root = root.into();
         let blobs = root.join("blobs").join("sha256");
-        tokio::fs::create_dir_all(&blobs)
-            .await
-            .map_err(io_error("creating", &blobs))?;
+        std::fs::create_dir_all(&blobs).map_err(io_error("creating", &blobs))?;
         let marker = root.join(LAYOUT_FILE);
-        if tokio::fs::try_exists(&marker)
-            .await
-            .map_err(io_error("checking", &marker))?
-        {
-            check_marker(&marker).await?;
+        if marker.exists() {
+            check_marker_sync(&marker)?;
         } else {
             let body = serde_json::to_vec(&LayoutMarker {
                 image_layout_version: LAYOUT_VERSION.to_owned(),
             })
             .map_err(|e| malformed(&marker, e))?;
-            write_atomically(&root, &marker, &body).await?;
+            atomic::write(&marker, &body).map_err(io_error("writing", &marker))?;
         }
-        let index = root.join(INDEX_FILE);
-        if !tokio::fs::try_exists(&index)
-            .await
-            .map_err(io_error("checking", &index))?
-        {
-            let empty = IndexFile {
-                schema_version: 2,
-                media_type: Some(OCI_INDEX.to_owned()),
-                manifests: Vec::new(),
-                other: serde_json::Map::new(),
-            };
-            let body = serde_json::to_vec(&empty).map_err(|e| malformed(&index, e))?;
-            write_atomically(&root, &index, &body).await?;
+        let layout = Self::at(root);
+        if !layout.index_path().exists() {
+            layout.edit_index(|_| true)?;
         }
-        Ok(Self::at(root))
+        Ok(layout)
     }
 
     /// Opens an existing layout; fails if `root` has no `oci-layout` file.
     pub async fn open(root: impl Into<PathBuf>) -> Result<OciLayout, StoreError> {
         let root = root.into();
-        check_marker(&root.join(LAYOUT_FILE)).await?;
+        let marker = root.join(LAYOUT_FILE);
+        blocking(&marker.clone(), move || check_marker_sync(&marker)).await?;
         Ok(Self::at(root))
     }
 
     fn at(root: PathBuf) -> OciLayout {
         OciLayout {
-            inner: Arc::new(Inner {
-                root,
-                index_lock: tokio::sync::Mutex::new(()),
-            }),
+            inner: Arc::new(Inner { root }),
         }
     }
 
@@ -160,13 +148,134 @@ impl OciLayout {
         ))
     }
 
-    async fn read_index(&self) -> Result<IndexFile, StoreError> {
-        let path = self.inner.root.join(INDEX_FILE);
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(io_error("reading", &path))?;
-        serde_json::from_slice(&bytes).map_err(|e| malformed(&path, e))
+    /// The layout's `index.json`.
+    pub fn index_path(&self) -> PathBuf {
+        self.inner.root.join(INDEX_FILE)
     }
+
+    /// Reads `index.json`; a layout without one has an empty index.
+    pub fn read_index(&self) -> Result<Index, StoreError> {
+        let path = self.index_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(io_error("reading", &path)(e)),
+        }
+    }
+
+    /// Edits `index.json` under the layout's lock: `edit` gets the whole
+    /// index (unknown fields included) and it is written back, durably,
+    /// only when `edit` returns true.
+    pub fn edit_index(&self, edit: impl FnOnce(&mut Index) -> bool) -> Result<(), StoreError> {
+        let _lock = self.lock_index()?;
+        let mut index = self.read_index()?;
+        if edit(&mut index) {
+            let path = self.index_path();
+            let body = serde_json::to_vec(&index).map_err(|source| StoreError::Corrupt {
+                path: path.clone(),
+                source,
+            })?;
+            atomic::write(&path, &body).map_err(io_error("writing", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Stores `bytes` as a blob (staged in `.ingest/`, then published
+    /// durably) and returns its digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        let dest = self.blob_path(&digest);
+        if dest.exists() {
+            return Ok(digest);
+        }
+        let staged = self.sync_staging_path(&digest)?;
+        let result = (|| {
+            let mut file = File::create(&staged).map_err(io_error("creating", &staged))?;
+            file.write_all(bytes)
+                .map_err(io_error("writing", &staged))?;
+            publish_blob(&file, &staged, &dest)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&staged);
+        }
+        result.map(|()| digest)
+    }
+
+    /// Adds the blob `digest` from the file `source` (a blob of another
+    /// layout, the local store's): hard-linked when both are on one
+    /// filesystem, copied otherwise, and made durable either way.
+    pub fn add_blob_file(&self, source: &Path, digest: &Digest) -> Result<(), StoreError> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        let staged = self.sync_staging_path(digest)?;
+        let result = (|| {
+            if std::fs::hard_link(source, &staged).is_err() {
+                std::fs::copy(source, &staged).map_err(io_error("copying", source))?;
+            }
+            let file = File::open(&staged).map_err(io_error("opening", &staged))?;
+            publish_blob(&file, &staged, &dest)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&staged);
+        }
+        result
+    }
+
+    /// A fresh staging path in `.ingest/` for a synchronous writer.
+    fn sync_staging_path(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+        let ingest = self.inner.root.join(INGEST_DIR);
+        std::fs::create_dir_all(&ingest).map_err(io_error("creating", &ingest))?;
+        Ok(self.temp_path(digest))
+    }
+
+    /// Takes the exclusive lock every `index.json` writer holds: a `flock`
+    /// of the layout directory itself, so the layout needs no lock file and
+    /// every process and task that edits the index waits for the others.
+    fn lock_index(&self) -> Result<File, StoreError> {
+        let root = &self.inner.root;
+        let dir = File::open(root).map_err(io_error("opening", root))?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(dir);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(io_error("locking", root)(err));
+            }
+        }
+    }
+}
+
+/// Publishes a staged blob at `dest` (its digest's path): the staged file is
+/// fsynced, renamed into place and the blobs directory fsynced, so nothing
+/// written after this (a tag) can name a blob a power loss would tear. When
+/// the blob is already there, the staged copy is dropped.
+pub fn publish_blob(file: &File, staged: &Path, dest: &Path) -> Result<(), StoreError> {
+    if dest.exists() {
+        let _ = std::fs::remove_file(staged);
+        return Ok(());
+    }
+    file.sync_all().map_err(io_error("syncing", staged))?;
+    std::fs::rename(staged, dest).map_err(io_error("renaming into", dest))?;
+    atomic::sync_parent(dest).map_err(io_error("syncing the directory of", dest))
+}
+
+/// Runs blocking filesystem work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    place: &Path,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| StoreError::Io {
+            action: "waiting for a blocking task on",
+            path: place.to_owned(),
+            source: std::io::Error::other(err.to_string()),
+        })?
 }
 
 fn malformed(path: &Path, err: impl std::fmt::Display) -> StoreError {
@@ -176,14 +285,12 @@ fn malformed(path: &Path, err: impl std::fmt::Display) -> StoreError {
     }
 }
 
-async fn check_marker(marker: &Path) -> Result<(), StoreError> {
-    let bytes = tokio::fs::read(marker)
-        .await
-        .map_err(|source| StoreError::Io {
-            action: "reading the OCI layout marker",
-            path: marker.to_owned(),
-            source,
-        })?;
+fn check_marker_sync(marker: &Path) -> Result<(), StoreError> {
+    let bytes = std::fs::read(marker).map_err(|source| StoreError::Io {
+        action: "reading the OCI layout marker",
+        path: marker.to_owned(),
+        source,
+    })?;
     let parsed: LayoutMarker = serde_json::from_slice(&bytes).map_err(|e| malformed(marker, e))?;
     if parsed.image_layout_version != LAYOUT_VERSION {
         return Err(malformed(
@@ -193,21 +300,6 @@ async fn check_marker(marker: &Path) -> Result<(), StoreError> {
                 parsed.image_layout_version
             ),
         ));
-    }
-    Ok(())
-}
-
-/// Writes a small file by writing a sibling temporary file and renaming it.
-async fn write_atomically(root: &Path, path: &Path, body: &[u8]) -> Result<(), StoreError> {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = root.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
-    tokio::fs::write(&temp, body)
-        .await
-        .map_err(io_error("writing", &temp))?;
-    if let Err(err) = tokio::fs::rename(&temp, path).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(io_error("renaming into", path)(err));
     }
     Ok(())
 }
@@ -231,10 +323,7 @@ impl ContentStore for OciLayout {
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::BlobNotFound {
-                    digest: digest.clone(),
-                    root: self.inner.root.clone(),
-                });
+                return Err(StoreError::MissingBlob(digest.clone()));
             }
             Err(err) => return Err(io_error("opening", &path)(err)),
         };
@@ -320,7 +409,8 @@ impl ContentStore for OciLayout {
     }
 
     async fn resolve(&self, name: &str) -> Result<Option<Descriptor>, StoreError> {
-        let index = self.read_index().await?;
+        let layout = self.clone();
+        let index = blocking(self.root(), move || layout.read_index()).await?;
         Ok(index.manifests.into_iter().find(|entry| {
             entry
                 .annotations
@@ -331,27 +421,31 @@ impl ContentStore for OciLayout {
     }
 
     async fn tag(&self, name: &str, descriptor: &Descriptor) -> Result<(), StoreError> {
-        let _guard = self.inner.index_lock.lock().await;
-        let mut index = self.read_index().await?;
-        index.manifests.retain(|entry| {
-            entry
-                .annotations
-                .get(REF_NAME_ANNOTATION)
-                .map(String::as_str)
-                != Some(name)
-        });
+        let layout = self.clone();
+        let name = name.to_owned();
         let mut entry = descriptor.clone();
-        entry
-            .annotations
-            .insert(REF_NAME_ANNOTATION.to_owned(), name.to_owned());
-        index.manifests.push(entry);
-        let path = self.inner.root.join(INDEX_FILE);
-        let body = serde_json::to_vec(&index).map_err(|e| malformed(&path, e))?;
-        write_atomically(&self.inner.root, &path, &body).await
+        blocking(self.root(), move || {
+            layout.edit_index(|index| {
+                index.manifests.retain(|entry| {
+                    entry
+                        .annotations
+                        .get(REF_NAME_ANNOTATION)
+                        .map(String::as_str)
+                        != Some(name.as_str())
+                });
+                entry
+                    .annotations
+                    .insert(REF_NAME_ANNOTATION.to_owned(), name);
+                index.manifests.push(entry);
+                true
+            })
+        })
+        .await
     }
 
     async fn names(&self) -> Result<Vec<(String, Descriptor)>, StoreError> {
-        let index = self.read_index().await?;
+        let layout = self.clone();
+        let index = blocking(self.root(), move || layout.read_index()).await?;
         Ok(index
             .manifests
             .into_iter()
@@ -372,7 +466,7 @@ pub struct LayoutWriter {
     expected: Descriptor,
     target: PathBuf,
     temp: PathBuf,
-    file: Arc<std::fs::File>,
+    file: Arc<File>,
     buffer: Vec<u8>,
     in_flight: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
     verifier: Verifier,
@@ -386,7 +480,7 @@ pub struct LayoutWriter {
 /// An opened staging file and what it already holds.
 struct Staged {
     path: PathBuf,
-    file: std::fs::File,
+    file: File,
     verifier: Verifier,
     resumable: bool,
 }
@@ -407,7 +501,7 @@ fn open_staging(partial: PathBuf, unique: PathBuf, size: u64) -> Result<Staged, 
     let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
     if !locked {
         // Another process or task is downloading the same blob right now.
-        let file = std::fs::File::create(&unique).map_err(io_error("creating", &unique))?;
+        let file = File::create(&unique).map_err(io_error("creating", &unique))?;
         return Ok(Staged {
             path: unique,
             file,
@@ -519,9 +613,9 @@ impl LayoutWriter {
                 size,
             });
         }
-        tokio::fs::rename(&self.temp, &self.target)
-            .await
-            .map_err(io_error("renaming into", &self.target))?;
+        let file = Arc::clone(&self.file);
+        let (temp, target) = (self.temp.clone(), self.target.clone());
+        blocking(&self.target, move || publish_blob(&file, &temp, &target)).await?;
         // The staging file is gone; Drop must not remove anything now.
         self.temp = PathBuf::new();
         Ok(())
@@ -593,7 +687,7 @@ mod tests {
             let digest = layout.put_blob(b"hello").await.unwrap();
             assert!(layout.has_blob(&digest).await.unwrap());
             assert_eq!(layout.read_blob(&digest, 100).await.unwrap(), b"hello");
-            let descriptor = Descriptor::new(crate::manifest::OCI_MANIFEST, digest.clone(), 5);
+            let descriptor = Descriptor::new(crate::oci::MEDIA_MANIFEST, digest.clone(), 5);
             layout.tag("v1", &descriptor).await.unwrap();
             layout.tag("v1", &descriptor).await.unwrap();
             layout.tag("v2", &descriptor).await.unwrap();

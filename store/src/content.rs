@@ -1,22 +1,19 @@
-//! Local content stores: where pulled images land and pushed images come from.
+//! The blob-store trait: where pulled images land and pushed images come
+//! from.
 //!
-//! A store holds blobs by digest and names (tags) that point at manifests. The
-//! client only ever goes through [`ContentStore`], so the builder's store and
-//! other backends plug in by implementing it. Writes are verified: a blob
-//! becomes visible only after its digest and size were checked, and it appears
-//! atomically (write to a temporary file, then rename).
+//! A content store holds blobs by digest and names (tags) that point at
+//! manifests. The registry client only ever goes through [`ContentStore`].
+//! Writes are verified: a blob becomes visible only after its digest and
+//! size were checked, and it appears atomically and durably (fsync, rename,
+//! fsync of the directory).
 //!
-//! The first implementation is [`OciLayout`], an OCI image layout directory
-//! that `skopeo copy oci:DIR:tag …` reads and writes too.
+//! The implementation is [`crate::layout::OciLayout`], the one OCI image
+//! layout of berth, which `skopeo copy oci:DIR:tag …` reads and writes too.
 
-mod layout;
-
-pub use layout::OciLayout;
-
-use crate::manifest::Descriptor;
-use berth_store::digest::Digest;
+use crate::StoreError;
+use crate::digest::Digest;
+use crate::oci::Descriptor;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use tokio::io::AsyncRead;
 
@@ -26,74 +23,6 @@ pub struct BlobReader {
     pub size: u64,
     /// Its content.
     pub reader: Pin<Box<dyn AsyncRead + Send>>,
-}
-
-/// What went wrong in a content store. Messages name the path or digest.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A filesystem operation failed.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was being done, e.g. "reading".
-        action: &'static str,
-        /// The file or directory involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The store has no blob with this digest.
-    #[error("blob {digest} is not in the store at {}", root.display())]
-    BlobNotFound {
-        /// The missing digest.
-        digest: Digest,
-        /// The store's location.
-        root: PathBuf,
-    },
-    /// Content did not hash to the digest it was written or read under; it was
-    /// discarded.
-    #[error(
-        "content for {expected} does not match its digest: got {actual} ({size} bytes); \
-         the corrupt data was discarded"
-    )]
-    DigestMismatch {
-        /// The digest the content was supposed to have.
-        expected: Digest,
-        /// The digest it had.
-        actual: Digest,
-        /// How many bytes were received.
-        size: u64,
-    },
-    /// Content had a different size than its descriptor said.
-    #[error(
-        "content for {digest} has the wrong size: expected {expected} bytes, got {actual}; \
-         it was discarded"
-    )]
-    SizeMismatch {
-        /// The blob's digest.
-        digest: Digest,
-        /// The size the descriptor declared.
-        expected: u64,
-        /// The size received so far.
-        actual: u64,
-    },
-    /// A store metadata file (such as `index.json`) is malformed.
-    #[error("malformed {}: {reason}", path.display())]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A blob was larger than the caller allowed.
-    #[error("blob {digest} is {size} bytes, more than the limit of {limit}")]
-    TooLarge {
-        /// The blob's digest.
-        digest: Digest,
-        /// Its size.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
 }
 
 /// A blob being written. Nothing is visible in the store until [`commit`]
