@@ -313,6 +313,41 @@ fn base_names_must_be_references_table() {
 }
 
 #[test]
+fn invalid_default_arg_in_from_table() {
+    // (Dockerfile, build args, whether BuildKit's InvalidDefaultArgInFrom fires.)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+    let cases: &[Case] = &[
+        ("ARG V\nFROM alpine:$V\n", &[("V", "3.20")], true),
+        ("ARG V=3.20\nFROM alpine:$V\n", &[("V", "3.21")], false),
+        ("ARG IMAGE\nFROM $IMAGE\n", &[("IMAGE", "alpine")], true),
+        ("ARG IMAGE=alpine\nFROM $IMAGE AS b\nFROM b\n", &[], false),
+        ("ARG T=Latest\nFROM alpine:$T\n", &[], false),
+        // An expansion error stops the check, as in BuildKit.
+        ("ARG V\nFROM alpine:${V:?}\n", &[("V", "3.20")], false),
+    ];
+    for (source, args, fires) in cases {
+        let plan = plan_of(source, &options(args, None)).unwrap();
+        let found: Vec<&Diagnostic> = plan
+            .warnings
+            .iter()
+            .filter(|d| d.rule.as_deref() == Some("InvalidDefaultArgInFrom"))
+            .collect();
+        assert_eq!(found.len(), usize::from(*fires), "{source}: {found:?}");
+        if let Some(warning) = found.first() {
+            let base = source.lines().nth(1).unwrap().trim_start_matches("FROM ");
+            assert_eq!(
+                warning.message,
+                format!("default value for ARG {base} results in empty or invalid base image name")
+            );
+        }
+    }
+    // Without build args the same Dockerfile is an error too, as in BuildKit.
+    let err = plan_of("ARG V\nFROM alpine:$V\n", &options(&[], None)).unwrap_err();
+    let rules: Vec<Option<&str>> = err.diagnostics.iter().map(|d| d.rule.as_deref()).collect();
+    assert_eq!(rules, [Some("InvalidDefaultArgInFrom"), None]);
+}
+
+#[test]
 fn run_flags_are_checked_in_every_stage() {
     // Unreachable stages are checked too, as `docker build --check` does.
     let err = plan_of(
@@ -464,6 +499,7 @@ fn warnings_and_check_directive() {
             "JSONArgsRecommended",
             "MultipleInstructionsDisallowed",
             "WorkdirRelativePath",
+            "InvalidDefaultArgInFrom",
             "UndefinedArgInFrom"
         ]
     );
