@@ -314,6 +314,55 @@ impl Flags {
     }
 }
 
+/// The modes `RUN --network` takes (BuildKit's list).
+const NETWORK_MODES: &[&str] = &["default", "none", "host"];
+
+/// The modes `RUN --security` takes (BuildKit's list).
+const SECURITY_MODES: &[&str] = &["sandbox", "insecure"];
+
+/// The word of `node` that set flag `name`, to point a diagnostic at it.
+fn flag_word(node: &Node, name: &str) -> String {
+    let prefix = format!("--{name}");
+    node.flags
+        .iter()
+        .find(|word| {
+            word.strip_prefix(&prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        })
+        .cloned()
+        .unwrap_or(prefix)
+}
+
+/// Checks the fields of a `RUN --mount` value as BuildKit does before any
+/// expansion: every field is `key=value`, except the boolean keys `ro`,
+/// `readonly`, `rw` and `readwrite`, and `required` on a secret or ssh
+/// mount. So SELinux's `z` or an empty field (`a,,b`, a trailing comma) is
+/// an error. Fields are split on every comma, as the engine splits them.
+fn check_mount_fields(mount: &str) -> Result<(), String> {
+    // BuildKit judges `required` by the type set so far; bind is the default.
+    let mut kind = "bind".to_string();
+    for field in mount.split(',') {
+        if let Some((key, value)) = field.split_once('=') {
+            if key.eq_ignore_ascii_case("type") {
+                kind = value.to_ascii_lowercase();
+            }
+            continue;
+        }
+        match field.to_ascii_lowercase().as_str() {
+            "ro" | "readonly" | "rw" | "readwrite" => {}
+            // A type from a variable is known only after expansion.
+            "required" if matches!(kind.as_str(), "secret" | "ssh") || kind.contains('$') => {}
+            "required" => {
+                return Err(format!("unexpected key 'required' for mount type '{kind}'"));
+            }
+            _ => {
+                return Err(format!("invalid field '{field}' must be a key=value pair"));
+            }
+        }
+    }
+    Ok(())
+}
+
 const NO_FLAGS: FlagSpec = FlagSpec {
     strings: &[],
     multi: &[],
@@ -471,7 +520,38 @@ impl Instruction {
                         bools: &[],
                     },
                 )?;
-                require_args(1)?;
+                // A bare RUN is an empty shell-form command, as in BuildKit:
+                // no argument count to check.
+                let network = flags.string("network");
+                if let Some(mode) = network.as_deref()
+                    && !NETWORK_MODES.contains(&mode)
+                {
+                    return Err(InstructionError::at(
+                        &flag_word(node, "network"),
+                        format!(
+                            "invalid network mode {mode:?} (RUN --network takes {})",
+                            NETWORK_MODES.join(", ")
+                        ),
+                    ));
+                }
+                let security = flags.string("security");
+                if let Some(mode) = security.as_deref()
+                    && !SECURITY_MODES.contains(&mode)
+                {
+                    return Err(InstructionError::at(
+                        &flag_word(node, "security"),
+                        format!(
+                            "security {mode:?} is not valid (RUN --security takes {})",
+                            SECURITY_MODES.join(", ")
+                        ),
+                    ));
+                }
+                let mounts = flags.all("mount");
+                for mount in &mounts {
+                    check_mount_fields(mount).map_err(|message| {
+                        InstructionError::at(&format!("--mount={mount}"), message)
+                    })?;
+                }
                 Instruction::Run(Run {
                     command: command_of(node),
                     heredocs: node
@@ -486,9 +566,9 @@ impl Instruction {
                             ..h.clone()
                         })
                         .collect(),
-                    mounts: flags.all("mount"),
-                    network: flags.string("network"),
-                    security: flags.string("security"),
+                    mounts,
+                    network,
+                    security,
                 })
             }
             "cmd" | "entrypoint" => {
@@ -865,6 +945,71 @@ mod tests {
                 "RUN --mount=type=cache,target=/c --network=none true",
                 Ok(()),
             ),
+            // A bare RUN is an empty shell command; BuildKit accepts it.
+            ("RUN", Ok(())),
+            ("RUN --network=none", Ok(())),
+            ("RUN --network=host true", Ok(())),
+            ("RUN --network=default true", Ok(())),
+            (
+                "RUN --network=bridge true",
+                Err("invalid network mode \"bridge\" (RUN --network takes default, none, host)"),
+            ),
+            (
+                "RUN --network= true",
+                Err("invalid network mode \"\" (RUN --network takes default, none, host)"),
+            ),
+            (
+                "RUN --network=$NET true",
+                Err("invalid network mode \"$NET\" (RUN --network takes default, none, host)"),
+            ),
+            ("RUN --security=insecure true", Ok(())),
+            (
+                "RUN --security=privileged true",
+                Err(
+                    "security \"privileged\" is not valid (RUN --security takes sandbox, insecure)",
+                ),
+            ),
+            // Fields without `=`: BuildKit's booleans pass, anything else fails.
+            ("RUN --mount=type=bind,target=/s,ro true", Ok(())),
+            ("RUN --mount=target=/s,RW true", Ok(())),
+            ("RUN --mount=type=cache,target=/c,readonly true", Ok(())),
+            ("RUN --mount=type=cache,target=/c,readwrite true", Ok(())),
+            ("RUN --mount=type=secret,id=t,required true", Ok(())),
+            ("RUN --mount=type=ssh,required true", Ok(())),
+            ("RUN --mount=type=$T,id=t,required true", Ok(())),
+            ("RUN --mount=type=secret,id=t,required=true true", Ok(())),
+            (
+                "RUN --mount=type=bind,source=/s,target=/t,z true",
+                Err("invalid field 'z' must be a key=value pair"),
+            ),
+            (
+                "RUN --mount=type=bind,target=/t,Z true",
+                Err("invalid field 'Z' must be a key=value pair"),
+            ),
+            (
+                "RUN --mount=type=cache,target=/c, true",
+                Err("invalid field '' must be a key=value pair"),
+            ),
+            (
+                "RUN --mount=type=cache,,target=/c true",
+                Err("invalid field '' must be a key=value pair"),
+            ),
+            (
+                "RUN --mount=type=cache,target=/c,$OPTS true",
+                Err("invalid field '$OPTS' must be a key=value pair"),
+            ),
+            (
+                "RUN --mount=required,type=secret,id=t true",
+                Err("unexpected key 'required' for mount type 'bind'"),
+            ),
+            (
+                "RUN --mount=type=cache,target=/c,required true",
+                Err("unexpected key 'required' for mount type 'cache'"),
+            ),
+            (
+                "ONBUILD RUN --mount=type=bind,target=/t,z true",
+                Err("invalid field 'z' must be a key=value pair"),
+            ),
             (
                 "WORKDIR --x=1 /a",
                 Err("unknown flag: --x for WORKDIR (WORKDIR takes no flags)"),
@@ -912,6 +1057,28 @@ mod tests {
                 "FROM a AS 1x",
                 Err(
                     "invalid name for build stage: \"1x\", name can't start with a number or contain symbols",
+                ),
+            ),
+            // Stage names: BuildKit's ^[a-z][a-z0-9-_.]*$ after lowercasing,
+            // on the name as written (it is never expanded).
+            ("FROM a AS my-stage_1.0", Ok(())),
+            ("FROM a AS Build", Ok(())),
+            (
+                "FROM a AS $NAME",
+                Err(
+                    "invalid name for build stage: \"$NAME\", name can't start with a number or contain symbols",
+                ),
+            ),
+            (
+                "FROM a AS web/app",
+                Err(
+                    "invalid name for build stage: \"web/app\", name can't start with a number or contain symbols",
+                ),
+            ),
+            (
+                "FROM a AS _x",
+                Err(
+                    "invalid name for build stage: \"_x\", name can't start with a number or contain symbols",
                 ),
             ),
             (

@@ -10,15 +10,13 @@
 //! - [`plan::plan`] resolves stages, ARG scoping, build args, platform args and
 //!   `--target` into a [`plan::BuildPlan`]: every step with its expanded
 //!   arguments and the build args it used, which is what cache keys are made of.
-//! - [`dockerignore`] reads `.dockerignore` files and matches paths;
-//!   [`context_walk`] lists the files of a build context that are kept.
+//! - [`dockerignore`] reads `.dockerignore` files and matches paths.
 //! - [`shell::Lexer`] is the word expander all of them share.
 //!
 //! Nothing here prints or touches the network; the only I/O is reading the
-//! Dockerfile, the ignore file, and walking the context directory.
+//! Dockerfile and the ignore file.
 
 pub mod ast;
-pub mod context_walk;
 pub mod diagnostic;
 pub mod directives;
 pub mod dockerignore;

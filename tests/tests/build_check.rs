@@ -165,3 +165,76 @@ fn file_target_platform_and_build_args_are_honoured() {
     );
     assert!(text.contains("hint: did you mean \"release\"?"), "{text}");
 }
+
+/// Where BuildKit's full check (`docker build --check`, no build args)
+/// accepts or rejects a Dockerfile, berth agrees, with BuildKit's messages.
+#[test]
+fn agrees_with_buildkit_check() {
+    let mount = "--mount=type=bind,target=/src,z";
+    let mount_caret = format!("  |     {}\n", "^".repeat(mount.len()));
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        // A bare RUN is an empty shell-form command.
+        ("FROM alpine\nRUN\n", vec![]),
+        ("FROM alpine\nRUN --network=none\n", vec![]),
+        (
+            "FROM alpine\nRUN --mount=type=secret,id=t,required --mount=target=/s,ro true\n",
+            vec![],
+        ),
+        // SELinux's z is no key=value field.
+        (
+            "FROM alpine\nRUN --mount=type=bind,target=/src,z true\n",
+            vec![
+                "error: invalid field 'z' must be a key=value pair\n --> ./Dockerfile:2\n2 | RUN --mount=type=bind,target=/src,z true\n".to_string(),
+                mount_caret,
+            ],
+        ),
+        (
+            "FROM alpine\nRUN --network=bridge true\n",
+            vec![
+                "error: invalid network mode \"bridge\" (RUN --network takes default, none, host)\n --> ./Dockerfile:2\n2 | RUN --network=bridge true\n  |     ^^^^^^^^^^^^^^^^\n".to_string(),
+            ],
+        ),
+        // Without build args, an ARG without a default expands to nothing.
+        (
+            "ARG TAG\nFROM alpine:$TAG\n",
+            vec![
+                "warning: InvalidDefaultArgInFrom: default value for ARG alpine:$TAG results in empty or invalid base image name\n --> ./Dockerfile:2\n".to_string(),
+                "error: failed to parse stage name \"alpine:\": invalid reference format\n --> ./Dockerfile:2\n".to_string(),
+                "Check failed: 1 error and 1 warning found.".to_string(),
+            ],
+        ),
+        (
+            "FROM alpine AS base\nFROM Base\n",
+            vec![
+                "error: failed to parse stage name \"Base\": invalid reference format: repository name (library/Base) must be lowercase\n --> ./Dockerfile:2\n".to_string(),
+            ],
+        ),
+        (
+            "FROM alpine AS 1st\n",
+            vec![
+                "error: invalid name for build stage: \"1st\", name can't start with a number or contain symbols\n --> ./Dockerfile:1\n".to_string(),
+            ],
+        ),
+    ];
+    for (dockerfile, expected) in cases {
+        let dir = context(dockerfile);
+        let out = berth_build(dir.path(), &["--check", "."]);
+        let text = stdout(&out);
+        if expected.is_empty() {
+            assert!(out.status.success(), "{dockerfile:?}: {out:?}");
+            assert_eq!(
+                text.trim(),
+                "Check complete, no warnings found.",
+                "{dockerfile:?}"
+            );
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{dockerfile:?}: {out:?}");
+        for part in expected {
+            assert!(
+                text.contains(&part),
+                "{dockerfile:?}: missing {part:?} in:\n{text}"
+            );
+        }
+    }
+}

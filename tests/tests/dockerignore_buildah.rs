@@ -1,6 +1,8 @@
 //! Differential test of `.dockerignore`: for real context trees, the entries
-//! berth's context walk keeps must be exactly what Debian's buildah puts in an
-//! image built `FROM scratch` with `COPY . /ctx/` and the same ignore file.
+//! the context walk of berth's builds keeps (`context::Context::walk` under
+//! the ignore rules), with the directories above them that COPY adds, must
+//! be exactly what Debian's buildah puts in an image built `FROM scratch`
+//! with `COPY . /ctx/` and the same ignore file.
 //!
 //! buildah runs as root with `--isolation chroot` and vfs storage in a
 //! temporary directory; the image is inspected through `buildah from` and
@@ -17,7 +19,7 @@
 // Test helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use berth_dockerfile::context_walk::{self, EntryKind};
+use berth_builder::context::{Context, FileKind, Visit};
 use berth_dockerfile::dockerignore::{self, Matcher};
 use berth_e2e::require;
 use std::collections::BTreeSet;
@@ -122,15 +124,25 @@ fn berth_keeps(context: &Path) -> BTreeSet<String> {
     walk_with(context, &matcher)
 }
 
+/// The walk builds do; an excluded directory that holds kept entries is not
+/// itself kept, but COPY adds it above them, so it is listed as buildah
+/// lists it.
 fn walk_with(context: &Path, matcher: &Matcher) -> BTreeSet<String> {
-    context_walk::walk(context, matcher)
-        .unwrap()
-        .into_iter()
-        .map(|entry| match entry.kind {
-            EntryKind::Dir => format!("{}/", entry.path),
-            _ => entry.path,
-        })
-        .collect()
+    let walked = Context::walk(context, &|rel, is_dir| {
+        Visit::by_ignore_rules(matcher, rel, is_dir)
+    })
+    .unwrap();
+    let mut paths = BTreeSet::new();
+    for file in walked.files() {
+        for (end, _) in file.rel.match_indices('/') {
+            paths.insert(format!("{}/", &file.rel[..end]));
+        }
+        paths.insert(match file.kind {
+            FileKind::Dir => format!("{}/", file.rel),
+            _ => file.rel.clone(),
+        });
+    }
+    paths
 }
 
 /// Writes a context tree: `dir/` makes an empty directory, `a -> b` a symlink.

@@ -1,5 +1,6 @@
 //! The stat walk of a build context.
 
+use berth_dockerfile::dockerignore::Matcher;
 use berth_store::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -53,6 +54,21 @@ pub enum Visit {
     ExcludeButDescend,
     /// Leave it out entirely.
     Exclude,
+}
+
+impl Visit {
+    /// What a build does with the context path `rel` under the ignore rules:
+    /// keeps it, leaves out a directory but enters it because an exception
+    /// may keep something below it, or leaves it out entirely.
+    pub fn by_ignore_rules(ignore: &Matcher, rel: &str, is_dir: bool) -> Visit {
+        if !ignore.is_excluded(rel) {
+            Visit::Include
+        } else if is_dir && ignore.may_keep_inside(rel) {
+            Visit::ExcludeButDescend
+        } else {
+            Visit::Exclude
+        }
+    }
 }
 
 /// Errors of the context walk.
@@ -423,5 +439,193 @@ mod tests {
         assert_eq!(link.link.as_deref(), Some(Path::new("/etc/passwd")));
         let under: Vec<&str> = ctx.under("src/deep").map(|f| f.rel.as_str()).collect();
         assert_eq!(under, ["src/deep", "src/deep/a.rs"]);
+    }
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for file in files {
+            let path = dir.path().join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, file).unwrap();
+        }
+        dir
+    }
+
+    fn walk_ignoring(dir: &Path, patterns: &[&str]) -> Context {
+        let matcher = Matcher::new(patterns).unwrap();
+        Context::walk(dir, &|rel, is_dir| {
+            Visit::by_ignore_rules(&matcher, rel, is_dir)
+        })
+        .unwrap()
+    }
+
+    /// What `COPY . /dest/` copies: the kept entries and, as COPY adds them,
+    /// the directories above them; directories end in `/`.
+    fn copied(ctx: &Context) -> Vec<String> {
+        let mut paths = std::collections::BTreeSet::new();
+        for file in ctx.files() {
+            for (i, _) in file.rel.match_indices('/') {
+                paths.insert(format!("{}/", &file.rel[..i]));
+            }
+            paths.insert(match file.kind {
+                FileKind::Dir => format!("{}/", file.rel),
+                _ => file.rel.clone(),
+            });
+        }
+        paths.into_iter().collect()
+    }
+
+    #[test]
+    fn ignore_rules_table() {
+        let files = [
+            "a.txt",
+            "docs/README.md",
+            "docs/x.md",
+            "src/lib.rs",
+            "src/sub/deep.md",
+            "subdir/sub1.txt",
+            "subdir/other",
+        ];
+        let dir = tree(&files);
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &[],
+                &[
+                    "a.txt",
+                    "docs/",
+                    "docs/README.md",
+                    "docs/x.md",
+                    "src/",
+                    "src/lib.rs",
+                    "src/sub/",
+                    "src/sub/deep.md",
+                    "subdir/",
+                    "subdir/other",
+                    "subdir/sub1.txt",
+                ],
+            ),
+            (
+                &["docs", "src"],
+                &["a.txt", "subdir/", "subdir/other", "subdir/sub1.txt"],
+            ),
+            (
+                &["docs", "!docs/README.md"],
+                &[
+                    "a.txt",
+                    "docs/",
+                    "docs/README.md",
+                    "src/",
+                    "src/lib.rs",
+                    "src/sub/",
+                    "src/sub/deep.md",
+                    "subdir/",
+                    "subdir/other",
+                    "subdir/sub1.txt",
+                ],
+            ),
+            (
+                &["**/*.md"],
+                &[
+                    "a.txt",
+                    "docs/",
+                    "src/",
+                    "src/lib.rs",
+                    "src/sub/",
+                    "subdir/",
+                    "subdir/other",
+                    "subdir/sub1.txt",
+                ],
+            ),
+            (
+                &["*", "!src/**/*.md"],
+                &["src/", "src/sub/", "src/sub/deep.md"],
+            ),
+            (
+                &["subdir", "!*/sub1*"],
+                &[
+                    "a.txt",
+                    "docs/",
+                    "docs/README.md",
+                    "docs/x.md",
+                    "src/",
+                    "src/lib.rs",
+                    "src/sub/",
+                    "src/sub/deep.md",
+                    "subdir/",
+                    "subdir/sub1.txt",
+                ],
+            ),
+        ];
+        for (patterns, expected) in cases {
+            let ctx = walk_ignoring(dir.path(), patterns);
+            assert_eq!(copied(&ctx), *expected, "{patterns:?}");
+        }
+    }
+
+    #[test]
+    fn excluded_directories_without_exceptions_are_not_entered() {
+        let dir = tree(&[
+            "keep",
+            "secret/file",
+            "secret/deeper/file",
+            "docs/a",
+            "docs/keep.md",
+        ]);
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &["secret"],
+                &["docs", "docs/a", "docs/keep.md", "keep", "secret"],
+            ),
+            (
+                &["secret", "docs", "!docs/*.md"],
+                &["docs", "docs/a", "docs/keep.md", "keep", "secret"],
+            ),
+            (
+                &["secret", "!other/*"],
+                &["docs", "docs/a", "docs/keep.md", "keep", "secret"],
+            ),
+            (
+                &["secret", "!secret/deeper"],
+                &[
+                    "docs",
+                    "docs/a",
+                    "docs/keep.md",
+                    "keep",
+                    "secret",
+                    "secret/deeper",
+                    "secret/deeper/file",
+                    "secret/file",
+                ],
+            ),
+        ];
+        for (patterns, expected) in cases {
+            let matcher = Matcher::new(patterns).unwrap();
+            let seen = Mutex::new(Vec::new());
+            Context::walk(dir.path(), &|rel, is_dir| {
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(rel.to_string());
+                }
+                Visit::by_ignore_rules(&matcher, rel, is_dir)
+            })
+            .unwrap();
+            // The walk's threads look at paths in any order.
+            let mut seen = seen.into_inner().unwrap();
+            seen.sort();
+            assert_eq!(seen, *expected, "{patterns:?}");
+        }
+    }
+
+    #[test]
+    fn symlinks_are_listed_not_followed() {
+        let dir = tree(&["inside"]);
+        let outside = tree(&["outside-secret"]);
+        symlink(outside.path(), dir.path().join("link")).unwrap();
+        let ctx = walk_ignoring(dir.path(), &[]);
+        let entries: Vec<(&str, FileKind)> =
+            ctx.files().map(|f| (f.rel.as_str(), f.kind)).collect();
+        assert_eq!(
+            entries,
+            [("inside", FileKind::File), ("link", FileKind::Symlink)]
+        );
     }
 }

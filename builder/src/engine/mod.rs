@@ -559,15 +559,7 @@ impl Build<'_> {
         let ctx = self.context.get_or_init(|| {
             let started = Instant::now();
             let ignore = &self.options.ignore;
-            let visit = |rel: &str, is_dir: bool| {
-                if !ignore.is_excluded(rel) {
-                    Visit::Include
-                } else if is_dir && ignore.may_keep_inside(rel) {
-                    Visit::ExcludeButDescend
-                } else {
-                    Visit::Exclude
-                }
-            };
+            let visit = |rel: &str, is_dir: bool| Visit::by_ignore_rules(ignore, rel, is_dir);
             let result = Context::walk(&self.options.context, &visit)
                 .map(|c| {
                     let cache = HashCache::load(self.store, &self.options.context);

@@ -1,8 +1,10 @@
 //! Build checks that look at instructions as written, independent of
 //! scopes: the casing of keywords, the legacy `ENV key value` form, secrets
-//! in ARG and ENV names, and a redundant `FROM --platform=$TARGETPLATFORM`.
+//! in ARG and ENV names, a redundant `FROM --platform=$TARGETPLATFORM`, and
+//! FROM bases that the global ARGs' defaults make invalid.
 
 use super::Planner;
+use super::stage::reference_error;
 use crate::ast::Node;
 use crate::instruction::Instruction;
 
@@ -76,6 +78,38 @@ impl Planner<'_> {
                 );
             }
         }
+    }
+
+    /// Warns about FROM lines whose base, expanded with the global ARGs'
+    /// defaults alone (no build args), is not an image reference, as
+    /// BuildKit's InvalidDefaultArgInFrom does; like BuildKit, it gives up at
+    /// the first expansion error.
+    pub(super) fn lint_default_args_in_from<'n>(
+        &mut self,
+        froms: impl Iterator<Item = (&'n Node, &'n Instruction)>,
+    ) {
+        let Some(env) = self.default_env.take() else {
+            return;
+        };
+        for (node, instruction) in froms {
+            let Instruction::From(from) = instruction else {
+                continue;
+            };
+            let Ok(base) = self.lexer.expand_word(&from.image, &env) else {
+                break;
+            };
+            if base.is_empty() || reference_error(&base).is_some() {
+                self.warn(
+                    node,
+                    "InvalidDefaultArgInFrom",
+                    format!(
+                        "default value for ARG {} results in empty or invalid base image name",
+                        from.image
+                    ),
+                );
+            }
+        }
+        self.default_env = Some(env);
     }
 
     /// Warns about keywords whose casing differs from the majority's.

@@ -232,6 +232,9 @@ struct Planner<'a> {
     global_env: BTreeMap<String, String>,
     /// The names of the global ARGs.
     global_declared: BTreeSet<String>,
+    /// The global scope as if no build arg were given (ARG defaults only),
+    /// or `None` if a default could not be expanded.
+    default_env: Option<BTreeMap<String, String>>,
     /// Every stage's `AS` name, by index.
     names: Vec<Option<String>>,
     diagnostics: Vec<Diagnostic>,
@@ -292,6 +295,19 @@ impl Planner<'_> {
                 self.global_declared.insert(decl.name.clone());
                 if let Some(value) = self.options.build_args.get(&decl.name).cloned().or(default) {
                     self.global_env.insert(decl.name.clone(), value);
+                }
+                if let Some(env) = &mut self.default_env {
+                    match decl
+                        .default
+                        .as_deref()
+                        .map(|d| self.lexer.expand_word(d, &*env))
+                    {
+                        Some(Ok(value)) => {
+                            env.insert(decl.name.clone(), value);
+                        }
+                        Some(Err(_)) => self.default_env = None,
+                        None => {}
+                    }
                 }
             }
         }
@@ -380,6 +396,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
         options,
         target_platform: target_platform.clone(),
         global_env: platform_args.clone(),
+        default_env: Some(platform_args.clone()),
         platform_args,
         global_declared: BTreeSet::new(),
         names: Vec::new(),
@@ -458,6 +475,8 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<BuildPlan,
             _ => None,
         })
         .collect();
+
+    planner.lint_default_args_in_from(stage_nodes.iter().map(|(node, from, _)| (*node, *from)));
 
     let mut stages: Vec<Stage> = Vec::with_capacity(stage_nodes.len());
     let mut final_env: Vec<BTreeMap<String, String>> = Vec::with_capacity(stage_nodes.len());

@@ -82,14 +82,27 @@ impl Planner<'_> {
         }
         let (expanded, from_build_args) = self.expand_from(from_node, &from);
         let platform = self.stage_platform(from_node, &from, &expanded);
-        let base = if expanded.image.eq_ignore_ascii_case("scratch") {
+        // As in BuildKit, the base names `scratch` or an earlier stage only
+        // when spelled exactly (stage names are lowercase); anything else
+        // must be an image reference.
+        let earlier_stage = self.names[..index.min(self.names.len())]
+            .iter()
+            .position(|name| name.as_deref() == Some(expanded.image.as_str()));
+        let base = if expanded.image == "scratch" {
             Base::Scratch
+        } else if let Some(stage) = earlier_stage {
+            Base::Stage { index: stage }
         } else {
-            match self.find_stage(&expanded.image).filter(|i| *i < index) {
-                Some(stage) => Base::Stage { index: stage },
-                None => Base::Image {
-                    reference: expanded.image.clone(),
-                },
+            if !expanded.image.is_empty()
+                && let Some(reason) = reference_error(&expanded.image)
+            {
+                self.error(
+                    from_node,
+                    format!("failed to parse stage name {:?}: {reason}", expanded.image),
+                );
+            }
+            Base::Image {
+                reference: expanded.image.clone(),
             }
         };
         let mut scope = Scope::default();
@@ -350,5 +363,175 @@ impl Planner<'_> {
                 format!("multiple {single} instructions should not be used in the same stage because only the last one will be used"),
             );
         }
+    }
+}
+
+/// Why `name` is not an image reference, in the words of BuildKit's parser
+/// (distribution/reference's `ParseNormalizedNamed`), or `None` if it is one:
+/// `[host[:port]/]path[:tag][@algorithm:hex]`, a lowercase path.
+pub(super) fn reference_error(name: &str) -> Option<String> {
+    if name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Some(format!(
+            "invalid repository name ({name}), cannot specify 64-byte hexadecimal strings"
+        ));
+    }
+    // Docker's domain split: the first component is a registry if it looks
+    // like one (a dot, a port, localhost, or uppercase letters).
+    let (domain, remainder) = match name.split_once('/') {
+        None => ("docker.io", format!("library/{name}")),
+        Some((first, rest))
+            if first == "localhost"
+                || first.contains(['.', ':'])
+                || first.to_lowercase() != first =>
+        {
+            let domain = if first == "index.docker.io" {
+                "docker.io"
+            } else {
+                first
+            };
+            (domain, rest.to_string())
+        }
+        Some(_) => ("docker.io", name.to_string()),
+    };
+    let remainder = if domain == "docker.io" && !remainder.contains('/') {
+        format!("library/{remainder}")
+    } else {
+        remainder
+    };
+    let remote = remainder.split(':').next().unwrap_or_default();
+    if remote.to_lowercase() != remote {
+        return Some(format!(
+            "invalid reference format: repository name ({remote}) must be lowercase"
+        ));
+    }
+    let full = format!("{domain}/{remainder}");
+    let Some((path, digest)) = match_reference(&full) else {
+        return Some(if match_reference(&full.to_lowercase()).is_some() {
+            "repository name must be lowercase".to_string()
+        } else {
+            "invalid reference format".to_string()
+        });
+    };
+    if path.len() > 255 {
+        return Some("repository name must not be more than 255 characters".to_string());
+    }
+    digest.and_then(digest_error).map(str::to_string)
+}
+
+/// Matches distribution/reference's anchored reference grammar; gives the
+/// repository path and the digest, if any.
+fn match_reference(text: &str) -> Option<(&str, Option<&str>)> {
+    let (rest, digest) = match text.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (text, None),
+    };
+    if digest.is_some_and(|d| !digest_syntax(d)) {
+        return None;
+    }
+    // A ':' whose remainder has no '/' starts the tag; any other ':' is a port.
+    let name = match rest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => {
+            let mut chars = tag.chars();
+            let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+            let valid = chars.next().is_some_and(word)
+                && tag.len() <= 128
+                && chars.all(|c| word(c) || c == '.' || c == '-');
+            if !valid {
+                return None;
+            }
+            name
+        }
+        _ => rest,
+    };
+    let path = match name.split_once('/') {
+        Some((domain, path)) if domain_syntax(domain) && path.split('/').all(path_component) => {
+            path
+        }
+        _ if name.split('/').all(path_component) => name,
+        _ => return None,
+    };
+    Some((path, digest))
+}
+
+/// `[a-z0-9]+` runs joined by `.`, `_`, `__` or any number of `-`.
+fn path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !bytes.first().is_some_and(|b| alnum(*b)) || !bytes.last().is_some_and(|b| alnum(*b)) {
+        return false;
+    }
+    component
+        .split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .filter(|separator| !separator.is_empty())
+        .all(|separator| {
+            matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-')
+        })
+}
+
+/// A host name, dotted labels of letters, digits and inner `-`, or a
+/// bracketed IPv6 address, with an optional numeric port.
+fn domain_syntax(domain: &str) -> bool {
+    let (host, port) = if let Some(inner) = domain.strip_prefix('[') {
+        let Some((address, after)) = inner.split_once(']') else {
+            return false;
+        };
+        if address.is_empty() || !address.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return false;
+        }
+        ("", after)
+    } else {
+        let host = domain.split(':').next().unwrap_or_default();
+        (host, &domain[host.len()..])
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let label = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    port_ok && (domain.starts_with('[') || host.split('.').all(label))
+}
+
+/// The digest grammar of references: an algorithm (letter-led words joined
+/// by `-`, `_`, `+` or `.`), `:`, and at least 32 hex digits.
+fn digest_syntax(digest: &str) -> bool {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return false;
+    };
+    let word = |w: &str| {
+        let mut chars = w.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric())
+    };
+    algorithm.split(['-', '_', '+', '.']).all(word)
+        && hex.len() >= 32
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What go-digest says of a digest that has the reference grammar's shape.
+fn digest_error(digest: &str) -> Option<&'static str> {
+    let (algorithm, hex) = digest.split_once(':')?;
+    let size = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        // go-digest's own digest grammar has lowercase algorithms only.
+        _ if algorithm.bytes().any(|b| b.is_ascii_uppercase()) => {
+            return Some("invalid checksum digest format");
+        }
+        _ => return Some("unsupported digest algorithm"),
+    };
+    if hex.len() != size {
+        Some("invalid checksum digest length")
+    } else if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Some("invalid checksum digest format")
+    } else {
+        None
     }
 }

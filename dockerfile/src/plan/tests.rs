@@ -201,6 +201,177 @@ fn stage_graph_errors() {
 }
 
 #[test]
+fn base_names_must_be_references_table() {
+    let hex64 = "a".repeat(64);
+    let long_path = format!("FROM a/{}\n", "b".repeat(254));
+    let long_tag = format!("FROM alpine:{}\n", "t".repeat(129));
+    let pinned = format!("FROM docker.io/library/alpine:3.20@sha256:{hex64}\n");
+    let short_digest = format!("FROM alpine@sha256:{}\n", "a".repeat(63));
+    let md5 = format!("FROM alpine@md5:{}\n", "a".repeat(32));
+    let upper_digest = format!("FROM alpine@sha256:{}\n", "A".repeat(64));
+    let identifier = format!("FROM {hex64}\n");
+    let identifier_error = format!(
+        "failed to parse stage name \"{hex64}\": invalid repository name ({hex64}), cannot specify 64-byte hexadecimal strings"
+    );
+    let cases: &[(&str, Option<&str>)] = &[
+        ("FROM alpine\n", None),
+        ("FROM alpine:3.20\n", None),
+        (&pinned, None),
+        ("FROM localhost:5000/team/app:v1.0_RC-2\n", None),
+        ("FROM [::1]:5000/app\n", None),
+        ("FROM index.docker.io/library/alpine\n", None),
+        // An uppercase first component is a registry host, so it is valid.
+        ("FROM MyRegistry/app\n", None),
+        ("FROM a--b__c.d/e_f\n", None),
+        ("FROM scratch\n", None),
+        ("FROM a AS build\nFROM build\n", None),
+        ("ARG V=3.20\nFROM alpine:$V\n", None),
+        // An ARG without a default expands to nothing when no build arg is given.
+        (
+            "ARG V\nFROM alpine:$V\n",
+            Some("failed to parse stage name \"alpine:\": invalid reference format"),
+        ),
+        (
+            "ARG V\nFROM python:${V}-slim\n",
+            Some("failed to parse stage name \"python:-slim\": invalid reference format"),
+        ),
+        (
+            "ARG REG=registry.example.com/\nFROM ${REG}/app\n",
+            Some(
+                "failed to parse stage name \"registry.example.com//app\": invalid reference format",
+            ),
+        ),
+        (
+            "FROM Alpine\n",
+            Some(
+                "failed to parse stage name \"Alpine\": invalid reference format: repository name (library/Alpine) must be lowercase",
+            ),
+        ),
+        // `scratch` and stage names count only as written, as in BuildKit.
+        (
+            "FROM SCRATCH\n",
+            Some(
+                "failed to parse stage name \"SCRATCH\": invalid reference format: repository name (library/SCRATCH) must be lowercase",
+            ),
+        ),
+        (
+            "FROM a AS build\nFROM Build\n",
+            Some(
+                "failed to parse stage name \"Build\": invalid reference format: repository name (library/Build) must be lowercase",
+            ),
+        ),
+        (
+            "FROM -alpine\n",
+            Some("failed to parse stage name \"-alpine\": invalid reference format"),
+        ),
+        (
+            "FROM a-/b\n",
+            Some("failed to parse stage name \"a-/b\": invalid reference format"),
+        ),
+        (
+            "FROM alpine@sha256:abc\n",
+            Some("failed to parse stage name \"alpine@sha256:abc\": invalid reference format"),
+        ),
+        (&long_tag, Some("invalid reference format")),
+        (
+            &long_path,
+            Some("repository name must not be more than 255 characters"),
+        ),
+        (&short_digest, Some("invalid checksum digest length")),
+        (&md5, Some("unsupported digest algorithm")),
+        (&upper_digest, Some("invalid checksum digest format")),
+        (&identifier, Some(&identifier_error)),
+    ];
+    for (source, expected) in cases {
+        let result = plan_of(source, &options(&[], None));
+        match expected {
+            None => assert!(result.is_ok(), "{source}: {result:?}"),
+            Some(expected) => {
+                let err = result.unwrap_err();
+                let messages: Vec<&str> = err.errors().map(|d| d.message.as_str()).collect();
+                assert_eq!(messages.len(), 1, "{source}: {messages:?}");
+                assert!(messages[0].ends_with(expected), "{source}: {messages:?}");
+                assert!(
+                    messages[0].starts_with("failed to parse stage name "),
+                    "{source}: {messages:?}"
+                );
+            }
+        }
+    }
+    // A build arg can make the reference valid.
+    let plan = plan_of(
+        "ARG V\nFROM python:${V}-slim\n",
+        &options(&[("V", "3.12")], None),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.stages[0].base,
+        Base::Image {
+            reference: "python:3.12-slim".into()
+        }
+    );
+}
+
+#[test]
+fn invalid_default_arg_in_from_table() {
+    // (Dockerfile, build args, whether BuildKit's InvalidDefaultArgInFrom fires.)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+    let cases: &[Case] = &[
+        ("ARG V\nFROM alpine:$V\n", &[("V", "3.20")], true),
+        ("ARG V=3.20\nFROM alpine:$V\n", &[("V", "3.21")], false),
+        ("ARG IMAGE\nFROM $IMAGE\n", &[("IMAGE", "alpine")], true),
+        ("ARG IMAGE=alpine\nFROM $IMAGE AS b\nFROM b\n", &[], false),
+        ("ARG T=Latest\nFROM alpine:$T\n", &[], false),
+        // An expansion error stops the check, as in BuildKit.
+        ("ARG V\nFROM alpine:${V:?}\n", &[("V", "3.20")], false),
+    ];
+    for (source, args, fires) in cases {
+        let plan = plan_of(source, &options(args, None)).unwrap();
+        let found: Vec<&Diagnostic> = plan
+            .warnings
+            .iter()
+            .filter(|d| d.rule.as_deref() == Some("InvalidDefaultArgInFrom"))
+            .collect();
+        assert_eq!(found.len(), usize::from(*fires), "{source}: {found:?}");
+        if let Some(warning) = found.first() {
+            let base = source.lines().nth(1).unwrap().trim_start_matches("FROM ");
+            assert_eq!(
+                warning.message,
+                format!("default value for ARG {base} results in empty or invalid base image name")
+            );
+        }
+    }
+    // Without build args the same Dockerfile is an error too, as in BuildKit.
+    let err = plan_of("ARG V\nFROM alpine:$V\n", &options(&[], None)).unwrap_err();
+    let rules: Vec<Option<&str>> = err.diagnostics.iter().map(|d| d.rule.as_deref()).collect();
+    assert_eq!(rules, [Some("InvalidDefaultArgInFrom"), None]);
+}
+
+#[test]
+fn run_flags_are_checked_in_every_stage() {
+    // Unreachable stages are checked too, as `docker build --check` does.
+    let err = plan_of(
+        "FROM a AS unused\nRUN --network=bridge true\nRUN --mount=type=bind,target=/t,z true\nFROM b\nRUN\n",
+        &options(&[], None),
+    )
+    .unwrap_err();
+    let errors: Vec<(usize, &str)> = err
+        .errors()
+        .map(|d| (d.start_line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (
+                2,
+                "invalid network mode \"bridge\" (RUN --network takes default, none, host)"
+            ),
+            (3, "invalid field 'z' must be a key=value pair"),
+        ]
+    );
+}
+
+#[test]
 fn every_error_is_reported() {
     let err = plan_of(
         "FROM a\nCOPY a\nWORKDIR --x=1 /\nHEALTHCHECK FOO\n",
@@ -328,6 +499,7 @@ fn warnings_and_check_directive() {
             "JSONArgsRecommended",
             "MultipleInstructionsDisallowed",
             "WorkdirRelativePath",
+            "InvalidDefaultArgInFrom",
             "UndefinedArgInFrom"
         ]
     );
