@@ -199,7 +199,9 @@ impl Session {
             reference: reference.to_string(),
             message,
         };
-        let lease = store.lease().map_err(|e| fail(e.to_string()))?;
+        let lease = store
+            .lease()
+            .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

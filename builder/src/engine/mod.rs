@@ -35,7 +35,7 @@ use step::{CopyFrom, CopyStep, Instruction, Step};
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A step failed; the message names the Dockerfile line.
-    #[error("{file}:{line}: {instruction}\n{source}")]
+    #[error("{file}:{line}: {instruction}")]
     Step {
         /// The Dockerfile name.
         file: String,
@@ -47,7 +47,7 @@ pub enum BuildError {
         source: Box<BuildError>,
     },
     /// A stage's base could not be loaded.
-    #[error("stage '{stage}': base image '{image}': {source}")]
+    #[error("stage '{stage}': loading the base image '{image}'")]
     Base {
         /// The stage.
         stage: String,
@@ -87,7 +87,7 @@ pub enum BuildError {
     #[error(transparent)]
     Context(#[from] crate::context::walk::WalkError),
     /// A layer of a record from `--cache-from` could not be fetched.
-    #[error("fetching a layer from the imported build cache (--cache-from): {0}")]
+    #[error("fetching a layer from the imported build cache (--cache-from)")]
     CacheBlob(#[source] imported::FetchError),
     /// Something the engine does not do.
     #[error("{0}")]
@@ -574,7 +574,7 @@ impl Build<'_> {
                     let cache = HashCache::load(self.store, &self.options.context);
                     (c, cache)
                 })
-                .map_err(|e| e.to_string());
+                .map_err(|e| fetch::error_chain(&e));
             if let Ok((c, _)) = &result {
                 self.progress.event(Event::Context {
                     files: c.files().count(),
@@ -1109,7 +1109,7 @@ fn add_entries(
         let dest = metadata::resolve_path(options.workdir, &copy.dest);
         let dest_rel = dest.trim_start_matches('/');
         let scanned = crate::layer::scan::scan_tree(&staging, crate::layer::scan::TreeKind::Plain)
-            .map_err(|e| BuildError::Unsupported(e.to_string()))?;
+            .map_err(|e| BuildError::Unsupported(fetch::error_chain(&e)))?;
         for mut e in scanned {
             e.path = if dest_rel.is_empty() {
                 e.path
