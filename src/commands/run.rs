@@ -5,6 +5,7 @@
 //! owns it and berth prints the id once it runs.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use berth_builder::container::create::{RunOptions, create, env_file_entries};
 use berth_builder::container::monitor::{self, Outcome};
 use berth_builder::container::supervise::{self, Io, Supervision};
@@ -13,6 +14,7 @@ use berth_builder::executor::seccomp::{Profile, SeccompPolicy};
 use berth_builder::executor::{Network, Runtime};
 use berth_builder::store::Store;
 use clap::Args;
+use std::io::Write as _;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -138,8 +140,8 @@ fn seccomp_policy(
 pub(super) const BERTH_FAILED: u8 = 125;
 
 /// Prints a container error with its causes and gives Docker's exit code for it.
-pub(super) fn fail(error: &ContainerError) -> ExitCode {
-    eprintln!("berth: {}", crate::error_chain(error));
+pub(super) fn fail(printer: Printer, error: &ContainerError) -> ExitCode {
+    printer.error(error);
     match error {
         ContainerError::Start { code, .. } => ExitCode::from(*code as u8),
         _ => ExitCode::from(BERTH_FAILED),
@@ -161,16 +163,16 @@ pub(super) fn env_values(
 }
 
 /// Runs `berth run`.
-pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let env = match env_values(&args.env_file, &args.env) {
         Ok(env) => env,
-        Err(e) => return Ok(fail(&e)),
+        Err(e) => return Ok(fail(printer, &e)),
     };
     let seccomp = match seccomp_policy(&args.security_opt) {
         Ok(policy) => policy,
         Err(e) => {
-            eprintln!("berth: {}", crate::error_chain(&e));
+            printer.error(&e);
             return Ok(ExitCode::from(BERTH_FAILED));
         }
     };
@@ -192,13 +194,16 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         seccomp,
     };
     let record = match create(&store, &options, &|image| {
-        eprintln!("Unable to find image '{image}' locally; pulling it");
+        let _ = writeln!(
+            printer.stderr(),
+            "Unable to find image '{image}' locally; pulling it"
+        );
     }) {
         Ok(record) => record,
-        Err(e) => return Ok(fail(&e)),
+        Err(e) => return Ok(fail(printer, &e)),
     };
     if args.detach {
-        return detach(&store, &record, args.tty, global);
+        return detach(&store, &record, args.tty, global, printer);
     }
     // Blocked before the supervisor starts its threads (creating the
     // container, a pull included, leaves none running), so they all leave
@@ -224,7 +229,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     match supervise::run(supervision, &mut |_| {}) {
         Ok(code) => Ok(ExitCode::from(code as u8)),
-        Err(e) => Ok(fail(&e)),
+        Err(e) => Ok(fail(printer, &e)),
     }
 }
 
@@ -235,6 +240,7 @@ fn detach(
     record: &ContainerRecord,
     tty: bool,
     global: &GlobalArgs,
+    printer: Printer,
 ) -> anyhow::Result<ExitCode> {
     let mut command = Command::new(std::env::current_exe()?);
     command
@@ -247,20 +253,21 @@ fn detach(
     let log = container::container_dir(store, &record.id).join(monitor::MONITOR_LOG);
     match monitor::spawn(command, &log)? {
         Some(Outcome::Started) => {
-            println!("{}", record.id);
+            writeln!(printer.stdout(), "{}", record.id)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Outcome::Failed { message, code }) => {
-            eprintln!("berth: {message}");
+            printer.error_message(message);
             Ok(ExitCode::from(code as u8))
         }
         None => {
             // The monitor died before it could say; make sure nothing is left.
             let _ = control::remove(store, &record.id, true);
-            eprintln!(
-                "berth: the monitor of container {} exited before the container started",
+            let message = format!(
+                "the monitor of container {} exited before the container started",
                 record.short_id()
             );
+            printer.error_message(message);
             Ok(ExitCode::from(BERTH_FAILED))
         }
     }
