@@ -209,7 +209,7 @@ impl Session {
             .map_err(|e| fail(format!("starting the transfer threads: {e}")))?;
         let layout = runtime
             .block_on(OciLayout::create(store.layout_dir()))
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
         let client = Client::new(ClientOptions {
             insecure_registries: options.insecure_registries.clone(),
             // Pushes mount blobs from repositories earlier pulls and pushes
@@ -217,7 +217,7 @@ impl Session {
             blob_location_cache: Some(store.root().join("registry").join("blob-locations.json")),
             ..ClientOptions::default()
         })
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
         Ok(Session {
             runtime,
             layout,
@@ -313,13 +313,13 @@ async fn explain(
                 action,
                 reference: text.to_string(),
                 root: store.root().to_path_buf(),
-                message: err.to_string(),
+                message: crate::engine::fetch::error_chain(&err),
             }
         }
         other => RegistryError::Transfer {
             action,
             reference: text.to_string(),
-            message: other.to_string(),
+            message: crate::engine::fetch::error_chain(&other),
         },
     }
 }
@@ -513,10 +513,10 @@ pub fn login(
                 message,
             });
         }
-        Err(err) => return Err(fail(err.to_string())),
+        Err(err) => return Err(fail(crate::engine::fetch::error_chain(&err))),
     }
     berth_registry_client::login::save(&config, &key, username, password)
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))
 }
 
 /// Removes the stored credential for `registry`; `None` when there was none.
@@ -527,7 +527,7 @@ pub fn logout(registry: &str) -> Result<Option<Stored>, RegistryError> {
     berth_registry_client::login::erase(&config, &key).map_err(|e| RegistryError::Login {
         action,
         registry: registry.to_string(),
-        message: e.to_string(),
+        message: crate::engine::fetch::error_chain(&e),
     })
 }
 
