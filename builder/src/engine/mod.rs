@@ -31,11 +31,25 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use step::{CopyFrom, CopyStep, Instruction, Step};
 
+/// An instruction as an error names it: its first line, shortened, and `…`
+/// when more lines follow (a heredoc, a continued line).
+fn shown_instruction(instruction: &str) -> String {
+    let mut lines = instruction.lines();
+    let first = run::shorten(lines.next().unwrap_or_default());
+    if lines.next().is_some() {
+        format!("{first} …")
+    } else {
+        first
+    }
+}
+
 /// Errors of a build.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A step failed; the message names the Dockerfile line.
-    #[error("{file}:{line}: {instruction}")]
+    /// A step failed; the message names the Dockerfile line and shows the
+    /// instruction's first line, shortened (the cause follows it on the same
+    /// line of the report, and an argument can be megabytes long).
+    #[error("{file}:{line}: {}", shown_instruction(instruction))]
     Step {
         /// The Dockerfile name.
         file: String,
@@ -1162,5 +1176,36 @@ struct TreeGuard(PathBuf);
 impl Drop for TreeGuard {
     fn drop(&mut self) {
         let _ = crate::store::tmp::remove_tree(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_step_names_its_instruction_in_one_short_line() {
+        let long = format!("RUN echo {}", "a".repeat(1 << 20));
+        let cases = [
+            ("RUN true", "Dockerfile:2: RUN true"),
+            ("RUN <<EOF\necho hi\nEOF", "Dockerfile:2: RUN <<EOF …"),
+        ];
+        for (instruction, want) in cases {
+            let err = BuildError::Step {
+                file: "Dockerfile".into(),
+                line: 2,
+                instruction: instruction.into(),
+                source: Box::new(BuildError::Dependency(0)),
+            };
+            assert_eq!(err.to_string(), want);
+        }
+        let err = BuildError::Step {
+            file: "Dockerfile".into(),
+            line: 2,
+            instruction: long,
+            source: Box::new(BuildError::Dependency(0)),
+        };
+        let text = err.to_string();
+        assert!(text.len() < 300 && !text.contains('\n'), "{text}");
     }
 }
