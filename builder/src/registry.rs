@@ -200,7 +200,9 @@ impl Session {
             reference: reference.to_string(),
             message,
         };
-        let lease = store.lease().map_err(|e| fail(e.to_string()))?;
+        let lease = store
+            .lease()
+            .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -214,7 +216,7 @@ impl Session {
             blob_location_cache: Some(store.root().join("registry").join("blob-locations.json")),
             ..ClientOptions::default()
         })
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
         Ok(Session {
             runtime,
             layout,
@@ -310,7 +312,7 @@ async fn explain(
                 action,
                 reference: text.to_string(),
                 root: store.root().to_path_buf(),
-                message: err.to_string(),
+                message: crate::engine::fetch::error_chain(&err),
             }
         }
         other => RegistryError::Transfer {
@@ -525,10 +527,10 @@ pub fn login(
                 message,
             });
         }
-        Err(err) => return Err(fail(err.to_string())),
+        Err(err) => return Err(fail(crate::engine::fetch::error_chain(&err))),
     }
     berth_registry_client::login::save(&config, &key, username, password)
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))
 }
 
 /// Removes the stored credential for `registry`; `None` when there was none.
@@ -539,7 +541,7 @@ pub fn logout(registry: &str) -> Result<Option<Stored>, RegistryError> {
     berth_registry_client::login::erase(&config, &key).map_err(|e| RegistryError::Login {
         action,
         registry: registry.to_string(),
-        message: e.to_string(),
+        message: crate::engine::fetch::error_chain(&e),
     })
 }
 

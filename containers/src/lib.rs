@@ -127,7 +127,7 @@ pub enum ContainerError {
     #[error(transparent)]
     Extract(#[from] berth_store::layer::extract::ExtractError),
     /// A filesystem or process operation failed.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,

@@ -430,7 +430,10 @@ pub fn run(
         },
     };
     if let Err(e) = super::save(store, &record) {
-        return Err(kill_and_fail(e.to_string(), 125));
+        // The message carries the causes: Start keeps no source.
+        let causes = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source());
+        let message = causes.map(ToString::to_string).collect::<Vec<_>>();
+        return Err(kill_and_fail(message.join(": "), 125));
     }
     match runtime.start(&state, &record.id) {
         Ok((true, _)) => {}

@@ -11,7 +11,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum IgnoreError {
     /// The file exists but could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read the ignore file {}", path.display())]
     Read {
         /// The ignore file.
         path: PathBuf,

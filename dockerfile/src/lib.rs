@@ -43,7 +43,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum FrontendError {
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read the Dockerfile {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,

@@ -117,7 +117,7 @@ pub(crate) fn remove_orphaned(container_dir: &Path, id: &str, systemd: bool) -> 
             return Err(Error::InvalidInput(format!(
                 "container {id} has neither a readable state nor a readable config in {}: {}",
                 container_dir.display(),
-                crate::error::chain(&err)
+                crate::error::youki_chain(&err)
             )));
         }
     };
@@ -179,7 +179,7 @@ fn cgroup_error(action: &'static str, id: &str, path: &Path, err: &dyn std::erro
         action,
         id: id.to_owned(),
         path: path.to_owned(),
-        reason: crate::error::chain(err),
+        reason: crate::error::youki_chain(err),
     }
 }
 

@@ -155,11 +155,32 @@ impl Error {
 }
 
 /// Formats an error with its whole source chain, "outer: inner: innermost",
-/// as runc prints its errors. The runtime's own errors never repeat their
-/// source; some of youki's do (`"failed to X: {0}"` over a `#[source]`), so
-/// a cause whose text ends the message of the error it caused is not
-/// printed twice.
-pub fn chain(err: &dyn std::error::Error) -> String {
+/// as runc prints its errors. Every cause is printed: the runtime's own
+/// errors never repeat their source. youki's errors below an
+/// [`Error::Container`] are printed as [`youki_chain`] does.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(err);
+    while let Some(current) = next {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&current.to_string());
+        if let Some(Error::Container { source, .. }) = current.downcast_ref::<Error>() {
+            text.push_str(": ");
+            text.push_str(&youki_chain(source.as_ref()));
+            break;
+        }
+        next = current.source();
+    }
+    text
+}
+
+/// Formats an error of youki's libraries with its source chain. Many of them
+/// repeat their source in their own message (`"failed to X: {0}"` over a
+/// `#[source]`), which berth cannot change, so a cause whose text ends the
+/// message of the error it caused is not printed twice.
+pub fn youki_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut outer = text.clone();
     let mut source = err.source();
@@ -197,16 +218,13 @@ mod tests {
         assert_eq!(err.to_string(), "reading /x/config.json");
         assert_eq!(chain(&err), "reading /x/config.json: gone");
 
-        // A youki error that repeats its source in its own message.
-        #[derive(Debug, thiserror::Error)]
-        #[error("failed to open: {0}")]
-        struct Repeats(#[source] std::io::Error);
-        let repeats = Repeats(std::io::Error::from_raw_os_error(libc::ENOENT));
+        // A cause that happens to end its parent's message is still printed:
+        // only youki's errors are trusted to repeat their sources.
+        let io = std::io::Error::other("gone");
+        let err = Error::io("reading", "/x/gone", io);
+        assert_eq!(chain(&err), "reading /x/gone: gone");
+
         let err = Error::InvalidInput(String::new());
-        assert_eq!(
-            chain(&repeats),
-            "failed to open: No such file or directory (os error 2)"
-        );
         assert_eq!(chain(&err), "");
 
         let sys = Error::Sys {
@@ -214,5 +232,23 @@ mod tests {
             source: nix::Error::EPERM,
         };
         assert_eq!(chain(&sys), "joining: EPERM: Operation not permitted");
+    }
+
+    #[test]
+    fn youki_errors_that_repeat_their_source_print_it_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to open: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        let repeats = Repeats(std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(
+            youki_chain(&repeats),
+            "failed to open: No such file or directory (os error 2)"
+        );
+        let container = Error::container(
+            "creating",
+            "c1",
+            libcontainer::error::LibcontainerError::OtherIO(std::io::Error::other("gone")),
+        );
+        assert_eq!(chain(&container), "creating container c1: io error: gone");
     }
 }

@@ -9,12 +9,14 @@ mod exec;
 mod progress;
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use anyhow::{Context as _, bail};
 use berth_dockerfile::{
     self as frontend, Diagnostic, FrontendError, PlanOptions, Platform, Severity, dockerignore,
 };
 use clap::Args;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -112,43 +114,46 @@ fn platforms(value: Option<&str>) -> anyhow::Result<Vec<Option<Platform>>> {
 }
 
 /// Runs `berth build`.
-pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     if !args.check {
-        return build(args, global);
+        return build(args, global, printer);
     }
-    check(args)
+    check(args, printer)
 }
 
 /// The real build: one platform, the engine, then tags and outputs.
-fn build(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+fn build(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let mut platforms = platforms(args.platform.as_deref())?;
     if platforms.len() > 1 {
         bail!("building for several platforms at once is not supported yet; pass one --platform");
     }
-    exec::run(&exec::Request {
-        context: &args.context,
-        dockerfile: args
-            .file
-            .clone()
-            .unwrap_or_else(|| args.context.join("Dockerfile")),
-        build_args: build_args(&args.build_args)?,
-        target: args.target.clone(),
-        platform: platforms.pop().flatten(),
-        tags: &args.tags,
-        no_cache: args.no_cache,
-        progress: args.progress,
-        outputs: &args.outputs,
-        runtime: args.runtime.clone(),
-        root: global.store_root(),
-        compression: args.compression,
-        secrets: &args.secrets,
-        push: args.push,
-        cache_from: &args.cache_from,
-        cache_to: &args.cache_to,
-    })
+    exec::run(
+        &exec::Request {
+            context: &args.context,
+            dockerfile: args
+                .file
+                .clone()
+                .unwrap_or_else(|| args.context.join("Dockerfile")),
+            build_args: build_args(&args.build_args)?,
+            target: args.target.clone(),
+            platform: platforms.pop().flatten(),
+            tags: &args.tags,
+            no_cache: args.no_cache,
+            progress: args.progress,
+            outputs: &args.outputs,
+            runtime: args.runtime.clone(),
+            root: global.store_root(),
+            compression: args.compression,
+            secrets: &args.secrets,
+            push: args.push,
+            cache_from: &args.cache_from,
+            cache_to: &args.cache_to,
+        },
+        printer,
+    )
 }
 
-fn check(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+fn check(args: &BuildArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     if !args.context.is_dir() {
         bail!(
             "the build context {} is not a directory",
@@ -170,7 +175,7 @@ fn check(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         Ok(dockerfile) => dockerfile,
         Err(FrontendError::Invalid(diagnostic)) => {
             let source = std::fs::read(&dockerfile_path).unwrap_or_default();
-            report(&String::from_utf8_lossy(&source), &[*diagnostic]);
+            report(&String::from_utf8_lossy(&source), &[*diagnostic], printer)?;
             return Ok(ExitCode::FAILURE);
         }
         Err(err) => return Err(err.into()),
@@ -193,7 +198,7 @@ fn check(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    report(&dockerfile.source, &diagnostics);
+    report(&dockerfile.source, &diagnostics, printer)?;
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     Ok(if failed {
         ExitCode::FAILURE
@@ -202,10 +207,12 @@ fn check(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints the diagnostics and a summary line.
-fn report(source: &str, diagnostics: &[Diagnostic]) {
+/// Prints the diagnostics and a summary line: they are the answer of
+/// `--check`, so they go to stdout.
+fn report(source: &str, diagnostics: &[Diagnostic], printer: Printer) -> std::io::Result<()> {
+    let mut out = printer.stdout();
     for diagnostic in diagnostics {
-        println!("{}", diagnostic.rendered(source));
+        writeln!(out, "{}", diagnostic.rendered(source))?;
     }
     let errors = diagnostics
         .iter()
@@ -220,9 +227,10 @@ fn report(source: &str, diagnostics: &[Diagnostic]) {
         }
     };
     match (errors, warnings) {
-        (0, 0) => println!("Check complete, no warnings found."),
-        (0, w) => println!("Check complete, {} found.", plural(w, "warning")),
-        (e, w) => println!(
+        (0, 0) => writeln!(out, "Check complete, no warnings found."),
+        (0, w) => writeln!(out, "Check complete, {} found.", plural(w, "warning")),
+        (e, w) => writeln!(
+            out,
             "Check failed: {} and {} found.",
             plural(e, "error"),
             plural(w, "warning")

@@ -2,6 +2,7 @@
 //! container, started by `berth run -d`.
 
 use super::GlobalArgs;
+use crate::printer::{Printer, report};
 use berth_containers::monitor::{self, Outcome, Reporter};
 use berth_containers::supervise::{self, Io, Supervision};
 use berth_containers::{self as container, ContainerError};
@@ -20,7 +21,11 @@ pub struct ContainerMonitorArgs {
 
 /// Runs the monitor: reports on descriptor 3 whether the container started,
 /// then waits for it and records its exit.
-pub fn run(args: &ContainerMonitorArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: &ContainerMonitorArgs,
+    global: &GlobalArgs,
+    _printer: Printer,
+) -> anyhow::Result<ExitCode> {
     monitor::daemonize()?;
     // SAFETY: `berth run -d` starts the monitor with the report pipe as
     // descriptor 3, and nothing else here owns it.
@@ -28,7 +33,7 @@ pub fn run(args: &ContainerMonitorArgs, global: &GlobalArgs) -> anyhow::Result<E
     let result = global
         .open_store()
         .map_err(|e| ContainerError::Start {
-            message: e.to_string(),
+            message: report(e.as_ref()),
             code: 125,
         })
         .and_then(|store| {
@@ -52,7 +57,7 @@ pub fn run(args: &ContainerMonitorArgs, global: &GlobalArgs) -> anyhow::Result<E
                 _ => 125,
             };
             reporter.report(&Outcome::Failed {
-                message: e.to_string(),
+                message: report(&e),
                 code,
             });
             Ok(ExitCode::FAILURE)

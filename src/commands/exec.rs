@@ -1,6 +1,7 @@
 //! `berth exec`: run another command in a running container.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use berth_containers::exec::{self, ExecOptions};
 use clap::Args;
 use std::os::unix::process::CommandExt;
@@ -45,11 +46,11 @@ pub struct ExecArgs {
 
 /// Runs `berth exec`: becomes the container runtime's `exec`, so that the
 /// terminal, signals and the command's exit code pass straight through.
-pub fn run(args: &ExecArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ExecArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let env = match super::run::env_values(&args.env_file, &args.env) {
         Ok(env) => env,
-        Err(e) => return Ok(super::run::fail(&e)),
+        Err(e) => return Ok(super::run::fail(printer, &e)),
     };
     let options = ExecOptions {
         command: args.command.clone(),
@@ -62,13 +63,11 @@ pub fn run(args: &ExecArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     let mut command = match exec::command(&store, &args.container, &options) {
         Ok(command) => command,
-        Err(e) => return Ok(super::run::fail(&e)),
+        Err(e) => return Ok(super::run::fail(printer, &e)),
     };
     // exec returns only when it failed.
-    let err = command.exec();
-    eprintln!(
-        "berth: running {}: {err}",
-        command.get_program().to_string_lossy()
-    );
+    let program = command.get_program().to_string_lossy().into_owned();
+    let err = anyhow::Error::new(command.exec()).context(format!("running {program}"));
+    printer.error(err.as_ref());
     Ok(ExitCode::from(super::run::BERTH_FAILED))
 }

@@ -3,9 +3,11 @@
 
 use super::GlobalArgs;
 use super::images::format;
+use crate::printer::Printer;
 use berth_store::images::{self, short_id};
 use clap::Args;
 use serde_json::json;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth history`.
@@ -26,9 +28,10 @@ pub struct HistoryArgs {
 }
 
 /// Prints the image's steps, newest first.
-pub fn run(args: &HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &HistoryArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
-    let selected = images::resolve(&store, &args.image).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let selected = images::resolve(&store, &args.image)?;
+    let mut out = printer.stdout();
     let rows = images::history(&selected.image);
     if args.json {
         let list: Vec<_> = rows
@@ -43,7 +46,7 @@ pub fn run(args: &HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let id = selected.image.id();
@@ -70,12 +73,13 @@ pub fn run(args: &HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
             vec![image, created, created_by, size, r.comment.clone()]
         })
         .collect();
-    print!(
+    write!(
+        out,
         "{}",
         format::table(
             &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
             &cells
         )
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,9 +5,11 @@ pub mod format;
 pub mod template;
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use berth_store::images::{self, repository_of, short_id};
 use clap::Args;
 use serde_json::json;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Output formats of `berth images`.
@@ -62,9 +64,10 @@ struct Row<'a> {
 }
 
 /// Lists the images.
-pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ImagesArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
-    let all = images::local_images(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let all = images::local_images(&store)?;
+    let mut out = printer.stdout();
     let mut rows = Vec::new();
     for image in &all {
         if image.names.is_empty() {
@@ -107,7 +110,7 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let mut seen = std::collections::BTreeSet::new();
         for row in &rows {
             if seen.insert(row.image.id()) {
-                println!("{}", id(row.image));
+                writeln!(out, "{}", id(row.image))?;
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -126,7 +129,7 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     "CreatedAt": created,
                     "Size": format::size(r.image.size()),
                 });
-                println!("{}", template::render(text, &row)?);
+                writeln!(out, "{}", template::render(text, &row)?)?;
             }
         }
         ListFormat::Json => {
@@ -144,7 +147,7 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         }
         ListFormat::Table => {
             let now = format::now();
@@ -168,7 +171,7 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 header.push("DIGEST");
             }
             header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-            print!("{}", format::table(&header, &cells));
+            write!(out, "{}", format::table(&header, &cells))?;
         }
     }
     Ok(ExitCode::SUCCESS)

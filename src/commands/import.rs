@@ -2,8 +2,11 @@
 //! filesystem directory, like `docker import` of a directory.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
+use anyhow::Context as _;
 use berth_store::image;
 use clap::Args;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,7 +25,7 @@ pub struct ImportArgs {
 }
 
 /// Imports the directory and prints the manifest digest.
-pub fn run(args: &ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ImportArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     // SOURCE_DATE_EPOCH pins the creation time, so imports are reproducible.
     let created = std::env::var("SOURCE_DATE_EPOCH")
@@ -31,7 +34,7 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(0);
     let cmd: Vec<&str> = args.cmd.iter().map(String::as_str).collect();
     let descriptor = image::import_rootfs(&store, &args.rootfs, &args.name, &cmd, created)
-        .map_err(|e| anyhow::anyhow!("importing {}: {e}", args.rootfs.display()))?;
-    println!("{}", descriptor.digest);
+        .with_context(|| format!("importing {}", args.rootfs.display()))?;
+    writeln!(printer.stdout(), "{}", descriptor.digest)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,8 +3,10 @@
 
 use super::GlobalArgs;
 use super::images::template;
+use crate::printer::Printer;
 use berth_store::images;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth inspect`.
@@ -20,7 +22,7 @@ pub struct InspectArgs {
 }
 
 /// Prints the descriptions of the images that exist; fails if any does not.
-pub fn run(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let mut described = Vec::new();
     let mut failed = false;
@@ -28,18 +30,19 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
         match images::resolve(&store, reference).and_then(|s| images::inspect(&store, &s)) {
             Ok(value) => described.push(value),
             Err(e) => {
-                eprintln!("berth: {}", crate::error_chain(&e));
+                printer.error(&e);
                 failed = true;
             }
         }
     }
+    let mut out = printer.stdout();
     match &args.format {
         Some(template) => {
             for value in &described {
-                println!("{}", template::render(template, value)?);
+                writeln!(out, "{}", template::render(template, value)?)?;
             }
         }
-        None => println!("{}", serde_json::to_string_pretty(&described)?),
+        None => writeln!(out, "{}", serde_json::to_string_pretty(&described)?)?,
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -2,6 +2,7 @@
 
 use super::GlobalArgs;
 use super::transfer_progress::RegistryArgs;
+use crate::printer::Printer;
 use anyhow::Context as _;
 use berth_builder::registry;
 use clap::Args;
@@ -25,11 +26,11 @@ pub struct LoginArgs {
 }
 
 /// Runs `berth login`.
-pub fn run(args: &LoginArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &LoginArgs, _global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
     let username = match &args.username {
         Some(username) => username.clone(),
-        None if interactive && !args.password_stdin => prompt("Username: ")?,
+        None if interactive && !args.password_stdin => prompt(printer, "Username: ")?,
         None => anyhow::bail!(
             "logging in to {}: no --username given and no terminal to ask on\n\
              hint: berth login --username USER --password-stdin {}",
@@ -48,7 +49,7 @@ pub fn run(args: &LoginArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .context("reading the password from standard input")?;
         line.trim_end_matches(['\n', '\r']).to_string()
     } else if interactive {
-        prompt_secret("Password: ")?
+        prompt_secret(printer, "Password: ")?
     } else {
         anyhow::bail!(
             "logging in to {}: no terminal to ask for the password on\n\
@@ -64,17 +65,15 @@ pub fn run(args: &LoginArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         &username,
         &password,
         &args.registry_args.options(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    eprintln!("credential stored in {stored}");
-    println!("Login Succeeded");
+    )?;
+    writeln!(printer.stderr(), "credential stored in {stored}")?;
+    writeln!(printer.stdout(), "Login Succeeded")?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Asks for a line on the terminal.
-fn prompt(question: &str) -> anyhow::Result<String> {
-    eprint!("{question}");
-    std::io::stderr().flush()?;
+fn prompt(printer: Printer, question: &str) -> anyhow::Result<String> {
+    printer.prompt(question).context("asking on the terminal")?;
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -84,7 +83,7 @@ fn prompt(question: &str) -> anyhow::Result<String> {
 }
 
 /// Asks for a line on the terminal with its echo turned off.
-fn prompt_secret(question: &str) -> anyhow::Result<String> {
+fn prompt_secret(printer: Printer, question: &str) -> anyhow::Result<String> {
     let fd = libc::STDIN_FILENO;
     // SAFETY: termios is plain data, filled in by tcgetattr before use.
     let mut saved: libc::termios = unsafe { std::mem::zeroed() };
@@ -99,7 +98,7 @@ fn prompt_secret(question: &str) -> anyhow::Result<String> {
     if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
         return Err(std::io::Error::last_os_error()).context("turning the terminal's echo off");
     }
-    let answer = prompt(question);
+    let answer = prompt(printer, question);
     // SAFETY: restores the settings read above.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
     answer

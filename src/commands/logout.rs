@@ -1,8 +1,10 @@
 //! `berth logout`: remove a stored registry credential.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use berth_builder::registry;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth logout`.
@@ -14,14 +16,16 @@ pub struct LogoutArgs {
 }
 
 /// Runs `berth logout`.
-pub fn run(args: &LogoutArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    match registry::logout(&args.registry).map_err(|e| anyhow::anyhow!("{e}"))? {
-        Some(stored) => println!(
+pub fn run(args: &LogoutArgs, _global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    let mut out = printer.stdout();
+    match registry::logout(&args.registry)? {
+        Some(stored) => writeln!(
+            out,
             "Removed login credentials for {} from {stored}",
             args.registry
-        ),
+        )?,
         // As docker does: not being logged in is no failure.
-        None => println!("Not logged in to {}", args.registry),
+        None => writeln!(out, "Not logged in to {}", args.registry)?,
     }
     Ok(ExitCode::SUCCESS)
 }

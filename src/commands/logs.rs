@@ -1,6 +1,8 @@
 //! `berth logs`: show the output of a container.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
+use anyhow::Context as _;
 use berth_containers::{self as container, logfile};
 use clap::Args;
 use std::process::ExitCode;
@@ -23,7 +25,7 @@ pub struct LogsArgs {
 }
 
 /// Copies the container's log to stdout and stderr, by stream.
-pub fn run(args: &LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &LogsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let record = container::find(&store, &args.container)?;
     let path = container::container_dir(&store, &record.id).join(logfile::LOG_FILE);
@@ -38,8 +40,8 @@ pub fn run(args: &LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     logfile::copy(
         &path,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut printer.stdout(),
+        &mut printer.stderr_data(),
         logfile::CopyOptions {
             follow: args.follow,
             tail: args.tail,
@@ -47,6 +49,6 @@ pub fn run(args: &LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         },
         &running,
     )
-    .map_err(|e| anyhow::anyhow!("reading the log {}: {e}", path.display()))?;
+    .with_context(|| format!("reading the log {}", path.display()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -25,6 +25,8 @@ mod tag;
 mod transfer_progress;
 mod version;
 
+use crate::printer::Printer;
+use anyhow::Context as _;
 use berth_store::Store;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -61,8 +63,7 @@ impl GlobalArgs {
     /// Opens the local store.
     pub fn open_store(&self) -> anyhow::Result<Store> {
         let root = self.store_root();
-        Store::open(&root)
-            .map_err(|e| anyhow::anyhow!("opening the local store {}: {e}", root.display()))
+        Store::open(&root).with_context(|| format!("opening the local store {}", root.display()))
     }
 
     /// The tracing level the verbosity flags ask for.
@@ -125,31 +126,32 @@ pub enum Command {
     Version(version::VersionArgs),
 }
 
-/// Runs the chosen subcommand and returns the process exit code.
-pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs the chosen subcommand, writing through `printer`, and returns the
+/// process exit code.
+pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Build(args) => build::run(&args, &cli.global),
-        Command::Import(args) => import::run(&args, &cli.global),
-        Command::Pull(args) => pull::run(&args, &cli.global),
-        Command::Push(args) => push::run(&args, &cli.global),
-        Command::Login(args) => login::run(&args, &cli.global),
-        Command::Logout(args) => logout::run(&args, &cli.global),
-        Command::Tag(args) => tag::run(&args, &cli.global),
-        Command::Rmi(args) => rmi::run(&args, &cli.global),
-        Command::Images(args) => images::run(&args, &cli.global),
-        Command::Inspect(args) => inspect::run(&args, &cli.global),
-        Command::History(args) => history::run(&args, &cli.global),
-        Command::Prune(args) => prune::run(&args, &cli.global),
-        Command::Save(args) => save::run(&args, &cli.global),
-        Command::Load(args) => load::run(&args, &cli.global),
-        Command::Run(args) => run::run(&args, &cli.global),
-        Command::Ps(args) => ps::run(&args, &cli.global),
-        Command::Exec(args) => exec::run(&args, &cli.global),
-        Command::Stop(args) => stop::run(&args, &cli.global),
-        Command::Rm(args) => rm::run(&args, &cli.global),
-        Command::Logs(args) => logs::run(&args, &cli.global),
-        Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global),
-        Command::Version(args) => version::run(&args),
+        Command::Build(args) => build::run(&args, &cli.global, printer),
+        Command::Import(args) => import::run(&args, &cli.global, printer),
+        Command::Pull(args) => pull::run(&args, &cli.global, printer),
+        Command::Push(args) => push::run(&args, &cli.global, printer),
+        Command::Login(args) => login::run(&args, &cli.global, printer),
+        Command::Logout(args) => logout::run(&args, &cli.global, printer),
+        Command::Tag(args) => tag::run(&args, &cli.global, printer),
+        Command::Rmi(args) => rmi::run(&args, &cli.global, printer),
+        Command::Images(args) => images::run(&args, &cli.global, printer),
+        Command::Inspect(args) => inspect::run(&args, &cli.global, printer),
+        Command::History(args) => history::run(&args, &cli.global, printer),
+        Command::Prune(args) => prune::run(&args, &cli.global, printer),
+        Command::Save(args) => save::run(&args, &cli.global, printer),
+        Command::Load(args) => load::run(&args, &cli.global, printer),
+        Command::Run(args) => run::run(&args, &cli.global, printer),
+        Command::Ps(args) => ps::run(&args, &cli.global, printer),
+        Command::Exec(args) => exec::run(&args, &cli.global, printer),
+        Command::Stop(args) => stop::run(&args, &cli.global, printer),
+        Command::Rm(args) => rm::run(&args, &cli.global, printer),
+        Command::Logs(args) => logs::run(&args, &cli.global, printer),
+        Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
+        Command::Version(args) => version::run(&args, printer),
     }
 }
 

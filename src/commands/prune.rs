@@ -2,9 +2,12 @@
 
 use super::GlobalArgs;
 use super::images::format;
+use crate::printer::Printer;
+use anyhow::Context as _;
 use berth_builder::prune::{PruneOptions, prune};
 use berth_containers::ContainerRoots;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth prune`.
@@ -18,20 +21,30 @@ pub struct PruneArgs {
 }
 
 /// Prunes the store and prints the space reclaimed.
-pub fn run(args: &PruneArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PruneArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
-    let on_wait = || eprintln!("waiting for running builds to finish");
+    let on_wait = || {
+        let _ = writeln!(printer.stderr(), "waiting for running builds to finish");
+    };
     let reclaimed = prune(
         &store,
         PruneOptions { all: args.all },
         &[&ContainerRoots],
         &on_wait,
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    eprintln!(
+    .with_context(|| format!("pruning the local store {}", store.root().display()))?;
+    writeln!(
+        printer.stderr(),
         "removed {} blobs, {} snapshots, {} cache records, {} other entries",
-        reclaimed.blobs, reclaimed.snapshots, reclaimed.records, reclaimed.other
-    );
-    println!("reclaimed {}", format::size(reclaimed.bytes));
+        reclaimed.blobs,
+        reclaimed.snapshots,
+        reclaimed.records,
+        reclaimed.other
+    )?;
+    writeln!(
+        printer.stdout(),
+        "reclaimed {}",
+        format::size(reclaimed.bytes)
+    )?;
     Ok(ExitCode::SUCCESS)
 }

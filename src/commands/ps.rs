@@ -2,8 +2,10 @@
 
 use super::GlobalArgs;
 use super::images::format::{duration, table, truncate};
+use crate::printer::Printer;
 use berth_containers::{self as container, ContainerRecord, State, control};
 use clap::{Args, ValueEnum};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth ps`.
@@ -30,7 +32,7 @@ pub enum Format {
 }
 
 /// Lists the containers, newest first.
-pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let mut records = Vec::new();
     for record in container::list(&store)? {
@@ -43,9 +45,10 @@ pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     records.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     let now = container::now();
+    let mut out = printer.stdout();
     if args.quiet {
         for r in &records {
-            println!("{}", r.short_id());
+            writeln!(out, "{}", r.short_id())?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -64,7 +67,7 @@ pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     "Status": status(r, now),
                     "Names": r.name,
                 });
-                println!("{line}");
+                writeln!(out, "{line}")?;
             }
         }
         Format::Table => {
@@ -89,7 +92,7 @@ pub fn run(args: &PsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 "STATUS",
                 "NAMES",
             ];
-            print!("{}", table(&header, &rows));
+            write!(out, "{}", table(&header, &rows))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,9 +2,11 @@
 
 use super::GlobalArgs;
 use super::transfer_progress::{Direction, RegistryArgs, TransferProgress};
+use crate::printer::Printer;
 use berth_builder::registry;
 use berth_store::tags;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth pull`.
@@ -24,7 +26,7 @@ pub struct PullArgs {
 }
 
 /// Runs `berth pull`.
-pub fn run(args: &PullArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PullArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let mut options = args.registry.options();
     if let Some(platform) = &args.platform {
         options.platform = Some(registry::parse_platform(platform).ok_or_else(|| {
@@ -36,18 +38,20 @@ pub fn run(args: &PullArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     // The same local name a FROM of this reference looks up and pulls to.
     let name = tags::normalize(&args.image);
-    let progress = TransferProgress::new(Direction::Pull, args.quiet);
+    let progress = TransferProgress::new(Direction::Pull, printer.quiet_if(args.quiet));
     let result = registry::pull_image(&store, &args.image, &name, &options, progress.sink());
     progress.finish();
-    let report = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = result?;
+    let mut out = printer.stdout();
     if args.quiet {
-        println!("{}", report.digest);
+        writeln!(out, "{}", report.digest)?;
     } else {
-        println!("Digest: {}", report.digest);
-        println!(
+        writeln!(out, "Digest: {}", report.digest)?;
+        writeln!(
+            out,
             "Status: pulled {name} ({} blob(s) downloaded, {} already present)",
             report.downloaded, report.present
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

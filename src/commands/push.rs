@@ -2,9 +2,11 @@
 
 use super::GlobalArgs;
 use super::transfer_progress::{Direction, RegistryArgs, TransferProgress};
+use crate::printer::Printer;
 use berth_builder::registry;
 use berth_store::tags;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth push`.
@@ -24,19 +26,20 @@ pub struct PushArgs {
 }
 
 /// Runs `berth push`.
-pub fn run(args: &PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &PushArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let options = args.registry.options();
     let store = global.open_store()?;
     let name = tags::normalize(&args.name);
     let target = args.target.as_deref().unwrap_or(&args.name);
-    let progress = TransferProgress::new(Direction::Push, args.quiet);
+    let progress = TransferProgress::new(Direction::Push, printer.quiet_if(args.quiet));
     let result = registry::push_image(&store, &name, target, &options, progress.sink());
     progress.finish();
-    let report = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = result?;
+    let mut out = printer.stdout();
     if args.quiet {
-        println!("{}", report.digest);
+        writeln!(out, "{}", report.digest)?;
     } else {
-        println!("Digest: {}", report.digest);
+        writeln!(out, "Digest: {}", report.digest)?;
         let status = if report.up_to_date {
             "the registry already has this image".to_string()
         } else {
@@ -45,7 +48,7 @@ pub fn run(args: &PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 report.uploaded, report.mounted, report.present
             )
         };
-        println!("Status: pushed {target} ({status})");
+        writeln!(out, "Status: pushed {target} ({status})")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,10 @@
 //! `berth rm`: remove containers.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use berth_containers::control;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth rm`.
@@ -18,14 +20,16 @@ pub struct RmArgs {
 
 /// Removes each container, printing what it was given as Docker does; exits
 /// non-zero if any failed.
-pub fn run(args: &RmArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RmArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let mut code = ExitCode::SUCCESS;
+    let mut out = printer.stdout();
     for wanted in &args.containers {
         match control::remove(&store, wanted, args.force) {
-            Ok(_) => println!("{wanted}"),
+            Ok(_) => writeln!(out, "{wanted}")?,
             Err(e) => {
-                eprintln!("berth: removing {wanted}: {e}");
+                let e = anyhow::Error::new(e).context(format!("removing {wanted}"));
+                printer.error(e.as_ref());
                 code = ExitCode::FAILURE;
             }
         }

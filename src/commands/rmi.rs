@@ -2,9 +2,12 @@
 
 use super::GlobalArgs;
 use super::images::format;
+use crate::printer::Printer;
+use anyhow::Context as _;
 use berth_containers::ContainerRoots;
 use berth_store::images::{self, RemoveOptions, Removed};
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth rmi`.
@@ -19,9 +22,11 @@ pub struct RmiArgs {
 }
 
 /// Removes the images, reporting each like docker does.
-pub fn run(args: &RmiArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RmiArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
-    let on_wait = || eprintln!("waiting for running builds to finish");
+    let on_wait = || {
+        let _ = writeln!(printer.stderr(), "waiting for running builds to finish");
+    };
     let report = images::remove(
         &store,
         &args.images,
@@ -29,26 +34,28 @@ pub fn run(args: &RmiArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         &[&ContainerRoots, &berth_builder::cache::roots(&store)],
         &on_wait,
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .context("removing images")?;
     let mut failed = false;
+    let mut out = printer.stdout();
     for (_, result) in &report.results {
         match result {
             Ok(done) => {
                 for step in done {
                     match step {
-                        Removed::Untagged(name) => println!("Untagged: {name}"),
-                        Removed::Deleted(id) => println!("Deleted: {id}"),
+                        Removed::Untagged(name) => writeln!(out, "Untagged: {name}")?,
+                        Removed::Deleted(id) => writeln!(out, "Deleted: {id}")?,
                     }
                 }
             }
             Err(e) => {
-                eprintln!("berth: {}", crate::error_chain(e));
+                printer.error(e);
                 failed = true;
             }
         }
     }
     if report.reclaimed.bytes > 0 {
-        eprintln!("reclaimed {}", format::size(report.reclaimed.bytes));
+        let reclaimed = format::size(report.reclaimed.bytes);
+        writeln!(printer.stderr(), "reclaimed {reclaimed}")?;
     }
     Ok(if failed {
         ExitCode::FAILURE

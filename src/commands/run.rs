@@ -5,6 +5,7 @@
 //! owns it and berth prints the id once it runs.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use berth_containers::create::{ImageFetcher, RunOptions, create, env_file_entries};
 use berth_containers::executor::seccomp::{Profile, SeccompPolicy};
 use berth_containers::executor::{Network, Runtime};
@@ -13,6 +14,7 @@ use berth_containers::supervise::{self, Io, Supervision};
 use berth_containers::{self as container, ContainerError, ContainerRecord, control};
 use berth_store::Store;
 use clap::Args;
+use std::io::Write as _;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -138,8 +140,8 @@ fn seccomp_policy(
 pub(super) const BERTH_FAILED: u8 = 125;
 
 /// Prints a container error with its causes and gives Docker's exit code for it.
-pub(super) fn fail(error: &ContainerError) -> ExitCode {
-    eprintln!("berth: {}", crate::error_chain(error));
+pub(super) fn fail(printer: Printer, error: &ContainerError) -> ExitCode {
+    printer.error(error);
     match error {
         ContainerError::Start { code, .. } => ExitCode::from(*code as u8),
         _ => ExitCode::from(BERTH_FAILED),
@@ -161,16 +163,16 @@ pub(super) fn env_values(
 }
 
 /// Runs `berth run`.
-pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let env = match env_values(&args.env_file, &args.env) {
         Ok(env) => env,
-        Err(e) => return Ok(fail(&e)),
+        Err(e) => return Ok(fail(printer, &e)),
     };
     let seccomp = match seccomp_policy(&args.security_opt) {
         Ok(policy) => policy,
         Err(e) => {
-            eprintln!("berth: {}", crate::error_chain(&e));
+            printer.error(&e);
             return Ok(ExitCode::from(BERTH_FAILED));
         }
     };
@@ -191,12 +193,12 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
         seccomp,
     };
-    let record = match create(&store, &options, &RegistryFetcher) {
+    let record = match create(&store, &options, &RegistryFetcher { printer }) {
         Ok(record) => record,
-        Err(e) => return Ok(fail(&e)),
+        Err(e) => return Ok(fail(printer, &e)),
     };
     if args.detach {
-        return detach(&store, &record, args.tty, global);
+        return detach(&store, &record, args.tty, global, printer);
     }
     // Blocked before the supervisor starts its threads (creating the
     // container, a pull included, leaves none running), so they all leave
@@ -222,7 +224,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     match supervise::run(supervision, &mut |_| {}) {
         Ok(code) => Ok(ExitCode::from(code as u8)),
-        Err(e) => Ok(fail(&e)),
+        Err(e) => Ok(fail(printer, &e)),
     }
 }
 
@@ -233,6 +235,7 @@ fn detach(
     record: &ContainerRecord,
     tty: bool,
     global: &GlobalArgs,
+    printer: Printer,
 ) -> anyhow::Result<ExitCode> {
     let mut command = Command::new(std::env::current_exe()?);
     command
@@ -245,20 +248,21 @@ fn detach(
     let log = container::container_dir(store, &record.id).join(monitor::MONITOR_LOG);
     match monitor::spawn(command, &log)? {
         Some(Outcome::Started) => {
-            println!("{}", record.id);
+            writeln!(printer.stdout(), "{}", record.id)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Outcome::Failed { message, code }) => {
-            eprintln!("berth: {message}");
+            printer.error_message(message);
             Ok(ExitCode::from(code as u8))
         }
         None => {
             // The monitor died before it could say; make sure nothing is left.
             let _ = control::remove(store, &record.id, true);
-            eprintln!(
-                "berth: the monitor of container {} exited before the container started",
+            let message = format!(
+                "the monitor of container {} exited before the container started",
                 record.short_id()
             );
+            printer.error_message(message);
             Ok(ExitCode::from(BERTH_FAILED))
         }
     }
@@ -266,7 +270,9 @@ fn detach(
 
 /// Pulls an image `run` needs from its registry, telling the user first as
 /// docker does.
-struct RegistryFetcher;
+struct RegistryFetcher {
+    printer: Printer,
+}
 
 impl ImageFetcher for RegistryFetcher {
     fn fetch(
@@ -275,7 +281,10 @@ impl ImageFetcher for RegistryFetcher {
         name: &str,
         local: &str,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        eprintln!("Unable to find image '{name}' locally; pulling it");
+        let _ = writeln!(
+            self.printer.stderr(),
+            "Unable to find image '{name}' locally; pulling it"
+        );
         let (sender, _receiver) = std::sync::mpsc::channel();
         berth_builder::registry::pull(store, name, local, sender)?;
         Ok(())

@@ -2,6 +2,7 @@
 //! stdout unless `-o` names a file (like `docker save`).
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use anyhow::Context;
 use berth_builder::output::{ArchiveFormat, Named, write_archive};
 use berth_store::atomic;
@@ -36,7 +37,7 @@ pub struct SaveArgs {
 }
 
 /// Writes the archive.
-pub fn run(args: &SaveArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &SaveArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     if args.output.is_none() && io::stdout().is_terminal() {
         anyhow::bail!(
             "refusing to write an image archive to a terminal\nhint: use -o FILE or redirect stdout"
@@ -44,13 +45,11 @@ pub fn run(args: &SaveArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     let store = global.open_store()?;
     // The lease keeps rmi and prune from removing blobs while they are written.
-    let _lease = store
-        .lease()
-        .map_err(|e| anyhow::anyhow!("taking a lease on the local store: {e}"))?;
+    let _lease = store.lease().context("taking a lease on the local store")?;
     // One entry per image; an image named twice goes in once with both names.
     let mut chosen: Vec<(images::LocalImage, Vec<String>)> = Vec::new();
     for reference in &args.images {
-        let selected = images::resolve(&store, reference).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let selected = images::resolve(&store, reference)?;
         let names: Vec<String> = selected.by_name.into_iter().collect();
         match chosen
             .iter_mut()
@@ -70,8 +69,8 @@ pub fn run(args: &SaveArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     match &args.output {
         None => {
-            let out = write_archive(&store, &named, format, BufWriter::new(io::stdout().lock()))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let out = write_archive(&store, &named, format, BufWriter::new(printer.stdout()))
+                .context("writing the archive to stdout")?;
             out.into_inner()
                 .map_err(|e| e.into_error())
                 .and_then(|mut w| w.flush())
@@ -85,7 +84,7 @@ pub fn run(args: &SaveArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 let file =
                     File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
                 let out = write_archive(&store, &named, format, BufWriter::new(file))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .with_context(|| format!("writing {}", path.display()))?;
                 let file = out
                     .into_inner()
                     .map_err(|e| e.into_error())

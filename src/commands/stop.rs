@@ -1,8 +1,10 @@
 //! `berth stop`: stop running containers.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
 use berth_containers::control;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,14 +21,16 @@ pub struct StopArgs {
 
 /// Stops each container, printing what it was given as Docker does; exits
 /// non-zero if any failed.
-pub fn run(args: &StopArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &StopArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let mut code = ExitCode::SUCCESS;
+    let mut out = printer.stdout();
     for wanted in &args.containers {
         match control::stop(&store, wanted, Duration::from_secs(args.time)) {
-            Ok(_) => println!("{wanted}"),
+            Ok(_) => writeln!(out, "{wanted}")?,
             Err(e) => {
-                eprintln!("berth: stopping {wanted}: {e}");
+                let e = anyhow::Error::new(e).context(format!("stopping {wanted}"));
+                printer.error(e.as_ref());
                 code = ExitCode::FAILURE;
             }
         }

@@ -1,6 +1,8 @@
 //! `berth tag`: give an image in the local store another name.
 
 use super::GlobalArgs;
+use crate::printer::Printer;
+use anyhow::Context as _;
 use berth_store::images;
 use berth_store::tags::normalize;
 use clap::Args;
@@ -18,18 +20,16 @@ pub struct TagArgs {
 }
 
 /// Points TARGET at SOURCE's image.
-pub fn run(args: &TagArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    images::validate_name(&args.target).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn run(args: &TagArgs, global: &GlobalArgs, _printer: Printer) -> anyhow::Result<ExitCode> {
+    images::validate_name(&args.target)?;
     let store = global.open_store()?;
     // The lease keeps a concurrent rmi or prune from removing the image
     // between finding it and naming it.
-    let _lease = store
-        .lease()
-        .map_err(|e| anyhow::anyhow!("taking a lease on the local store: {e}"))?;
-    let selected = images::resolve(&store, &args.source).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _lease = store.lease().context("taking a lease on the local store")?;
+    let selected = images::resolve(&store, &args.source)?;
     store
         .tag(&args.target, &selected.image.top)
-        .map_err(|e| anyhow::anyhow!("tagging {} as {}: {e}", args.source, args.target))?;
+        .with_context(|| format!("tagging {} as {}", args.source, args.target))?;
     tracing::info!(source = %args.source, target = %normalize(&args.target), "tagged");
     Ok(ExitCode::SUCCESS)
 }

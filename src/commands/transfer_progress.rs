@@ -2,12 +2,13 @@
 //! live bar per blob on a terminal (bytes, rate, then its outcome), plain
 //! lines without one (one per blob event worth reporting, no carriage
 //! returns), nothing when quiet. Also the registry flags `pull` and `push`
-//! share.
+//! share. The mode comes from the printer.
 
+use crate::printer::{self, Printer};
 use berth_builder::registry::{BlobOutcome, Event, Progress, ProgressSink, TransferOptions};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,17 +41,10 @@ pub enum Direction {
     Push,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Tty,
-    Plain,
-    Quiet,
-}
-
 /// Renders transfer events on stderr.
 pub struct TransferProgress {
     direction: Direction,
-    mode: Mode,
+    printer: Printer,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
@@ -64,23 +58,16 @@ fn short(digest: &impl std::fmt::Display) -> String {
 
 impl TransferProgress {
     /// A renderer: live bars when stderr is a terminal, plain lines
-    /// otherwise, nothing at all when `quiet`.
-    pub fn new(direction: Direction, quiet: bool) -> Arc<TransferProgress> {
-        let mode = if quiet {
-            Mode::Quiet
-        } else if std::io::stderr().is_terminal() {
-            Mode::Tty
-        } else {
-            Mode::Plain
-        };
-        let target = if mode == Mode::Tty {
+    /// otherwise, nothing at all when the printer is quiet.
+    pub fn new(direction: Direction, printer: Printer) -> Arc<TransferProgress> {
+        let target = if printer.mode() == printer::Mode::Terminal {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         };
         Arc::new(TransferProgress {
             direction,
-            mode,
+            printer,
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
         })
@@ -103,8 +90,7 @@ impl TransferProgress {
     }
 
     fn line(&self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{text}");
+        let _ = writeln!(self.printer.stderr(), "{text}");
     }
 
     fn moving_word(&self) -> &'static str {
@@ -279,10 +265,10 @@ fn retry_text(request: &str, reason: &str, attempt: u32, wait: Duration) -> Stri
 
 impl Progress for TransferProgress {
     fn event(&self, event: Event) {
-        match self.mode {
-            Mode::Quiet => {}
-            Mode::Tty => self.render_tty(event),
-            Mode::Plain => self.render_plain(event),
+        match self.printer.mode() {
+            printer::Mode::Quiet => {}
+            printer::Mode::Terminal => self.render_tty(event),
+            printer::Mode::Plain => self.render_plain(event),
         }
     }
 }
@@ -295,8 +281,9 @@ mod tests {
 
     #[test]
     fn plain_lines_say_what_happened_to_each_blob() {
-        let pull = TransferProgress::new(Direction::Pull, true);
-        let push = TransferProgress::new(Direction::Push, true);
+        let quiet = Printer::new(printer::Mode::Quiet);
+        let pull = TransferProgress::new(Direction::Pull, quiet);
+        let push = TransferProgress::new(Direction::Push, quiet);
         let digest = || DIGEST.parse().unwrap();
         let cases: Vec<(&TransferProgress, Event, Option<u64>, Option<String>)> = vec![
             (

@@ -1,6 +1,8 @@
 //! `berth version`: what was built, from which commit, speaking which specs.
 
+use crate::printer::Printer;
 use clap::Args;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Arguments of `berth version`.
@@ -26,15 +28,17 @@ pub fn long() -> &'static str {
 }
 
 /// Prints the version.
-pub fn run(args: &VersionArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &VersionArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    let mut out = printer.stdout();
     if args.json {
-        println!(
+        writeln!(
+            out,
             "{{\"version\":\"{}\",\"commit\":\"{}\"}}",
             env!("CARGO_PKG_VERSION"),
             env!("BERTH_GIT_COMMIT")
-        );
+        )?;
     } else {
-        println!("berth version {}", long());
+        writeln!(out, "berth version {}", long())?;
     }
     Ok(ExitCode::SUCCESS)
 }

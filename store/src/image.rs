@@ -19,7 +19,7 @@ pub enum ImageError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A document in the store did not parse.
-    #[error("image document {digest} in the local store is not valid: {source}")]
+    #[error("image document {digest} in the local store does not parse")]
     Document {
         /// The blob.
         digest: Digest,

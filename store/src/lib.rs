@@ -46,7 +46,7 @@ pub use digest::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A filesystem operation failed.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,
@@ -56,7 +56,7 @@ pub enum StoreError {
         source: io::Error,
     },
     /// A store document did not parse.
-    #[error("corrupt store file {}: {source}", path.display())]
+    #[error("corrupt store file {}", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,

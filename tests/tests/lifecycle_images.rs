@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `berth --root STORE args…`.
@@ -49,6 +49,24 @@ fn berth_err(env: &BuildEnv, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8(out.stderr).unwrap()
+}
+
+/// Runs berth with stdout a pipe whose reader is gone before berth starts,
+/// as `berth … | head -1` leaves it once head has exited; returns the exit
+/// status and stderr.
+fn berth_into_closed_pipe(env: &BuildEnv, args: &[&str]) -> (ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(bins::berth())
+        .arg("--root")
+        .arg(env.store.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8(out.stderr).unwrap())
 }
 
 /// Runs the image with `berth run --rm`; returns its output.
@@ -841,4 +859,33 @@ fn a_container_from_berth_run_keeps_its_image_until_it_is_removed() {
     berth_ok(&env, &["prune", "--all"]);
     assert!(blobs(&env).is_empty(), "{:?}", blobs(&env));
     assert!(snapshots(&env).is_empty());
+}
+
+#[test]
+fn a_closed_stdout_ends_listings_quietly_and_successfully() {
+    let env = BuildEnv::new();
+    // One exited container, so that `ps -a` has a row to write.
+    berth_ok(&env, &["run", "--name", "listed", "busybox", "true"]);
+    let listings: [&[&str]; 5] = [
+        &["images"],
+        &["images", "--format", "json"],
+        &["ps", "-a", "--format", "json"],
+        &["ps", "-a"],
+        &["history", "busybox"],
+    ];
+    for args in listings {
+        // Each output is there to be written when stdout is open.
+        assert!(!berth_ok(&env, args).is_empty(), "{args:?}");
+        // Repeated: the old failure (a panic on the first write) depended on
+        // when the reader went away.
+        for _ in 0..3 {
+            let (status, stderr) = berth_into_closed_pipe(&env, args);
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+                "berth {args:?}: {stderr}"
+            );
+            assert!(stderr.is_empty(), "berth {args:?} said: {stderr}");
+            assert_eq!(status.code(), Some(0), "berth {args:?}: {stderr}");
+        }
+    }
 }

@@ -73,7 +73,7 @@ impl Visit {
 
 /// Errors of the context walk.
 #[derive(Debug, thiserror::Error)]
-#[error("reading the build context at {}: {source}", path.display())]
+#[error("reading the build context at {}", path.display())]
 pub struct WalkError {
     /// The path that failed.
     pub path: PathBuf,

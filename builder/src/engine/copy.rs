@@ -32,7 +32,7 @@ pub enum CopyError {
     #[error("COPY failed: {0}")]
     Invalid(String),
     /// Hashing a source failed.
-    #[error("COPY failed: reading {path}: {source}")]
+    #[error("COPY failed: reading {path}")]
     Read {
         /// The file.
         path: String,

@@ -57,7 +57,7 @@ pub enum FetchError {
     #[error("invalid --checksum '{0}': expected sha256:<64 lowercase hex digits>")]
     BadChecksum(String),
     /// Writing the downloaded file failed.
-    #[error("writing {path}: {source}")]
+    #[error("writing the download to {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -199,8 +199,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The error with its causes, `: `-separated (reqwest hides the useful part
-/// in the source chain).
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// in the source chain; errors that travel on as text keep their causes).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

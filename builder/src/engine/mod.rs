@@ -30,11 +30,25 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use step::{CopyFrom, CopyStep, Instruction, Step};
 
+/// An instruction as an error names it: its first line, shortened, and `…`
+/// when more lines follow (a heredoc, a continued line).
+fn shown_instruction(instruction: &str) -> String {
+    let mut lines = instruction.lines();
+    let first = run::shorten(lines.next().unwrap_or_default());
+    if lines.next().is_some() {
+        format!("{first} …")
+    } else {
+        first
+    }
+}
+
 /// Errors of a build.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A step failed; the message names the Dockerfile line.
-    #[error("{file}:{line}: {instruction}\n{source}")]
+    /// A step failed; the message names the Dockerfile line and shows the
+    /// instruction's first line, shortened (the cause follows it on the same
+    /// line of the report, and an argument can be megabytes long).
+    #[error("{file}:{line}: {}", shown_instruction(instruction))]
     Step {
         /// The Dockerfile name.
         file: String,
@@ -46,7 +60,7 @@ pub enum BuildError {
         source: Box<BuildError>,
     },
     /// A stage's base could not be loaded.
-    #[error("stage '{stage}': base image '{image}': {source}")]
+    #[error("stage '{stage}': loading the base image '{image}'")]
     Base {
         /// The stage.
         stage: String,
@@ -86,7 +100,7 @@ pub enum BuildError {
     #[error(transparent)]
     Context(#[from] crate::context::walk::WalkError),
     /// A layer of a record from `--cache-from` could not be fetched.
-    #[error("fetching a layer from the imported build cache (--cache-from): {0}")]
+    #[error("fetching a layer from the imported build cache (--cache-from)")]
     CacheBlob(#[source] imported::FetchError),
     /// Something the engine does not do.
     #[error("{0}")]
@@ -565,7 +579,7 @@ impl Build<'_> {
                     let cache = HashCache::load(self.store, &self.options.context);
                     (c, cache)
                 })
-                .map_err(|e| e.to_string());
+                .map_err(|e| fetch::error_chain(&e));
             if let Ok((c, _)) = &result {
                 self.progress.event(Event::Context {
                     files: c.files().count(),
@@ -1103,7 +1117,7 @@ fn add_entries(
             &staging,
             berth_store::layer::scan::TreeKind::Plain,
         )
-        .map_err(|e| BuildError::Unsupported(e.to_string()))?;
+        .map_err(|e| BuildError::Unsupported(fetch::error_chain(&e)))?;
         for mut e in scanned {
             e.path = if dest_rel.is_empty() {
                 e.path
@@ -1157,5 +1171,36 @@ struct TreeGuard(PathBuf);
 impl Drop for TreeGuard {
     fn drop(&mut self) {
         let _ = berth_store::tmp::remove_tree(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_step_names_its_instruction_in_one_short_line() {
+        let long = format!("RUN echo {}", "a".repeat(1 << 20));
+        let cases = [
+            ("RUN true", "Dockerfile:2: RUN true"),
+            ("RUN <<EOF\necho hi\nEOF", "Dockerfile:2: RUN <<EOF …"),
+        ];
+        for (instruction, want) in cases {
+            let err = BuildError::Step {
+                file: "Dockerfile".into(),
+                line: 2,
+                instruction: instruction.into(),
+                source: Box::new(BuildError::Dependency(0)),
+            };
+            assert_eq!(err.to_string(), want);
+        }
+        let err = BuildError::Step {
+            file: "Dockerfile".into(),
+            line: 2,
+            instruction: long,
+            source: Box::new(BuildError::Dependency(0)),
+        };
+        let text = err.to_string();
+        assert!(text.len() < 300 && !text.contains('\n'), "{text}");
     }
 }

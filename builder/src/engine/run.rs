@@ -77,7 +77,7 @@ const MAX_ARG_STRLEN: usize = 32 * 4096;
 const COMMAND_SHOWN: usize = 200;
 
 /// `command`, cut to a length that fits in an error message.
-fn shorten(command: &str) -> String {
+pub(crate) fn shorten(command: &str) -> String {
     if command.len() <= COMMAND_SHOWN {
         return command.to_string();
     }

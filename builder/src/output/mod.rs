@@ -17,7 +17,7 @@ pub enum OutputError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Writing the destination failed.
-    #[error("writing the output {}: {source}", path.display())]
+    #[error("writing the output {}", path.display())]
     Write {
         /// The destination.
         path: PathBuf,

@@ -63,7 +63,7 @@ pub enum RemoteCacheError {
         digest: Digest,
     },
     /// Storing something locally failed.
-    #[error("build cache {location}: {source}")]
+    #[error("storing the build cache {location} in the local store")]
     Store {
         /// The reference or directory.
         location: String,

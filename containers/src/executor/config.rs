@@ -246,7 +246,7 @@ pub struct BundleConfig<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The OCI types refused it.
-    #[error("building the OCI runtime configuration: {0}")]
+    #[error("building the OCI runtime configuration")]
     Oci(#[from] OciSpecError),
     /// The seccomp profile is invalid.
     #[error(transparent)]

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// Setting up or tearing down the container failed.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,
@@ -35,7 +35,7 @@ pub enum ExecError {
         source: io::Error,
     },
     /// The overlay could not be mounted.
-    #[error("mounting the overlay root at {}: {source}\nhint: containers and RUN steps need root and overlayfs", path.display())]
+    #[error("mounting the overlay root at {}\nhint: containers and RUN steps need root and overlayfs", path.display())]
     Mount {
         /// The mount point.
         path: PathBuf,
@@ -43,7 +43,9 @@ pub enum ExecError {
         source: io::Error,
     },
     /// The runtime could not be started.
-    #[error("{source}\nhint: install berth-runtime next to berth or pass --runtime runc")]
+    #[error(
+        "running the container through the OCI runtime\nhint: install berth-runtime next to berth or pass --runtime runc"
+    )]
     Runtime {
         /// The underlying error.
         source: io::Error,

@@ -3,6 +3,9 @@
 //! removed before berth exits with 128 + the signal, instead of leaving them
 //! for the next command that opens the store.
 
+use crate::printer::Printer;
+use anyhow::Context as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,20 +20,18 @@ const CANCELLING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
 /// Call it before any other thread starts, so that every thread inherits
 /// the mask and the signals reach only that waiting thread. Child processes
 /// start with an empty mask (the standard library resets it).
-pub fn install(tmp_dir: PathBuf) -> anyhow::Result<()> {
+pub fn install(tmp_dir: PathBuf, printer: Printer) -> anyhow::Result<()> {
     let set = signal_set();
     // SAFETY: the set is initialised; the old mask is not wanted.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if rc != 0 {
-        anyhow::bail!(
-            "blocking the signals that cancel a build: {}",
-            std::io::Error::from_raw_os_error(rc)
-        );
+        return Err(std::io::Error::from_raw_os_error(rc))
+            .context("blocking the signals that cancel a build");
     }
     std::thread::Builder::new()
         .name("build-cancel".into())
-        .spawn(move || wait_and_cancel(&set, &tmp_dir))
-        .map_err(|e| anyhow::anyhow!("starting the build's signal thread: {e}"))?;
+        .spawn(move || wait_and_cancel(&set, &tmp_dir, printer))
+        .context("starting the build's signal thread")?;
     Ok(())
 }
 
@@ -46,7 +47,7 @@ fn signal_set() -> libc::sigset_t {
     }
 }
 
-fn wait_and_cancel(set: &libc::sigset_t, tmp_dir: &std::path::Path) {
+fn wait_and_cancel(set: &libc::sigset_t, tmp_dir: &std::path::Path, printer: Printer) {
     let mut signal = 0;
     // SAFETY: the set is initialised and the signals in it are blocked.
     let rc = unsafe { libc::sigwait(set, &mut signal) };
@@ -56,12 +57,14 @@ fn wait_and_cancel(set: &libc::sigset_t, tmp_dir: &std::path::Path) {
         return;
     }
     CANCELLING_NOW.store(true, Ordering::SeqCst);
-    eprintln!(
+    let _ = writeln!(
+        printer.stderr(),
         "\nbuild cancelled by {}: stopping its containers",
         signal_name(signal)
     );
     if let Err(err) = berth_store::tmp::remove_own(tmp_dir) {
-        eprintln!("warning: cleaning up the cancelled build: {err}");
+        let err = anyhow::Error::new(err).context("cleaning up the cancelled build");
+        printer.warn(crate::printer::report(err.as_ref()));
     }
     std::process::exit(128 + signal);
 }

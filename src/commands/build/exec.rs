@@ -2,6 +2,7 @@
 //! against the local store, then tag and write the requested outputs.
 
 use super::progress::{Mode, Renderer};
+use crate::printer::Printer;
 use anyhow::{Context as _, bail};
 use berth_builder::engine::imported::RecordSource;
 use berth_builder::engine::{self, BuildOptions};
@@ -13,6 +14,7 @@ use berth_store::Store;
 use berth_store::image;
 use berth_store::layer::Compression;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -76,7 +78,7 @@ fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>>
 }
 
 /// Builds, tags and writes outputs.
-pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
+pub fn run(request: &Request<'_>, printer: Printer) -> anyhow::Result<ExitCode> {
     if !request.context.is_dir() {
         bail!(
             "the build context {} is not a directory",
@@ -103,7 +105,8 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         Ok(d) => d,
         Err(FrontendError::Invalid(diagnostic)) => {
             let source = std::fs::read(&request.dockerfile).unwrap_or_default();
-            eprintln!("{}", diagnostic.rendered(&String::from_utf8_lossy(&source)));
+            let text = diagnostic.rendered(&String::from_utf8_lossy(&source));
+            writeln!(printer.stderr_data(), "{text}")?;
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e.into()),
@@ -119,8 +122,9 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     ) {
         Ok(plan) => plan,
         Err(err) => {
+            let mut errors = printer.stderr_data();
             for d in &err.diagnostics {
-                eprintln!("{}", d.rendered(&dockerfile.source));
+                writeln!(errors, "{}", d.rendered(&dockerfile.source))?;
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -131,10 +135,10 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     let (ignore, _) = dockerignore::for_build(&request.dockerfile, request.context)
         .with_context(|| format!("reading the ignore file of {}", request.context.display()))?;
     let root = &request.root;
-    let store = Store::open(root)
-        .map_err(|e| anyhow::anyhow!("opening the local store {}: {e}", root.display()))?;
+    let store =
+        Store::open(root).with_context(|| format!("opening the local store {}", root.display()))?;
     // Before the build starts any thread: see the cancel module.
-    super::cancel::install(store.tmp_dir())?;
+    super::cancel::install(store.tmp_dir(), printer)?;
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             v.parse::<i64>()
@@ -162,18 +166,16 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     };
     // Held until the image is tagged, written out and pushed, so that a
     // concurrent `rmi` or `prune` cannot remove the result in between.
-    let _lease = store
-        .lease()
-        .map_err(|e| anyhow::anyhow!("taking a lease on the local store: {e}"))?;
+    let _lease = store.lease().context("taking a lease on the local store")?;
     // --no-cache reuses nothing, imported caches included, as BuildKit does.
     let import = (!cache_from.is_empty() && !request.no_cache).then(|| {
         let (import, warnings) = remote_cache::Import::open(&store, &cache_from);
         for warning in warnings {
-            eprintln!("warning: {warning}");
+            printer.warn(warning);
         }
         import
     });
-    let renderer = Renderer::new(request.progress);
+    let renderer = Renderer::new(request.progress, printer);
     let result = engine::build_with_import(
         &store,
         &plan,
@@ -183,21 +185,18 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
     );
     super::cancel::wait_if_cancelling();
     renderer.finish();
-    // The builder's messages already contain their causes; chaining them
-    // again would print every cause twice.
-    let built = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let built = result?;
+    let mut status = printer.stderr();
     for tag in request.tags {
         store
             .tag(tag, &built.manifest)
-            .map_err(|e| anyhow::anyhow!("tagging the image as {tag}: {e}"))?;
-        eprintln!("naming to {}", berth_store::tags::normalize(tag));
+            .with_context(|| format!("tagging the image as {tag}"))?;
+        writeln!(status, "naming to {}", berth_store::tags::normalize(tag))?;
     }
     if !outputs.is_empty() {
-        let stored = image::load_descriptor(&store, "(built image)", built.manifest.clone())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let stored = image::load_descriptor(&store, "(built image)", built.manifest.clone())?;
         for out in &outputs {
-            output::write(&store, &stored, request.tags, out)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            output::write(&store, &stored, request.tags, out)?;
         }
     }
     if request.push {
@@ -209,7 +208,7 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
             // The same per-blob progress as `berth push`.
             let progress = crate::commands::transfer_progress::TransferProgress::new(
                 crate::commands::transfer_progress::Direction::Push,
-                false,
+                printer,
             );
             let result = berth_builder::registry::push_image(
                 &store,
@@ -219,24 +218,28 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
                 progress.sink(),
             );
             progress.finish();
-            let digest = result.map_err(|e| anyhow::anyhow!("{e}"))?.digest;
-            eprintln!("pushed {tag}@{digest}");
+            let digest = result?.digest;
+            writeln!(status, "pushed {tag}@{digest}")?;
         }
     }
     for spec in &cache_to {
         match remote_cache::export(&store, &built.cache, spec, import.as_ref()) {
-            Ok(report) => eprintln!(
+            Ok(report) => writeln!(
+                status,
                 "exported the build cache to {} ({} records, {} layers): {}",
                 spec.location, report.records, report.layers, report.digest
-            ),
-            Err(e) if spec.ignore_error => eprintln!("warning: {e}"),
-            Err(e) => bail!("{e}"),
+            )?,
+            Err(e) if spec.ignore_error => {
+                printer.warn(crate::printer::report(&e));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    eprintln!(
+    writeln!(
+        status,
         "built {} ({} steps run, {} cached)",
         built.manifest.digest, built.steps_run, built.steps_cached
-    );
-    println!("{}", built.manifest.digest);
+    )?;
+    writeln!(printer.stdout(), "{}", built.manifest.digest)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,12 @@
 //! Showing build progress: live bars on a terminal (indicatif), plain
 //! numbered lines without one (CI logs), or one JSON object per event.
 
+use crate::printer::{self, Printer};
 use berth_builder::engine::{Event, Progress, StepId};
 use berth_containers::executor::Stream;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub enum Mode {
 /// Renders events on stderr.
 pub struct Renderer {
     mode: Mode,
+    printer: Printer,
     state: Mutex<State>,
     multi: MultiProgress,
 }
@@ -68,10 +70,11 @@ fn bytes_moved(done: u64, total: Option<u64>) -> String {
 }
 
 impl Renderer {
-    /// A renderer for the chosen mode (`auto` looks at stderr).
-    pub fn new(mode: Mode) -> Renderer {
+    /// A renderer for the chosen mode (`auto` asks the printer whether
+    /// stderr is a terminal).
+    pub fn new(mode: Mode, printer: Printer) -> Renderer {
         let mode = match mode {
-            Mode::Auto if std::io::stderr().is_terminal() => Mode::Tty,
+            Mode::Auto if printer.mode() == printer::Mode::Terminal => Mode::Tty,
             Mode::Auto => Mode::Plain,
             other => other,
         };
@@ -82,6 +85,7 @@ impl Renderer {
         };
         Renderer {
             mode,
+            printer,
             state: Mutex::new(State::default()),
             multi: MultiProgress::with_draw_target(target),
         }
@@ -100,8 +104,7 @@ impl Renderer {
         if self.mode == Mode::Tty {
             let _ = self.multi.println(text);
         } else {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{text}");
+            let _ = writeln!(self.printer.stderr(), "{text}");
         }
     }
 
@@ -135,8 +138,7 @@ impl Renderer {
             // Byte counts are for the live display only.
             Event::StepBytes { .. } => return,
         };
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{value}");
+        let _ = writeln!(self.printer.stderr(), "{value}");
     }
 
     /// Clears the live display.
@@ -245,7 +247,7 @@ mod tests {
             index: 1,
             total: 2,
         };
-        let tty = Renderer::new(Mode::Tty);
+        let tty = Renderer::new(Mode::Tty, Printer::new(printer::Mode::Plain));
         tty.event(Event::StepStarted {
             id: id.clone(),
             text: "COPY big /big".into(),
@@ -262,7 +264,7 @@ mod tests {
             assert_eq!(bar.message(), "1.5MB / 3.0MB");
         }
         // Plain mode keeps no live lines, so bytes change nothing there.
-        let plain = Renderer::new(Mode::Plain);
+        let plain = Renderer::new(Mode::Plain, Printer::new(printer::Mode::Plain));
         plain.event(Event::StepBytes {
             id: id.clone(),
             done: 1,

@@ -32,10 +32,10 @@ pub enum ArchiveError {
     #[error(transparent)]
     Image(#[from] ImageError),
     /// Reading the archive failed.
-    #[error("reading the archive: {0}")]
+    #[error("reading the archive")]
     Read(#[source] io::Error),
     /// Unpacking an entry failed.
-    #[error("unpacking {} from the archive: {source}", path.display())]
+    #[error("unpacking {} from the archive", path.display())]
     Unpack {
         /// The staging path.
         path: PathBuf,
@@ -59,7 +59,7 @@ pub enum ArchiveError {
     #[error("the archive names '{0}' but does not contain it")]
     Missing(String),
     /// A JSON document of the archive does not parse.
-    #[error("{name} in the archive is not valid: {source}")]
+    #[error("{name} in the archive is not valid")]
     Document {
         /// The file.
         name: String,

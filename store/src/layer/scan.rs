@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Errors while scanning a tree.
 #[derive(Debug, thiserror::Error)]
-#[error("reading {} for a layer: {source}", path.display())]
+#[error("reading {} for a layer", path.display())]
 pub struct ScanError {
     /// The path that failed.
     pub path: PathBuf,

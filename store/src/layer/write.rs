@@ -15,7 +15,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
     /// Reading a source file failed.
-    #[error("reading {} for the layer: {source}", path.display())]
+    #[error("reading {} for the layer", path.display())]
     Source {
         /// The source file.
         path: PathBuf,
@@ -23,7 +23,7 @@ pub enum LayerError {
         source: io::Error,
     },
     /// Writing the tar stream failed.
-    #[error("writing the layer entry '{path}': {source}")]
+    #[error("writing the layer entry '{path}'")]
     Write {
         /// The entry.
         path: String,
