@@ -12,7 +12,8 @@
 //! `berth rmi` consults to refuse removing an image a container still uses.
 //!
 //! Modules:
-//! - [`create`]: the bundle from an image and Docker's `run` options;
+//! - [`options`]: what `berth run` asks for, and Docker's rules for its flags;
+//! - [`create`]: the record and the bundle from an image and those options;
 //! - [`supervise`]: running a created container to its end, in the
 //!   foreground or in a detached monitor process;
 //! - [`console`]: the pseudo-terminal of `-t`;
@@ -30,6 +31,7 @@ pub mod logfile;
 pub mod lookup;
 pub mod monitor;
 pub mod names;
+pub mod options;
 pub mod runc;
 pub mod supervise;
 

@@ -6,10 +6,11 @@
 
 use super::GlobalArgs;
 use crate::printer::Printer;
-use berth_containers::create::{ImageFetcher, RunOptions, create, env_file_entries};
+use berth_containers::create::{ImageFetcher, create};
 use berth_containers::executor::seccomp::{Profile, SeccompPolicy};
 use berth_containers::executor::{Network, Runtime};
 use berth_containers::monitor::{self, Outcome};
+use berth_containers::options::{RunOptions, env_file_entries};
 use berth_containers::supervise::{self, Io, Supervision};
 use berth_containers::{self as container, ContainerError, ContainerRecord, control};
 use berth_store::Store;
