@@ -123,6 +123,9 @@ pub enum ContainerError {
     /// Setting up the bundle failed.
     #[error(transparent)]
     Exec(#[from] executor::ExecError),
+    /// The container's runtime failed.
+    #[error(transparent)]
+    Runc(#[from] runc::RuncError),
     /// Unpacking a layer failed.
     #[error(transparent)]
     Extract(#[from] berth_store::layer::extract::ExtractError),
