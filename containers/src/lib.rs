@@ -12,6 +12,10 @@
 //! `berth rmi` consults to refuse removing an image a container still uses.
 //!
 //! Modules:
+//! - [`runc`]: the typed client of the runc command line, the only way
+//!   containers and `RUN` steps are run;
+//! - [`executor`]: `RUN` steps in containers on an overlay of snapshots;
+//! - [`exec`]: another command in a running container (`berth exec`);
 //! - [`create`]: the bundle from an image and Docker's `run` options;
 //! - [`supervise`]: running a created container to its end, in the
 //!   foreground or in a detached monitor process;
