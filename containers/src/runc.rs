@@ -338,6 +338,16 @@ pub enum RuncError {
         /// The bound.
         limit: u64,
     },
+    /// The input for the runtime could not be rendered.
+    #[error("rendering the input of `{command}` of container {id}")]
+    Input {
+        /// The subcommand.
+        command: &'static str,
+        /// The container.
+        id: String,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
     /// The runtime's output does not parse.
     #[error("the output of the runtime {}'s `{command}` of container {id} is not what runc prints", binary.display())]
     Parse {
@@ -1025,8 +1035,7 @@ impl Runc {
     /// `update`: sets the container's resource limits to `resources` (a
     /// runtime-spec `linux.resources`, given on the runtime's input).
     pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<(), RuncError> {
-        let input = serde_json::to_vec(resources).map_err(|source| RuncError::Parse {
-            binary: self.binary.clone(),
+        let input = serde_json::to_vec(resources).map_err(|source| RuncError::Input {
             command: "update",
             id: id.to_string(),
             source,
