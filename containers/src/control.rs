@@ -7,6 +7,7 @@
 
 use super::supervise::{finish, runtime_of};
 use super::{ContainerError, ContainerRecord, State, container_dir, find, load};
+use crate::runc::RuncError;
 use berth_store::{Store, tmp};
 use std::time::{Duration, Instant};
 
@@ -30,13 +31,18 @@ fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
     }
 }
 
-/// Sends the container `signal` through its runtime.
+/// Sends the container `signal` through its runtime. A runtime that reports
+/// a failure (the container ended meanwhile) is no error: the caller waits
+/// for the process to go either way, and kills it itself if it stays.
 fn signal(store: &Store, record: &ContainerRecord, signal: &str) -> Result<(), ContainerError> {
-    let (runtime, state) = runtime_of(store, record);
-    runtime
-        .kill(&state, &record.id, signal)
-        .map_err(super::cio("signalling", &container_dir(store, &record.id)))?;
-    Ok(())
+    match runtime_of(store, record).kill(&record.id, signal, false) {
+        Ok(()) => Ok(()),
+        Err(e @ RuncError::Failed { .. }) => {
+            tracing::debug!(error = %e, container = %record.id, signal, "the runtime could not signal the container");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Kills the container's process directly when the runtime could not.
@@ -149,8 +155,8 @@ pub fn remove(store: &Store, wanted: &str, force: bool) -> Result<ContainerRecor
         Err(_) if !dir.exists() => return Ok(record),
         Err(e) => return Err(e),
     };
-    let (runtime, state) = runtime_of(store, &record);
-    runtime.delete(&state, &record.id);
+    // A container already gone is what is wanted.
+    let _ = runtime_of(store, &record).delete(&record.id, true);
     tmp::remove_tree(&dir)?;
     Ok(record)
 }

@@ -8,6 +8,7 @@ use super::lookup::{self, Unrunnable};
 use super::supervise::{BundleProcess, runtime_of};
 use super::{ContainerError, find};
 use crate::executor::user;
+use crate::runc;
 use berth_store::Store;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -74,44 +75,48 @@ pub fn command(
             env.push(entry);
         }
     }
-    let (runtime, state) = runtime_of(store, &record);
-    let mut cmd = runtime.command(&state);
-    cmd.arg("exec");
+    let mut process = runc::ExecProcess {
+        args: options.command.clone(),
+        cwd: options.workdir.clone(),
+        ..runc::ExecProcess::default()
+    };
     if let Some(spec) = &options.user {
         let resolved = user::resolve(&rootfs, spec).map_err(crate::executor::ExecError::from)?;
-        cmd.arg("--user")
-            .arg(format!("{}:{}", resolved.uid, resolved.gid));
-        for gid in &resolved.additional_gids {
-            cmd.arg("--additional-gids").arg(gid.to_string());
-        }
+        process.user = Some((resolved.uid, resolved.gid));
+        process.additional_gids = resolved.additional_gids.clone();
         // The container's HOME is its own user's; another user gets theirs,
         // unless -e says otherwise.
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={}", resolved.home));
         }
     }
-    if let Some(dir) = &options.workdir {
-        cmd.arg("--cwd").arg(dir);
-    }
-    for entry in &env {
-        cmd.arg("--env").arg(entry);
-    }
-    if options.tty {
-        cmd.arg("--tty");
-    }
-    if options.detach {
-        cmd.arg("--detach");
-    }
     check_runnable(&dir, program, options, &env)?;
-    cmd.arg(&record.id).args(&options.command);
-    if options.detach {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-    } else if !options.interactive && !options.tty {
-        cmd.stdin(Stdio::null());
-    }
-    Ok(cmd)
+    process.env = env;
+    let io = if options.detach {
+        runc::ProcessIo::default()
+    } else {
+        // The caller's own streams, but no input without -i or -t.
+        let inherit = || Some(Stdio::inherit());
+        runc::ProcessIo {
+            stdin: if options.interactive || options.tty {
+                inherit()
+            } else {
+                None
+            },
+            stdout: inherit(),
+            stderr: inherit(),
+        }
+    };
+    Ok(runtime_of(store, &record).exec_command(
+        &record.id,
+        runc::ProcessSpec::Flags(&process),
+        runc::ExecOptions {
+            tty: options.tty,
+            detach: options.detach,
+            io,
+            ..runc::ExecOptions::default()
+        },
+    ))
 }
 
 /// Fails with Docker's exit code when the command is not in the container

@@ -12,6 +12,10 @@
 //! `berth rmi` consults to refuse removing an image a container still uses.
 //!
 //! Modules:
+//! - [`runc`]: the typed client of the runc command line, the only way
+//!   containers and `RUN` steps are run;
+//! - [`executor`]: `RUN` steps in containers on an overlay of snapshots;
+//! - [`exec`]: another command in a running container (`berth exec`);
 //! - [`options`]: what `berth run` asks for, and Docker's rules for its flags;
 //! - [`create`]: the record and the bundle from an image and those options;
 //! - [`supervise`]: running a created container to its end, in the
@@ -125,6 +129,9 @@ pub enum ContainerError {
     /// Setting up the bundle failed.
     #[error(transparent)]
     Exec(#[from] executor::ExecError),
+    /// The container's runtime failed.
+    #[error(transparent)]
+    Runc(#[from] runc::RuncError),
     /// Unpacking a layer failed.
     #[error(transparent)]
     Extract(#[from] berth_store::layer::extract::ExtractError),

@@ -12,12 +12,11 @@
 use super::console::{self, ConsoleSocket, RawMode};
 use super::logfile::{LOG_FILE, LogWriter};
 use super::{ContainerError, ContainerRecord, State, cio, container_dir, lookup};
-use crate::executor::{Runtime, Stream};
+use crate::runc::{CreateOptions, ProcessIo, Runc, RuncError, Stream};
 use berth_store::{Store, tmp};
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -138,14 +137,22 @@ fn reap_orphans() {
     }
 }
 
-/// The runtime and its state directory for a container.
-pub fn runtime_of(store: &Store, record: &ContainerRecord) -> (Runtime, PathBuf) {
-    (
-        Runtime {
-            binary: record.runtime.clone(),
-        },
-        container_dir(store, &record.id).join("runtime"),
-    )
+/// The client of a container's runtime, with the container's own state
+/// directory.
+pub fn runtime_of(store: &Store, record: &ContainerRecord) -> Runc {
+    Runc::new(&record.runtime).root(container_dir(store, &record.id).join("runtime"))
+}
+
+/// A runtime error and its causes, for a message of its own.
+fn chain(err: &RuncError) -> String {
+    let mut message = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(e) = cause {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        cause = e.source();
+    }
+    message
 }
 
 /// The path of the console socket: short, since socket paths are limited to
@@ -297,10 +304,11 @@ pub fn run(
         forward_signals,
     } = supervision;
     let dir = container_dir(store, &record.id);
-    let (runtime, state) = runtime_of(store, &record);
+    let runtime = runtime_of(store, &record);
     let id = record.id.clone();
     let fail = |message: String, code: i32| {
-        runtime.delete(&state, &id);
+        // A container already gone is what is wanted.
+        let _ = runtime.delete(&id, true);
         let _ = tmp::remove_tree(&dir);
         ContainerError::Start { message, code }
     };
@@ -327,24 +335,21 @@ pub fn run(
         Ok(log) => Arc::new(log),
         Err(e) => return Err(fail(format!("opening the container log: {e}"), 125)),
     };
-    let (stdin, stdout, stderr) = (
-        streams.stdin.take().unwrap_or_else(Stdio::null),
-        streams.stdout.take().unwrap_or_else(Stdio::null),
-        streams.stderr.take().unwrap_or_else(Stdio::null),
-    );
     let created = runtime.create(
-        &state,
-        &dir,
         &record.id,
-        console.as_ref().map(ConsoleSocket::path),
-        |command| {
+        &dir,
+        CreateOptions {
+            pid_file: Some(dir.join("pid")),
+            console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
+            io: ProcessIo {
+                stdin: streams.stdin.take(),
+                stdout: streams.stdout.take(),
+                stderr: streams.stderr.take(),
+            },
             // Its own process group: a terminal's Ctrl-C reaches the
             // container once, through berth, as with Docker's sig-proxy.
-            command
-                .process_group(0)
-                .stdin(stdin)
-                .stdout(stdout)
-                .stderr(stderr);
+            new_process_group: true,
+            ..CreateOptions::default()
         },
     );
     let mut pumps: Vec<JoinHandle<()>> = Vec::new();
@@ -359,9 +364,9 @@ pub fn run(
         }
     }
     let created = match created {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(status.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(()) => Ok(()),
+        Err(RuncError::Failed { status, .. }) => Err(status.to_string()),
+        Err(e) => Err(chain(&e)),
     };
     if let Err(status) = created {
         let mut said = String::new();
@@ -435,20 +440,21 @@ pub fn run(
         let message = causes.map(ToString::to_string).collect::<Vec<_>>();
         return Err(kill_and_fail(message.join(": "), 125));
     }
-    match runtime.start(&state, &record.id) {
-        Ok((true, _)) => {}
-        Ok((false, said)) => {
+    match runtime.start(&record.id) {
+        Ok(()) => {}
+        Err(RuncError::Failed { errors, .. }) => {
             let code = start_failure_code(&dir);
             return Err(kill_and_fail(
                 format!(
-                    "the runtime {} could not start container {}: {said}",
+                    "the runtime {} could not start container {}: {}",
                     runtime.binary.display(),
-                    record.short_id()
+                    record.short_id(),
+                    errors.join("\n")
                 ),
                 code,
             ));
         }
-        Err(e) => return Err(kill_and_fail(e.to_string(), 125)),
+        Err(e) => return Err(kill_and_fail(chain(&e), 125)),
     }
     on_started(&record);
 
@@ -456,7 +462,6 @@ pub fn run(
     let forwarder = forward_signals.then(|| {
         let done = Arc::clone(&done);
         let runtime = runtime.clone();
-        let state = state.clone();
         let id = record.id.clone();
         let resize = match (&io, &master_for_resize) {
             (Io::Attached { stdout, .. }, Some(master)) => {
@@ -467,7 +472,7 @@ pub fn run(
             }
             _ => None,
         };
-        std::thread::spawn(move || forward(&done, &runtime, &state, &id, resize))
+        std::thread::spawn(move || forward(&done, &runtime, &id, resize))
     });
     let exit = wait_exit(pid);
     done.store(true, Ordering::SeqCst);
@@ -504,7 +509,7 @@ pub fn run(
 /// The message for a failed `create`: the runtime's own words, from its
 /// error output or, for a detached container, from the log it went to.
 fn creation_failure(
-    runtime: &Runtime,
+    runtime: &Runc,
     record: &ContainerRecord,
     dir: &Path,
     status: &str,
@@ -574,13 +579,7 @@ fn attach_terminal(
 
 /// Passes the blocked signals to the container until `done`; with a
 /// terminal, a window size change resizes the container's terminal instead.
-fn forward(
-    done: &AtomicBool,
-    runtime: &Runtime,
-    state: &Path,
-    id: &str,
-    resize: Option<(OwnedFd, OwnedFd)>,
-) {
+fn forward(done: &AtomicBool, runtime: &Runc, id: &str, resize: Option<(OwnedFd, OwnedFd)>) {
     let set = sigset(FORWARDED);
     let timeout = libc::timespec {
         tv_sec: 0,
@@ -599,8 +598,9 @@ fn forward(
             continue;
         }
         tracing::debug!(signal, container = %id, "forwarding a signal");
-        if let Err(e) = runtime.kill(state, id, &signal.to_string()) {
-            tracing::warn!(error = %e, signal, "forwarding a signal to the container");
+        // A container that ended meanwhile has nothing to signal.
+        if let Err(e @ RuncError::Spawn { .. }) = runtime.kill(id, &signal.to_string(), false) {
+            tracing::warn!(error = %chain(&e), signal, "forwarding a signal to the container");
         }
     }
 }
@@ -622,8 +622,8 @@ pub fn finish(
     if !dir.join(super::RECORD_FILE).exists() {
         return Ok(());
     }
-    let (runtime, state) = runtime_of(store, record);
-    runtime.delete(&state, &record.id);
+    // A container already gone is what is wanted.
+    let _ = runtime_of(store, record).delete(&record.id, true);
     tmp::unmount_under(&dir);
     if record.auto_remove {
         tmp::remove_tree(&dir)?;

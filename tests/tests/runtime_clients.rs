@@ -1,5 +1,6 @@
 //! Real clients drive berth-runtime in place of runc: podman (through conmon)
-//! and containerd (through its runc v2 shim, `ctr run --runc-binary`).
+//! and containerd (through its runc v2 shim, `ctr run --runc-binary`), and
+//! berth's own typed client drives berth-runtime and runc alike.
 
 // Helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -328,4 +329,175 @@ fn containerd_runs_a_container_to_completion_through_its_runc_shim() {
         daemon.ctr(&["container", "delete", &id]).output().unwrap(),
         "ctr container delete",
     );
+}
+
+/// Force-deletes the container on drop, so a failed assertion leaves no
+/// process or cgroup behind.
+struct Deleted<'a>(&'a berth_containers::runc::Runc, &'a str);
+
+impl Drop for Deleted<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.delete(self.1, true);
+    }
+}
+
+/// Polls the container's state until it has `status`.
+fn wait_for_status(
+    runc: &berth_containers::runc::Runc,
+    id: &str,
+    status: berth_containers::runc::Status,
+) -> berth_containers::runc::State {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = runc.state(id).unwrap();
+        if state.status == status || Instant::now() > deadline {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// berth's typed runc client drives a container through its whole life, the
+/// same way with berth-runtime and with runc.
+fn typed_client_drives_a_container_through_its_life(binary: PathBuf) {
+    use berth_containers::runc::{
+        CreateOptions, ExecOptions, ExecProcess, ProcessIo, ProcessSpec, Runc, RuncError, Status,
+    };
+    use std::io::Read;
+    let what = binary.display().to_string();
+    let root = tempfile::tempdir().unwrap();
+    let runc = Runc::new(&binary)
+        .root(root.path().join("state"))
+        .log(root.path().join("log.json"));
+    let bundle = berth_e2e::bundle::Bundle::busybox(&["sleep", "300"]);
+    let id = unique_id("typed");
+    let pid_file = bundle.path().join("pid");
+
+    runc.create(
+        &id,
+        bundle.path(),
+        CreateOptions {
+            pid_file: Some(pid_file.clone()),
+            ..CreateOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{what}: create: {e}"));
+    let _deleted = Deleted(&runc, &id);
+    let created = runc.state(&id).unwrap();
+    assert_eq!(created.status, Status::Created, "{what}");
+    assert_eq!(created.id, id);
+    assert_eq!(created.bundle, bundle.path());
+    let written: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(created.pid, written, "{what}: the pid file and state agree");
+
+    runc.start(&id).unwrap();
+    let running = runc.state(&id).unwrap();
+    assert_eq!(running.status, Status::Running, "{what}");
+    // The pidfd pins the container's init: signal 0 through it reaches it.
+    let pidfd = running.pidfd().unwrap();
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal, a null siginfo
+    // and flags.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    assert_eq!(sent, 0, "{what}: signal 0 through the pidfd");
+    assert!(
+        runc.ps(&id).unwrap().contains(&running.pid),
+        "{what}: ps lists the init process"
+    );
+    let stats = runc.stats(&id).unwrap();
+    assert!(stats.pids.current >= 1, "{what}: {stats:?}");
+
+    let resources: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"pids":{"limit":64}}"#).unwrap();
+    runc.update(&id, &resources).unwrap();
+    assert_eq!(runc.stats(&id).unwrap().pids.limit, 64, "{what}: update");
+
+    runc.pause(&id).unwrap();
+    assert_eq!(runc.state(&id).unwrap().status, Status::Paused, "{what}");
+    runc.resume(&id).unwrap();
+    assert_eq!(runc.state(&id).unwrap().status, Status::Running, "{what}");
+
+    // A second process, its output through a pipe.
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let code = runc
+        .exec(
+            &id,
+            ProcessSpec::Flags(&ExecProcess {
+                args: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo exec-$((40+2)) in $PWD; exit 3".into(),
+                ],
+                cwd: Some("/tmp".into()),
+                env: vec!["A=1".into()],
+                ..ExecProcess::default()
+            }),
+            ExecOptions {
+                io: ProcessIo {
+                    stdout: Some(writer.into()),
+                    ..ProcessIo::default()
+                },
+                ..ExecOptions::default()
+            },
+        )
+        .unwrap();
+    let mut out = String::new();
+    reader.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "exec-42 in /tmp\n", "{what}");
+    assert_eq!(code, 3, "{what}: the exec'd process's exit code");
+
+    runc.kill(&id, "SIGKILL", false).unwrap();
+    let stopped = wait_for_status(&runc, &id, Status::Stopped);
+    assert_eq!(stopped.status, Status::Stopped, "{what}");
+    runc.delete(&id, false).unwrap();
+
+    // A container that is gone: the error names the subcommand and the
+    // container, and carries the runtime's own words.
+    let err = runc.state(&id).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuncError::Failed {
+                command: "state",
+                ..
+            }
+        ),
+        "{what}: {err}"
+    );
+    assert!(err.to_string().contains(&id), "{what}: {err}");
+    assert!(!err.runtime_errors().is_empty(), "{what}: {err}");
+    let err = runc.kill(&id, "SIGTERM", false).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuncError::Failed {
+                command: "kill",
+                ..
+            }
+        ),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn typed_runc_client_drives_berth_runtime() {
+    require::root();
+    typed_client_drives_a_container_through_its_life(bins::berth_runtime());
+}
+
+#[test]
+fn typed_runc_client_drives_runc() {
+    require::root();
+    typed_client_drives_a_container_through_its_life(require::program("runc", "runc"));
 }

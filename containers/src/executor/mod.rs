@@ -12,6 +12,7 @@ pub mod seccomp;
 pub mod user;
 pub mod view;
 
+use crate::runc::{RunOptions, Runc};
 pub use crate::runc::{Runtime, Stream};
 use berth_store::{Store, StoreError, tmp};
 pub use config::{BundleMount, Network};
@@ -48,7 +49,7 @@ pub enum ExecError {
     )]
     Runtime {
         /// The underlying error.
-        source: io::Error,
+        source: crate::runc::RuncError,
     },
     /// The user does not resolve.
     #[error(transparent)]
@@ -150,6 +151,9 @@ impl Drop for Staging {
 /// build was killed can delete the container through that runtime.
 const RUNTIME_FILE: &str = "runtime";
 
+/// The runtime's JSON log in a run's staging directory.
+const RUNTIME_LOG: &str = "runtime.log";
+
 /// Stops and deletes the container a `RUN` step left in its staging
 /// directory `dir` when its build was killed: through the recorded runtime
 /// (`delete --force`, which also removes the container's cgroup), then by
@@ -172,12 +176,11 @@ pub fn stop_leftover_container(dir: &Path) {
     if !leftovers.is_empty()
         && let Ok(binary) = fs::read(dir.join(RUNTIME_FILE))
     {
-        let runtime = Runtime {
-            binary: PathBuf::from(std::ffi::OsString::from_vec(binary)),
-        };
+        let runtime = Runc::new(std::ffi::OsString::from_vec(binary)).root(&state);
         for id in &leftovers {
             tracing::info!(id, runtime = %runtime.binary.display(), "deleting the container of a killed build");
-            runtime.delete(&state, id);
+            // A container already gone is what is wanted.
+            let _ = runtime.delete(id, true);
         }
     }
     let Ok(text) = fs::read_to_string(dir.join("pid")) else {
@@ -334,11 +337,18 @@ fn run_mounted(
         .file_name()
         .map(|n| format!("berth-{}", n.to_string_lossy()))
         .unwrap_or_else(|| "berth-run".into());
-    let state = dir.join("state");
-    let exit = runtime
-        .run(&state, dir, &id, on_line)
+    // The runtime's own errors go to a log of their own, so a failure to
+    // start the command is told apart from the command's output.
+    let runc = runtime.at(&dir.join("state")).log(dir.join(RUNTIME_LOG));
+    let options = RunOptions {
+        pid_file: Some(dir.join("pid")),
+        ..RunOptions::default()
+    };
+    let exit = runc
+        .run(&id, dir, &options, on_line)
         .map_err(|source| ExecError::Runtime { source });
-    runtime.delete(&state, &id);
+    // A container already gone is what is wanted.
+    let _ = runc.delete(&id, true);
     let exit = exit?;
 
     for dest in created.iter().rev() {
