@@ -3,7 +3,7 @@
 //! for the environment, user, working directory, hostname and mounts.
 
 use super::lookup::mkdir_in_root;
-use super::options::{RunOptions, Volume, command_line, parse_volume};
+use super::options::{RunOptions, Volume, command_line, environment, parse_volume};
 use super::{ContainerError, ContainerRecord, State, cio, container_dir, names};
 use crate::executor::config::{self, BundleConfig, BundleMount, Network};
 use crate::executor::{mount, user};
@@ -13,59 +13,6 @@ use berth_store::{Store, StoreError, tmp};
 use std::fs;
 use std::path::Path;
 
-/// Sets `KEY=value` in `env`, replacing an earlier value of the same key.
-pub(super) fn set_env(env: &mut Vec<String>, entry: String) {
-    let key = entry.split('=').next().unwrap_or_default().to_string();
-    env.retain(|e| e.split('=').next() != Some(key.as_str()));
-    env.push(entry);
-}
-
-/// The environment Docker gives the process: `PATH` (a default if the image
-/// has none), `HOSTNAME`, `TERM` with a terminal, the image's `Env`, the
-/// `-e` values (`-e KEY` copies berth's own value, or nothing), and `HOME`
-/// from the user's passwd entry unless set.
-pub fn environment(
-    image_env: &[String],
-    flags: &[String],
-    hostname: &str,
-    tty: bool,
-    home: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<String>, ContainerError> {
-    let mut env = vec![
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-        format!("HOSTNAME={hostname}"),
-    ];
-    if tty {
-        env.push("TERM=xterm".into());
-    }
-    for entry in image_env {
-        set_env(&mut env, entry.clone());
-    }
-    for flag in flags {
-        if let Some(entry) = env_flag(flag, &lookup)? {
-            set_env(&mut env, entry);
-        }
-    }
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={home}"));
-    }
-    Ok(env)
-}
-
-/// The `KEY=value` entry an `-e` flag stands for: itself, or for a bare
-/// `KEY` the value `lookup` gives (none when it gives none), as Docker does.
-pub(super) fn env_flag(
-    flag: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Option<String>, ContainerError> {
-    match flag.split_once('=') {
-        Some(("", _)) => Err(ContainerError::InvalidEnv(flag.to_owned())),
-        Some(_) => Ok(Some(flag.to_owned())),
-        None if flag.is_empty() => Err(ContainerError::InvalidEnv(flag.to_owned())),
-        None => Ok(lookup(flag).map(|value| format!("{flag}={value}"))),
-    }
-}
 /// The contents of the container's `/etc/hosts`: loopback names and the
 /// container's hostname, as Docker writes them.
 fn hosts_file(hostname: &str, network: Network) -> String {
@@ -357,37 +304,6 @@ fn build_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn environment_layers_defaults_image_and_flags() {
-        let image = strings(&["PATH=/app/bin", "A=image", "B=image"]);
-        let flags = strings(&["A=flag", "FROM_HOST", "UNSET", "C=x=y"]);
-        let env = environment(&image, &flags, "h1", true, "/root", |k| {
-            (k == "FROM_HOST").then(|| "v".to_string())
-        })
-        .unwrap();
-        assert_eq!(
-            env,
-            strings(&[
-                "HOSTNAME=h1",
-                "TERM=xterm",
-                "PATH=/app/bin",
-                "B=image",
-                "A=flag",
-                "FROM_HOST=v",
-                "C=x=y",
-                "HOME=/root"
-            ])
-        );
-        let plain = environment(&[], &[], "h", false, "/", |_| None).unwrap();
-        assert!(plain[0].starts_with("PATH=/usr/local/sbin"));
-        assert!(!plain.iter().any(|e| e.starts_with("TERM=")));
-        assert!(environment(&[], &strings(&["=x"]), "h", false, "/", |_| None).is_err());
-    }
 
     #[test]
     fn hosts_name_the_container_and_keep_the_hosts_names_on_its_network() {

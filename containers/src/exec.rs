@@ -3,8 +3,8 @@
 //! its namespaces and cgroup, and the new process gets the container's
 //! environment with the `-e` values on top.
 
-use super::create::{env_flag, set_env};
 use super::lookup::{self, Unrunnable};
+use super::options::{env_flag, set_env};
 use super::supervise::{BundleProcess, runtime_of};
 use super::{ContainerError, find};
 use crate::executor::user;

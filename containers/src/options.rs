@@ -142,6 +142,60 @@ pub fn env_file_entries(path: &Path) -> Result<Vec<String>, ContainerError> {
     Ok(entries)
 }
 
+/// Sets `KEY=value` in `env`, replacing an earlier value of the same key.
+pub(crate) fn set_env(env: &mut Vec<String>, entry: String) {
+    let key = entry.split('=').next().unwrap_or_default().to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(entry);
+}
+
+/// The environment Docker gives the process: `PATH` (a default if the image
+/// has none), `HOSTNAME`, `TERM` with a terminal, the image's `Env`, the
+/// `-e` values (`-e KEY` copies berth's own value, or nothing), and `HOME`
+/// from the user's passwd entry unless set.
+pub fn environment(
+    image_env: &[String],
+    flags: &[String],
+    hostname: &str,
+    tty: bool,
+    home: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ContainerError> {
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    for entry in image_env {
+        set_env(&mut env, entry.clone());
+    }
+    for flag in flags {
+        if let Some(entry) = env_flag(flag, &lookup)? {
+            set_env(&mut env, entry);
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    Ok(env)
+}
+
+/// The `KEY=value` entry an `-e` flag stands for: itself, or for a bare
+/// `KEY` the value `lookup` gives (none when it gives none), as Docker does.
+pub(crate) fn env_flag(
+    flag: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ContainerError> {
+    match flag.split_once('=') {
+        Some(("", _)) => Err(ContainerError::InvalidEnv(flag.to_owned())),
+        Some(_) => Ok(Some(flag.to_owned())),
+        None if flag.is_empty() => Err(ContainerError::InvalidEnv(flag.to_owned())),
+        None => Ok(lookup(flag).map(|value| format!("{flag}={value}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +297,32 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn environment_layers_defaults_image_and_flags() {
+        let image = strings(&["PATH=/app/bin", "A=image", "B=image"]);
+        let flags = strings(&["A=flag", "FROM_HOST", "UNSET", "C=x=y"]);
+        let env = environment(&image, &flags, "h1", true, "/root", |k| {
+            (k == "FROM_HOST").then(|| "v".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            env,
+            strings(&[
+                "HOSTNAME=h1",
+                "TERM=xterm",
+                "PATH=/app/bin",
+                "B=image",
+                "A=flag",
+                "FROM_HOST=v",
+                "C=x=y",
+                "HOME=/root"
+            ])
+        );
+        let plain = environment(&[], &[], "h", false, "/", |_| None).unwrap();
+        assert!(plain[0].starts_with("PATH=/usr/local/sbin"));
+        assert!(!plain.iter().any(|e| e.starts_with("TERM=")));
+        assert!(environment(&[], &strings(&["=x"]), "h", false, "/", |_| None).is_err());
     }
 }
