@@ -84,7 +84,7 @@ pub(super) async fn explain(
                 action,
                 reference: text.to_string(),
                 root: store.root().to_path_buf(),
-                message: crate::engine::fetch::error_chain(&err),
+                message: crate::text::error_chain(&err),
             }
         }
         other => RegistryError::Transfer {

@@ -58,10 +58,10 @@ pub fn login(
                 message,
             });
         }
-        Err(err) => return Err(fail(crate::engine::fetch::error_chain(&err))),
+        Err(err) => return Err(fail(crate::text::error_chain(&err))),
     }
     berth_registry_client::login::save(&config, &key, username, password)
-        .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))
+        .map_err(|e| fail(crate::text::error_chain(&e)))
 }
 
 /// Removes the stored credential for `registry`; `None` when there was none.
@@ -72,6 +72,6 @@ pub fn logout(registry: &str) -> Result<Option<Stored>, RegistryError> {
     berth_registry_client::login::erase(&config, &key).map_err(|e| RegistryError::Login {
         action,
         registry: registry.to_string(),
-        message: crate::engine::fetch::error_chain(&e),
+        message: crate::text::error_chain(&e),
     })
 }

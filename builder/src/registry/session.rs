@@ -67,7 +67,7 @@ impl Session {
         };
         let lease = store
             .lease()
-            .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
+            .map_err(|e| fail(crate::text::error_chain(&e)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -81,7 +81,7 @@ impl Session {
             blob_location_cache: Some(store.root().join("registry").join("blob-locations.json")),
             ..ClientOptions::default()
         })
-        .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
+        .map_err(|e| fail(crate::text::error_chain(&e)))?;
         Ok(Session {
             runtime,
             layout,
