@@ -24,3 +24,4 @@ pub mod output;
 pub mod prune;
 pub mod registry;
 pub mod remote_cache;
+mod text;

@@ -294,7 +294,7 @@ fn add_entries(
             &staging,
             berth_store::layer::scan::TreeKind::Plain,
         )
-        .map_err(|e| BuildError::Unsupported(fetch::error_chain(&e)))?;
+        .map_err(|e| BuildError::Unsupported(crate::text::error_chain(&e)))?;
         for mut e in scanned {
             e.path = if dest_rel.is_empty() {
                 e.path

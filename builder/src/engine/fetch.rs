@@ -124,7 +124,7 @@ pub fn download(
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
         .build()
-        .map_err(|e| transfer(error_chain(&e)))?;
+        .map_err(|e| transfer(crate::text::error_chain(&e)))?;
     let io = |source| FetchError::Io {
         path: path.clone(),
         source,
@@ -134,7 +134,7 @@ pub fn download(
             .get(url)
             .send()
             .await
-            .map_err(|e| transfer(error_chain(&e)))?;
+            .map_err(|e| transfer(crate::text::error_chain(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -156,7 +156,7 @@ pub fn download(
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| transfer(error_chain(&e)))?
+            .map_err(|e| transfer(crate::text::error_chain(&e)))?
         {
             hasher.update(&chunk);
             size += chunk.len() as u64;
@@ -196,19 +196,6 @@ pub fn download(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The error with its causes, `: `-separated (reqwest hides the useful part
-/// in the source chain; errors that travel on as text keep their causes).
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -339,7 +339,7 @@ impl Build<'_> {
                     let cache = HashCache::load(self.store, &self.options.context);
                     (c, cache)
                 })
-                .map_err(|e| super::fetch::error_chain(&e));
+                .map_err(|e| crate::text::error_chain(&e));
             if let Ok((c, _)) = &result {
                 self.progress.event(Event::Context {
                     files: c.files().count(),

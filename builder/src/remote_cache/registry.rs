@@ -40,7 +40,7 @@ impl RegistryEnd {
             blob_location_cache: Some(store.root().join("registry").join("blob-locations.json")),
             ..ClientOptions::default()
         })
-        .map_err(|e| fail(crate::engine::fetch::error_chain(&e)))?;
+        .map_err(|e| fail(crate::text::error_chain(&e)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
