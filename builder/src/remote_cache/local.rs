@@ -135,7 +135,10 @@ impl LocalEnd {
     /// the config and the manifest, then `index.json` with the tag moved to
     /// the new manifest. Other tags in the directory stay.
     pub fn write(&self, store: &Store, encoded: &Encoded) -> Result<(), RemoteCacheError> {
-        let fail = |e: StoreError| self.io("writing", &self.dir, e);
+        let fail = |source: StoreError| RemoteCacheError::Export {
+            location: self.location(),
+            source,
+        };
         let layout = OciLayout::create_sync(&self.dir).map_err(fail)?;
         for layer in self.missing(&encoded.manifest.layers) {
             layout

@@ -62,6 +62,14 @@ pub enum RemoteCacheError {
         /// The layer blob.
         digest: Digest,
     },
+    /// Writing a cache into a local directory (an OCI layout) failed.
+    #[error("writing the build cache to {location}")]
+    Export {
+        /// The directory.
+        location: String,
+        /// The layout's error.
+        source: berth_store::StoreError,
+    },
     /// Storing something locally failed.
     #[error("storing the build cache {location} in the local store")]
     Store {
