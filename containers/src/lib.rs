@@ -35,6 +35,7 @@ pub mod logfile;
 pub mod lookup;
 pub mod monitor;
 pub mod names;
+pub mod network;
 pub mod options;
 pub mod runc;
 pub mod supervise;

@@ -2,6 +2,7 @@
 //! dispatch.
 
 mod build;
+mod container_flags;
 mod container_monitor;
 mod exec;
 mod history;

@@ -5,10 +5,12 @@
 //! owns it and berth prints the id once it runs.
 
 use super::GlobalArgs;
+use super::container_flags::network::NetworkFlags;
+use super::container_flags::resources::ResourceFlags;
 use crate::printer::Printer;
 use berth_containers::create::{ImageFetcher, create};
+use berth_containers::executor::Runtime;
 use berth_containers::executor::seccomp::{Profile, SeccompPolicy};
-use berth_containers::executor::{Network, Runtime};
 use berth_containers::monitor::{self, Outcome};
 use berth_containers::options::{RunOptions, env_file_entries};
 use berth_containers::supervise::{self, Io, Supervision};
@@ -59,10 +61,12 @@ pub struct RunArgs {
     /// Keep the container's standard input open.
     #[arg(short, long)]
     pub interactive: bool,
-    /// The network: host (the default: berth has no bridge networking) or none
-    /// (only loopback).
-    #[arg(long, default_value = "host", value_parser = parse_network)]
-    pub network: Network,
+    /// How the container is connected.
+    #[command(flatten)]
+    pub network: NetworkFlags,
+    /// What the container may use, and what happens when it exits.
+    #[command(flatten)]
+    pub resources: ResourceFlags,
     /// seccomp=unconfined (no filter) or seccomp=FILE (a profile in Docker's
     /// JSON format); the default is Docker's default profile.
     #[arg(long = "security-opt", value_name = "seccomp=unconfined|FILE", value_parser = parse_security_opt)]
@@ -80,17 +84,6 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<String>,
-}
-
-fn parse_network(text: &str) -> Result<Network, String> {
-    match text {
-        "host" => Ok(Network::Host),
-        "none" => Ok(Network::None),
-        other => Err(format!(
-            "unknown network '{other}': berth runs containers on the host network (host) \
-             or without one (none)"
-        )),
-    }
 }
 
 /// A `--security-opt` value: berth supports Docker's seccomp options.
@@ -190,7 +183,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         tty: args.tty,
         auto_remove: args.rm,
         detached: args.detach,
-        network: args.network,
+        network: args.network.network,
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
         seccomp,
     };
