@@ -118,6 +118,9 @@ pub fn create(
             return Err(ContainerError::InvalidEnv(flag.clone()));
         }
     }
+    if let Some(endpoint) = &options.attach {
+        crate::network::attach::preflight(store, endpoint)?;
+    }
     if let Some(dir) = &options.workdir
         && !dir.starts_with('/')
     {
@@ -172,6 +175,7 @@ pub fn create(
             auto_remove: options.auto_remove,
             stop_signal: run_config.stop_signal.clone(),
             detached: options.detached,
+            network: options.attach.clone(),
             state: State::Created,
         };
         if let Err(e) = super::save(store, &record) {
@@ -297,6 +301,13 @@ fn build_bundle(
     )
     .map_err(crate::executor::ExecError::from)?;
     let config_path = dir.join("config.json");
+    let spec = match &options.attach {
+        Some(_) => {
+            crate::network::netns::join_by_path(&spec, &crate::network::netns::path_of(&record.id))
+                .map_err(cio("rendering", &config_path))?
+        }
+        None => spec,
+    };
     fs::write(&config_path, spec).map_err(cio("writing", &config_path))?;
     Ok(())
 }

@@ -13,6 +13,7 @@ mod load;
 mod login;
 mod logout;
 mod logs;
+mod network;
 mod prune;
 mod ps;
 mod pull;
@@ -53,6 +54,9 @@ pub struct GlobalArgs {
     /// The local store (default: $BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth).
     #[arg(long, global = true, value_name = "DIR", env = "BERTH_ROOT")]
     pub root: Option<PathBuf>,
+    /// Where CNI plugins are (colon-separated; default: /usr/lib/cni).
+    #[arg(long, global = true, value_name = "DIR[:DIR…]", env = "BERTH_CNI_PATH")]
+    pub cni_path: Option<String>,
 }
 
 impl GlobalArgs {
@@ -120,6 +124,9 @@ pub enum Command {
     Rm(rm::RmArgs),
     /// Show the output of a container.
     Logs(logs::LogsArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -151,6 +158,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => stop::run(&args, &cli.global, printer),
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
+        Command::Network(command) => network::run(&command, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }

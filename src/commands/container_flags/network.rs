@@ -1,24 +1,13 @@
 //! Networking flags of `berth run` and `berth create`.
 
-use berth_containers::executor::Network;
+use berth_containers::network::NetworkMode;
 use clap::Args;
 
 /// How a container is connected.
 #[derive(Debug, Args)]
 pub struct NetworkFlags {
-    /// The network: host (the default: berth has no bridge networking) or none
-    /// (only loopback).
-    #[arg(long, default_value = "host", value_parser = parse_network)]
-    pub network: Network,
-}
-
-fn parse_network(text: &str) -> Result<Network, String> {
-    match text {
-        "host" => Ok(Network::Host),
-        "none" => Ok(Network::None),
-        other => Err(format!(
-            "unknown network '{other}': berth runs containers on the host network (host) \
-             or without one (none)"
-        )),
-    }
+    /// The network: bridge (the default: berth's bridge with masquerading),
+    /// host (the host's network), none (only loopback) or a network's name.
+    #[arg(long, default_value = "bridge", value_parser = NetworkMode::parse)]
+    pub network: NetworkMode,
 }
