@@ -67,7 +67,10 @@ pub fn reconcile(
 ) -> Result<Option<ContainerRecord>, ContainerError> {
     if matches!(record.state, State::Created) {
         // A start cut short (berth killed) leaves an attachment behind.
-        crate::network::attach::detach_abandoned(store, &record.id)?;
+        // Listing goes on if it fails: the error is the plugins', for the log.
+        if let Err(e) = crate::network::attach::detach_abandoned(store, &record.id) {
+            tracing::warn!(error = %e, container = %record.id, "detaching an abandoned network attachment");
+        }
     }
     if !matches!(record.state, State::Running { .. }) || record.is_running() || record.owner_alive()
     {

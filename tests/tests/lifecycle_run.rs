@@ -309,7 +309,7 @@ fn flags_shape_the_process_as_docker_does() {
     // Without -i the container's input is empty.
     assert_eq!(env.ok(&["run", "--rm", "busybox", "cat"]), "");
 
-    // --network none leaves only loopback; the default is the host's network.
+    // --network none leaves only loopback; --network host is the host's network.
     let none = env.ok(&[
         "run",
         "--rm",
@@ -321,7 +321,15 @@ fn flags_shape_the_process_as_docker_does() {
     ]);
     assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["lo"]);
     let host_links = fs::read_dir("/sys/class/net").unwrap().count();
-    let host = env.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
+    let host = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
     assert_eq!(host.split_whitespace().count(), host_links);
     env.assert_nothing_left();
 }

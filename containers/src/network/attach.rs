@@ -178,12 +178,20 @@ pub fn attach(
             ifname: "lo",
             ..runtime(record, &attachment)
         };
-        cni::exec(Op::Add, &loopback_conflist(), &loopback, None)?;
+        cni::exec(Op::Add, &loopback_conflist(), &loopback, None, &mut |_| {})?;
+        let mut recorded = attachment.clone();
+        let mut record_progress = |result: &Value| {
+            recorded.result = Some(result.clone());
+            if let Err(e) = write_attachment(&dir, &recorded) {
+                tracing::warn!(error = %e, "recording a CNI result");
+            }
+        };
         cni::exec(
             Op::Add,
             &attachment.conflist,
             &runtime(record, &attachment),
             None,
+            &mut record_progress,
         )
         .map_err(NetworkError::from)
     });
@@ -240,6 +248,7 @@ pub fn detach(store: &Store, id: &str) -> Result<(), NetworkError> {
         &attachment.conflist,
         &runtime,
         attachment.result.as_ref(),
+        &mut |_| {},
     );
     let removed = netns::remove(&attachment.netns);
     let path = dir.join(ATTACHMENT_FILE);

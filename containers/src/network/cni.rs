@@ -258,12 +258,16 @@ pub fn plugin_config(
 /// Runs `op` through every plugin of `conflist`: ADD in order, each plugin
 /// getting the previous one's result; DEL in reverse order and CHECK in
 /// order, each getting `prev_result` (the ADD's result, when known).
-/// Returns the final result (ADD), or `prev_result`.
+/// Returns the final result (ADD), or `prev_result`. `progress` hears of
+/// each ADD result as it comes, so a caller killed in the middle has
+/// recorded what DEL needs (the firewall plugin removes its rules only by
+/// the addresses of the result it is given).
 pub fn exec(
     op: Op,
     conflist: &Value,
     runtime: &Runtime<'_>,
     prev_result: Option<&Value>,
+    progress: &mut dyn FnMut(&Value),
 ) -> Result<Option<Value>, CniError> {
     let plugins = plugins(conflist)?;
     let mut result = prev_result.cloned();
@@ -275,10 +279,12 @@ pub fn exec(
         let input = plugin_config(conflist, plugin, result.as_ref(), runtime.capabilities);
         let output = run_plugin(op, plugin_type(plugin), &input, runtime)?;
         if op == Op::Add {
-            result = Some(output.ok_or_else(|| CniError::BadOutput {
+            let output = output.ok_or_else(|| CniError::BadOutput {
                 plugin: plugin_type(plugin).to_owned(),
                 reason: "ADD gave no result".into(),
-            })?);
+            })?;
+            progress(&output);
+            result = Some(output);
         }
     }
     Ok(result)
@@ -551,12 +557,19 @@ mod tests {
         };
         let conflist = json!({"cniVersion": "1.0.0", "name": "n", "plugins": [
             {"type": "first"}, {"type": "echo"}]});
-        let out = exec(Op::Add, &conflist, &runtime, None).unwrap().unwrap();
+        let mut seen = Vec::new();
+        let out = exec(Op::Add, &conflist, &runtime, None, &mut |r| {
+            seen.push(r.clone())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0]["ips"][0]["address"], "10.89.9.2/24");
         assert_eq!(out["type"], "echo");
         assert_eq!(out["prevResult"]["ips"][0]["address"], "10.89.9.2/24");
         let flood = json!({"name": "n", "plugins": [{"type": "flood"}]});
         assert!(matches!(
-            exec(Op::Add, &flood, &runtime, None),
+            exec(Op::Add, &flood, &runtime, None, &mut |_| {}),
             Err(CniError::OutputTooLarge { .. })
         ));
     }

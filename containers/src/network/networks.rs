@@ -99,14 +99,36 @@ impl std::fmt::Display for Subnet {
 /// The subnets of the host's IPv4 routes (`/proc/net/route`), the default
 /// route left out, as docker checks them.
 pub fn host_routes() -> Vec<Subnet> {
+    routes_by_device().into_iter().map(|(_, s)| s).collect()
+}
+
+fn routes_by_device() -> Vec<(String, Subnet)> {
     fs::read_to_string("/proc/net/route")
-        .map(|text| parse_routes(&text))
+        .map(|text| parse_device_routes(&text))
         .unwrap_or_default()
+}
+
+/// The subnet of the default bridge's device when it exists already (made
+/// for another store on this host): the default network reuses it, as
+/// docker reuses docker0's address.
+fn existing_default_subnet(routes: &[(String, Subnet)]) -> Option<Subnet> {
+    routes
+        .iter()
+        .find(|(device, _)| device == DEFAULT_BRIDGE)
+        .map(|(_, s)| *s)
 }
 
 /// Parses the table of `/proc/net/route`: addresses are printed as the
 /// host's integer of their network-order bytes.
 pub fn parse_routes(text: &str) -> Vec<Subnet> {
+    parse_device_routes(text)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// [`parse_routes`] with each route's device.
+fn parse_device_routes(text: &str) -> Vec<(String, Subnet)> {
     let addr = |s: &str| {
         u32::from_str_radix(s, 16)
             .ok()
@@ -118,7 +140,8 @@ pub fn parse_routes(text: &str) -> Vec<Subnet> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let dest = addr(fields.get(1)?)?;
             let prefix = u32::from(addr(fields.get(7)?)?).leading_ones() as u8;
-            (prefix > 0).then_some(Subnet { addr: dest, prefix })
+            let device = (*fields.first()?).to_owned();
+            (prefix > 0).then_some((device, Subnet { addr: dest, prefix }))
         })
         .collect()
 }
@@ -321,8 +344,18 @@ pub fn ensure_default(store: &Store) -> Result<Network, NetworkError> {
         return Ok(network);
     }
     let _lock = lock(store)?;
-    let taken = taken_subnets(store, None)?;
-    let subnet = choose_subnet(&taken).ok_or(NetworkError::NoFreeSubnet)?;
+    let routes = routes_by_device();
+    let mut taken: Vec<Subnet> = Vec::new();
+    for network in list(store)? {
+        taken.extend(network.subnets().into_iter().map(|(s, _)| s));
+    }
+    let subnet = match existing_default_subnet(&routes) {
+        Some(subnet) if !taken.iter().any(|t| t.overlaps(subnet)) => subnet,
+        _ => {
+            taken.extend(routes.iter().map(|(_, s)| *s));
+            choose_subnet(&taken).ok_or(NetworkError::NoFreeSubnet)?
+        }
+    };
     let conflist = bridge_conflist(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, subnet.first_host());
     write_conflist(store, &path, &conflist)?;
     Network::from_conflist(&path, conflist, false)
@@ -501,6 +534,12 @@ mod tests {
             docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
         let routes = parse_routes(table);
         assert_eq!(routes, vec![net("192.0.2.0/24"), net("172.17.0.0/16")]);
+        let with_bridge = table.replace("docker0", DEFAULT_BRIDGE);
+        assert_eq!(
+            existing_default_subnet(&parse_device_routes(&with_bridge)),
+            Some(net("172.17.0.0/16"))
+        );
+        assert_eq!(existing_default_subnet(&parse_device_routes(table)), None);
         for (taken, want) in [
             (vec![], "172.17.0.0/16"),
             (routes.clone(), "172.18.0.0/16"),
