@@ -353,6 +353,13 @@ fn bad_networks_plugins_and_subnets_fail_clearly() {
         "{}",
         text(&predefined.stderr)
     );
+
+    // prune removes the unused user network and keeps the predefined ones.
+    let pruned = env.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("berth-nettest-overlap"), "{pruned}");
+    let ls = env.ok(&["network", "ls"]);
+    assert!(!ls.contains("berth-nettest-overlap"), "{ls}");
+    assert!(ls.contains(" bridge "), "{ls}");
 }
 
 #[test]

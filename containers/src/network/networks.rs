@@ -337,13 +337,19 @@ pub fn find(store: &Store, name: &str) -> Result<Network, NetworkError> {
 /// The default `bridge` network, written the first time it is needed.
 pub fn ensure_default(store: &Store) -> Result<Network, NetworkError> {
     let path = networks_dir(store).join(format!("{DEFAULT_NETWORK}.conflist"));
-    if let Some(network) = read_dir(&networks_dir(store), false)?
-        .into_iter()
-        .find(|n| n.name == DEFAULT_NETWORK)
-    {
+    let existing = || -> Result<Option<Network>, NetworkError> {
+        Ok(read_dir(&networks_dir(store), false)?
+            .into_iter()
+            .find(|n| n.name == DEFAULT_NETWORK))
+    };
+    if let Some(network) = existing()? {
         return Ok(network);
     }
     let _lock = lock(store)?;
+    // Another berth may have written it while this one waited for the lock.
+    if let Some(network) = existing()? {
+        return Ok(network);
+    }
     let routes = routes_by_device();
     let mut taken: Vec<Subnet> = Vec::new();
     for network in list(store)? {
@@ -493,8 +499,12 @@ pub fn remove(store: &Store, name: &str, users: &[String]) -> Result<Network, Ne
     if let Some(bridge) = network.bridge() {
         super::netns::delete_link(bridge);
     }
-    let leases = Path::new("/var/lib/cni/networks").join(&network.name);
-    let _ = fs::remove_dir_all(leases);
+    // The name comes from a file a user may edit: only a valid one names a
+    // directory to remove.
+    if validate_name(&network.name).is_ok() {
+        let leases = Path::new("/var/lib/cni/networks").join(&network.name);
+        let _ = fs::remove_dir_all(leases);
+    }
     Ok(network)
 }
 
@@ -585,6 +595,26 @@ mod tests {
         );
         assert_eq!(network.bridge(), Some("br-x"));
         assert_eq!(network.driver(), "bridge");
+    }
+
+    #[test]
+    fn concurrent_first_uses_agree_on_the_default_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Every thread looks before any has written, as racing berths do.
+        let start = std::sync::Barrier::new(8);
+        let subnets: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        ensure_default(&store).unwrap().subnets()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(subnets.windows(2).all(|w| w[0] == w[1]), "{subnets:?}");
     }
 
     #[test]
