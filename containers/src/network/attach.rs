@@ -225,6 +225,7 @@ fn runtime<'a>(record: &'a ContainerRecord, attachment: &'a Attachment) -> cni::
         ifname: IFNAME,
         cni_path: &attachment.cni_path,
         capabilities: &attachment.capabilities,
+        timeout: cni::PLUGIN_TIMEOUT,
     }
 }
 
@@ -242,6 +243,7 @@ pub fn detach(store: &Store, id: &str) -> Result<(), NetworkError> {
         ifname: IFNAME,
         cni_path: &attachment.cni_path,
         capabilities: &attachment.capabilities,
+        timeout: cni::PLUGIN_TIMEOUT,
     };
     let deleted = cni::exec(
         Op::Del,

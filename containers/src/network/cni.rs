@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::io::{Read, Write};
 use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -148,6 +149,8 @@ pub struct Runtime<'a> {
     /// The `runtimeConfig` values, by capability (e.g. `portMappings`);
     /// each plugin gets those its `capabilities` name.
     pub capabilities: &'a Map<String, Value>,
+    /// How long each plugin may run ([`PLUGIN_TIMEOUT`]).
+    pub timeout: Duration,
 }
 
 /// The CNI path from `--cni-path` or `BERTH_CNI_PATH` (colon-separated),
@@ -317,6 +320,8 @@ fn run_plugin(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills what it started too.
+        .process_group(0)
         .spawn()
         .map_err(exec_err)?;
     let stdin_text = input.to_string();
@@ -330,17 +335,19 @@ fn run_plugin(
     let reader = std::thread::spawn(move || bounded_read(stdout));
     let stderr = child.stderr.take();
     let err_reader = std::thread::spawn(move || bounded_read(stderr));
-    let deadline = Instant::now() + PLUGIN_TIMEOUT;
+    let deadline = Instant::now() + runtime.timeout;
     let status = loop {
         match child.try_wait().map_err(exec_err)? {
             Some(status) => break status,
             None if Instant::now() >= deadline => {
-                let _ = child.kill();
+                // SAFETY: kill has no memory-safety preconditions; the group
+                // is the plugin's own, not yet reaped.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                 let _ = child.wait();
                 return Err(CniError::Timeout {
                     plugin: kind.to_owned(),
                     command: op.name(),
-                    timeout: PLUGIN_TIMEOUT,
+                    timeout: runtime.timeout,
                 });
             }
             None => std::thread::sleep(Duration::from_millis(5)),
@@ -554,6 +561,7 @@ mod tests {
             ifname: "eth0",
             cni_path: &path,
             capabilities: &caps,
+            timeout: Duration::from_secs(5),
         };
         let conflist = json!({"cniVersion": "1.0.0", "name": "n", "plugins": [
             {"type": "first"}, {"type": "echo"}]});
@@ -572,5 +580,16 @@ mod tests {
             exec(Op::Add, &flood, &runtime, None, &mut |_| {}),
             Err(CniError::OutputTooLarge { .. })
         ));
+        // A plugin that hangs is killed, with what it started.
+        fake_plugin(dir.path(), "hang", "sleep 60");
+        let hang = json!({"name": "n", "plugins": [{"type": "hang"}]});
+        let quick = Runtime {
+            timeout: Duration::from_millis(300),
+            ..runtime.clone()
+        };
+        let started = Instant::now();
+        let e = exec(Op::Del, &hang, &quick, None, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, CniError::Timeout { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
