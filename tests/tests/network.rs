@@ -213,9 +213,29 @@ fn two_containers_on_a_user_network_talk_by_name_and_leave_nothing() {
         "{message}"
     );
 
+    // A client that stays sees the server's name come and go.
+    let client = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "nt-client",
+            "--network",
+            net,
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned();
+    let hosts = || env.ok(&["exec", "nt-client", "cat", "/etc/hosts"]);
+    assert!(hosts().contains("\tnt-server\n"), "{}", hosts());
     env.ok(&["stop", "-t", "1", "nt-server"]);
     env.ok(&["rm", "nt-server"]);
+    assert!(!hosts().contains("nt-server"), "{}", hosts());
+    env.ok(&["rm", "-f", "nt-client"]);
     assert_no_trace(net, "10.89.211.", &id);
+    assert_no_trace(net, "10.89.211.", &client);
     env.ok(&["network", "rm", net]);
     let left = Command::new("ip")
         .args(["link", "show", &bridge_of(net)])

@@ -207,9 +207,16 @@ fn describe(network: &Network, records: &[ContainerRecord]) -> Value {
             bridge.to_owned().into(),
         );
     }
+    let created = std::fs::metadata(&network.path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| berth_store::oci::rfc3339(d.as_secs() as i64))
+        .unwrap_or_default();
     json!({
         "Name": network.name,
         "Id": network.id,
+        "Created": created,
         "Scope": "local",
         "Driver": network.driver(),
         "EnableIPv6": false,
