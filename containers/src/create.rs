@@ -173,6 +173,7 @@ pub fn create(
             stop_signal: run_config.stop_signal.clone(),
             detached: options.detached,
             state: State::Created,
+            ports: Vec::new(),
         };
         if let Err(e) = super::save(store, &record) {
             let _ = tmp::remove_tree(&dir);

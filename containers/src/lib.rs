@@ -84,6 +84,9 @@ pub struct ContainerRecord {
     /// Where it is in its life.
     #[serde(default)]
     pub state: State,
+    /// The ports it publishes on the host (`-p`, `-P`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<network::ports::PortMapping>,
 }
 
 /// A container's state.
@@ -419,6 +422,7 @@ mod tests {
             stop_signal: None,
             detached: false,
             state: State::Created,
+            ports: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ mod load;
 mod login;
 mod logout;
 mod logs;
+mod port;
 mod prune;
 mod ps;
 mod pull;
@@ -120,6 +121,8 @@ pub enum Command {
     Rm(rm::RmArgs),
     /// Show the output of a container.
     Logs(logs::LogsArgs),
+    /// Show the host ports a container publishes.
+    Port(port::PortArgs),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -151,6 +154,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => stop::run(&args, &cli.global, printer),
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
+        Command::Port(args) => port::run(&args, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }

@@ -170,6 +170,13 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             return Ok(ExitCode::from(BERTH_FAILED));
         }
     };
+    let publish = match args.network.publish_requests() {
+        Ok(publish) => publish,
+        Err(e) => {
+            printer.error(&e);
+            return Ok(ExitCode::from(BERTH_FAILED));
+        }
+    };
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -186,6 +193,8 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         network: args.network.network,
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
         seccomp,
+        publish,
+        publish_all: args.network.publish_all,
     };
     let record = match create(&store, &options, &RegistryFetcher { printer }) {
         Ok(record) => record,
