@@ -65,6 +65,10 @@ pub fn reconcile(
     store: &Store,
     record: ContainerRecord,
 ) -> Result<Option<ContainerRecord>, ContainerError> {
+    if matches!(record.state, State::Created) {
+        // A start cut short (berth killed) leaves an attachment behind.
+        crate::network::attach::detach_abandoned(store, &record.id)?;
+    }
     if !matches!(record.state, State::Running { .. }) || record.is_running() || record.owner_alive()
     {
         return Ok(Some(record));
@@ -157,6 +161,7 @@ pub fn remove(store: &Store, wanted: &str, force: bool) -> Result<ContainerRecor
     };
     // A container already gone is what is wanted.
     let _ = runtime_of(store, &record).delete(&record.id, true);
+    crate::network::attach::detach(store, &record.id)?;
     tmp::remove_tree(&dir)?;
     Ok(record)
 }

@@ -118,6 +118,9 @@ pub fn create(
             return Err(ContainerError::InvalidEnv(flag.clone()));
         }
     }
+    if let Some(endpoint) = &options.attach {
+        crate::network::attach::preflight(store, endpoint)?;
+    }
     if let Some(dir) = &options.workdir
         && !dir.starts_with('/')
     {
@@ -160,6 +163,17 @@ pub fn create(
                 .find(|n| !existing.iter().any(|r| &r.name == n))
                 .unwrap_or_else(|| id.clone()),
         };
+        // Only a container on a CNI network publishes ports, as docker
+        // discards them on the host's network.
+        let ports = match options.attach {
+            Some(_) => crate::network::ports::publish(
+                &options.publish,
+                options.publish_all,
+                run_config.exposed_ports.keys().map(String::as_str),
+                &existing,
+            )?,
+            None => Vec::new(),
+        };
         fs::create_dir(&dir).map_err(cio("creating", &dir))?;
         let record = ContainerRecord {
             id: id.clone(),
@@ -172,8 +186,9 @@ pub fn create(
             auto_remove: options.auto_remove,
             stop_signal: run_config.stop_signal.clone(),
             detached: options.detached,
+            network: options.attach.clone(),
             state: State::Created,
-            ports: Vec::new(),
+            ports,
         };
         if let Err(e) = super::save(store, &record) {
             let _ = tmp::remove_tree(&dir);
@@ -298,6 +313,13 @@ fn build_bundle(
     )
     .map_err(crate::executor::ExecError::from)?;
     let config_path = dir.join("config.json");
+    let spec = match &options.attach {
+        Some(_) => {
+            crate::network::netns::join_by_path(&spec, &crate::network::netns::path_of(&record.id))
+                .map_err(cio("rendering", &config_path))?
+        }
+        None => spec,
+    };
     fs::write(&config_path, spec).map_err(cio("writing", &config_path))?;
     Ok(())
 }

@@ -81,6 +81,9 @@ pub struct ContainerRecord {
     /// Whether a monitor process owns it (`-d`).
     #[serde(default)]
     pub detached: bool,
+    /// The CNI network it joins (`--network bridge|NAME`) and its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<network::attach::Endpoint>,
     /// Where it is in its life.
     #[serde(default)]
     pub state: State,
@@ -136,6 +139,12 @@ pub enum ContainerError {
     /// The container's runtime failed.
     #[error(transparent)]
     Runc(#[from] runc::RuncError),
+    /// Its network could not be set up or torn down.
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    /// A published port is invalid or taken.
+    #[error(transparent)]
+    Port(#[from] network::ports::PortError),
     /// Unpacking a layer failed.
     #[error(transparent)]
     Extract(#[from] berth_store::layer::extract::ExtractError),
@@ -421,6 +430,7 @@ mod tests {
             auto_remove: false,
             stop_signal: None,
             detached: false,
+            network: None,
             state: State::Created,
             ports: Vec::new(),
         }

@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub detached: bool,
     /// `--network`.
     pub network: Network,
+    /// The CNI network to join (`--network bridge|NAME`); `network` is then
+    /// `None`, the container's own namespace, which it is attached in.
+    pub attach: Option<crate::network::attach::Endpoint>,
     /// The runtime binary.
     pub runtime: PathBuf,
     /// `--security-opt seccomp=…` (default: Docker's profile).

@@ -309,6 +309,9 @@ pub fn run(
     let fail = |message: String, code: i32| {
         // A container already gone is what is wanted.
         let _ = runtime.delete(&id, true);
+        if let Err(e) = crate::network::attach::detach(store, &id) {
+            tracing::warn!(error = %e, container = %id, "detaching the container's network");
+        }
         let _ = tmp::remove_tree(&dir);
         ContainerError::Start { message, code }
     };
@@ -335,6 +338,13 @@ pub fn run(
         Ok(log) => Arc::new(log),
         Err(e) => return Err(fail(format!("opening the container log: {e}"), 125)),
     };
+    // Attached before the runtime's create, which joins the namespace.
+    let ports = record.ports.clone();
+    if let Err(e) = crate::network::attach::attach(store, &mut record, &ports) {
+        let causes = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source());
+        let message = causes.map(ToString::to_string).collect::<Vec<_>>();
+        return Err(fail(message.join(": "), 125));
+    }
     let created = runtime.create(
         &record.id,
         &dir,
@@ -624,6 +634,9 @@ pub fn finish(
     }
     // A container already gone is what is wanted.
     let _ = runtime_of(store, record).delete(&record.id, true);
+    if let Err(e) = crate::network::attach::detach(store, &record.id) {
+        tracing::warn!(error = %e, container = %record.id, "detaching the container's network");
+    }
     tmp::unmount_under(&dir);
     if record.auto_remove {
         tmp::remove_tree(&dir)?;

@@ -13,6 +13,7 @@ mod load;
 mod login;
 mod logout;
 mod logs;
+mod network;
 mod port;
 mod prune;
 mod ps;
@@ -54,6 +55,9 @@ pub struct GlobalArgs {
     /// The local store (default: $BERTH_ROOT, /var/lib/berth as root, else $XDG_DATA_HOME/berth).
     #[arg(long, global = true, value_name = "DIR", env = "BERTH_ROOT")]
     pub root: Option<PathBuf>,
+    /// Where CNI plugins are (colon-separated; default: /usr/lib/cni).
+    #[arg(long, global = true, value_name = "DIR[:DIR…]", env = "BERTH_CNI_PATH")]
+    pub cni_path: Option<String>,
 }
 
 impl GlobalArgs {
@@ -123,6 +127,9 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Show the host ports a container publishes.
     Port(port::PortArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -155,6 +162,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
         Command::Port(args) => port::run(&args, &cli.global, printer),
+        Command::Network(command) => network::run(&command, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }

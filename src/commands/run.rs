@@ -9,9 +9,11 @@ use super::container_flags::network::NetworkFlags;
 use super::container_flags::resources::ResourceFlags;
 use crate::printer::Printer;
 use berth_containers::create::{ImageFetcher, create};
-use berth_containers::executor::Runtime;
 use berth_containers::executor::seccomp::{Profile, SeccompPolicy};
+use berth_containers::executor::{Network, Runtime};
 use berth_containers::monitor::{self, Outcome};
+use berth_containers::network::attach::Endpoint;
+use berth_containers::network::{NetworkMode, cni};
 use berth_containers::options::{RunOptions, env_file_entries};
 use berth_containers::supervise::{self, Io, Supervision};
 use berth_containers::{self as container, ContainerError, ContainerRecord, control};
@@ -177,6 +179,11 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             return Ok(ExitCode::from(BERTH_FAILED));
         }
     };
+    if args.network.network.cni_network().is_none()
+        && (!publish.is_empty() || args.network.publish_all)
+    {
+        printer.warn("published ports are discarded when using host or none network mode");
+    }
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -190,7 +197,15 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         tty: args.tty,
         auto_remove: args.rm,
         detached: args.detach,
-        network: args.network.network,
+        network: match args.network.network {
+            NetworkMode::Host => Network::Host,
+            _ => Network::None,
+        },
+        attach: args.network.network.cni_network().map(|name| Endpoint {
+            network: name.to_owned(),
+            cni_path: cni::cni_path(global.cni_path.as_deref()),
+            ip: None,
+        }),
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
         seccomp,
         publish,

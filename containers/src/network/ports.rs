@@ -314,6 +314,28 @@ pub fn requests<'a>(
     Ok(all)
 }
 
+/// The host ports a new container gets: its `-p` requests and with `-P`
+/// the image's `exposed` ports, allocated around the ports the containers
+/// in `existing` that are not exited hold. Called under the store's names
+/// lock, so that two containers starting at once never get one port.
+pub fn publish<'a>(
+    publish: &[PortRequest],
+    publish_all: bool,
+    exposed: impl IntoIterator<Item = &'a str>,
+    existing: &[crate::ContainerRecord],
+) -> Result<Vec<PortMapping>, PortError> {
+    let wanted = requests(publish, publish_all, exposed)?;
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let taken: Vec<PortMapping> = existing
+        .iter()
+        .filter(|r| !matches!(r.state, crate::State::Exited { .. }))
+        .flat_map(|r| r.ports.iter().cloned())
+        .collect();
+    allocate(&wanted, &taken)
+}
+
 /// Gives every request a host port: the one it names after checking that
 /// nothing holds it (a process bound to it, a live container in `taken`, or
 /// an earlier request), or a free one from the kernel's local port range.

@@ -1,16 +1,16 @@
 //! Networking flags of `berth run` and `berth create`.
 
-use berth_containers::executor::Network;
+use berth_containers::network::NetworkMode;
 use berth_containers::network::ports::{self, PortError, PortRequest};
 use clap::Args;
 
 /// How a container is connected.
 #[derive(Debug, Args)]
 pub struct NetworkFlags {
-    /// The network: host (the default: berth has no bridge networking) or none
-    /// (only loopback).
-    #[arg(long, default_value = "host", value_parser = parse_network)]
-    pub network: Network,
+    /// The network: bridge (the default: berth's bridge with masquerading),
+    /// host (the host's network), none (only loopback) or a network's name.
+    #[arg(long, default_value = "bridge", value_parser = NetworkMode::parse)]
+    pub network: NetworkMode,
     /// Publish a container's port on the host (repeatable):
     /// [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp]; without a
     /// host port, on any free one.
@@ -33,16 +33,5 @@ impl NetworkFlags {
             requests.extend(ports::parse_publish(spec)?);
         }
         Ok(requests)
-    }
-}
-
-fn parse_network(text: &str) -> Result<Network, String> {
-    match text {
-        "host" => Ok(Network::Host),
-        "none" => Ok(Network::None),
-        other => Err(format!(
-            "unknown network '{other}': berth runs containers on the host network (host) \
-             or without one (none)"
-        )),
     }
 }
