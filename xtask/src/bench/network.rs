@@ -102,6 +102,24 @@ fn http_status(address: SocketAddr) -> anyhow::Result<u16> {
         .context("a status that is not a number")
 }
 
+/// The berth network the benchmark's containers join, and its subnet.
+const NETWORK: &str = "berth-bench-net";
+const SUBNET: &str = "10.214.0.0/24";
+
+/// Removes the benchmark's berth network when it ends.
+struct RemoveNetwork<'a>(&'a Tool);
+
+impl Drop for RemoveNetwork<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .command(&["network", "rm", NETWORK])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Removes the benchmark's containers of both tools when it ends, also on
 /// an error.
 struct Cleanup<'a> {
@@ -177,13 +195,27 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .map(|name| name.trim().to_string())
         .with_context(|| format!("podman load named no image:\n{loaded}"))?;
 
+    // A network of the benchmark's own, on a subnet of its own, so that
+    // it never meets the default bridge of another berth store.
+    timed(&mut berth.command(&["network", "create", "--subnet", SUBNET, NETWORK]))?;
     let tools = [berth, podman];
+    let network = RemoveNetwork(&tools[0]);
     let mut cleanup = Cleanup {
         tools: &tools,
         names: Vec::new(),
     };
-    let runtime = ["--runtime", "runc"];
-    let extra = |i: usize| -> &[&str] { if i == 1 { &runtime } else { &[] } };
+    // This machine's open-files hard limit is below podman's default
+    // container limit (as in the tests' podman).
+    let runtime = [
+        "--runtime",
+        "runc",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+    ];
+    let on_network = ["--network", NETWORK];
+    let extra = |i: usize| -> &[&str] { if i == 1 { &runtime } else { &on_network } };
     // A first round of each, untimed, warms the page cache and creates the
     // tools' bridges.
     for (i, tool) in tools.iter().enumerate() {
@@ -205,6 +237,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     drop(cleanup);
+    drop(network);
 
     let (b, p) = (median(&mut samples[0]), median(&mut samples[1]));
     println!(
