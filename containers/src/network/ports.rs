@@ -912,6 +912,46 @@ mod tests {
         );
     }
 
+    /// A record as `container.json` holds it, so that fields added later
+    /// take their defaults.
+    fn record(
+        name: &str,
+        state: serde_json::Value,
+        ports: &[PortMapping],
+    ) -> crate::ContainerRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("{name:0>64}"),
+            "image": "busybox",
+            "image_digest": format!("sha256:{}", "0".repeat(64)),
+            "name": name,
+            "state": state,
+            "ports": ports,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn containers_not_exited_hold_their_ports() {
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let held = [map("127.0.0.1", port, 80, Tcp)];
+        let running =
+            serde_json::json!({"status": "running", "pid": 1, "pid_start": 1, "started": 1});
+        let exited =
+            serde_json::json!({"status": "exited", "code": 0, "started": 1, "finished": 2});
+        let created = serde_json::json!({"status": "created"});
+        let wanted = [req(Some("127.0.0.1"), Some(port), 80, Tcp)];
+        for (state, free) in [(running, false), (created, false), (exited, true)] {
+            let existing = [record("other", state.clone(), &held)];
+            let got = publish(&wanted, false, [], &existing);
+            assert_eq!(got.is_ok(), free, "{state}: {got:?}");
+        }
+        // Nothing asked, nothing probed.
+        assert_eq!(publish(&[], false, ["80/tcp"], &[]).unwrap(), vec![]);
+    }
+
     #[test]
     fn port_ranges_are_read_or_refused() {
         let dir = tempfile::tempdir().unwrap();
