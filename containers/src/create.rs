@@ -163,6 +163,17 @@ pub fn create(
                 .find(|n| !existing.iter().any(|r| &r.name == n))
                 .unwrap_or_else(|| id.clone()),
         };
+        // Only a container on a CNI network publishes ports, as docker
+        // discards them on the host's network.
+        let ports = match options.attach {
+            Some(_) => crate::network::ports::publish(
+                &options.publish,
+                options.publish_all,
+                run_config.exposed_ports.keys().map(String::as_str),
+                &existing,
+            )?,
+            None => Vec::new(),
+        };
         fs::create_dir(&dir).map_err(cio("creating", &dir))?;
         let record = ContainerRecord {
             id: id.clone(),
@@ -177,6 +188,7 @@ pub fn create(
             detached: options.detached,
             network: options.attach.clone(),
             state: State::Created,
+            ports,
         };
         if let Err(e) = super::save(store, &record) {
             let _ = tmp::remove_tree(&dir);

@@ -87,6 +87,9 @@ pub struct ContainerRecord {
     /// Where it is in its life.
     #[serde(default)]
     pub state: State,
+    /// The ports it publishes on the host (`-p`, `-P`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<network::ports::PortMapping>,
 }
 
 /// A container's state.
@@ -139,6 +142,9 @@ pub enum ContainerError {
     /// Its network could not be set up or torn down.
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    /// A published port is invalid or taken.
+    #[error(transparent)]
+    Port(#[from] network::ports::PortError),
     /// Unpacking a layer failed.
     #[error(transparent)]
     Extract(#[from] berth_store::layer::extract::ExtractError),
@@ -426,6 +432,7 @@ mod tests {
             detached: false,
             network: None,
             state: State::Created,
+            ports: Vec::new(),
         }
     }
 

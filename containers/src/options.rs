@@ -5,6 +5,7 @@
 use super::{ContainerError, cio};
 use crate::executor::config::Network;
 use crate::executor::seccomp::SeccompPolicy;
+use crate::network::ports::PortRequest;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,10 @@ pub struct RunOptions {
     pub runtime: PathBuf,
     /// `--security-opt seccomp=…` (default: Docker's profile).
     pub seccomp: SeccompPolicy,
+    /// `-p`: the ports to publish.
+    pub publish: Vec<PortRequest>,
+    /// `-P`: publish every port the image exposes.
+    pub publish_all: bool,
 }
 
 /// A parsed `-v` bind mount.

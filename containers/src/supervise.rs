@@ -339,7 +339,8 @@ pub fn run(
         Err(e) => return Err(fail(format!("opening the container log: {e}"), 125)),
     };
     // Attached before the runtime's create, which joins the namespace.
-    if let Err(e) = crate::network::attach::attach(store, &mut record, &[]) {
+    let ports = record.ports.clone();
+    if let Err(e) = crate::network::attach::attach(store, &mut record, &ports) {
         let causes = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source());
         let message = causes.map(ToString::to_string).collect::<Vec<_>>();
         return Err(fail(message.join(": "), 125));

@@ -14,6 +14,7 @@ mod login;
 mod logout;
 mod logs;
 mod network;
+mod port;
 mod prune;
 mod ps;
 mod pull;
@@ -124,6 +125,8 @@ pub enum Command {
     Rm(rm::RmArgs),
     /// Show the output of a container.
     Logs(logs::LogsArgs),
+    /// Show the host ports a container publishes.
+    Port(port::PortArgs),
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -158,6 +161,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => stop::run(&args, &cli.global, printer),
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
+        Command::Port(args) => port::run(&args, &cli.global, printer),
         Command::Network(command) => network::run(&command, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),

@@ -3,6 +3,7 @@
 use super::GlobalArgs;
 use super::images::format::{duration, table, truncate};
 use crate::printer::Printer;
+use berth_containers::network::ports;
 use berth_containers::{self as container, ContainerRecord, State, control};
 use clap::{Args, ValueEnum};
 use std::io::Write as _;
@@ -66,6 +67,7 @@ pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Resu
                     "ExitCode": exit_code(r),
                     "Status": status(r, now),
                     "Names": r.name,
+                    "Ports": ports_column(r),
                 });
                 writeln!(out, "{line}")?;
             }
@@ -80,6 +82,7 @@ pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Resu
                         quoted_command(r, 20),
                         format!("{} ago", duration(now - r.created)),
                         status(r, now),
+                        ports_column(r),
                         r.name.clone(),
                     ]
                 })
@@ -90,12 +93,22 @@ pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Resu
                 "COMMAND",
                 "CREATED",
                 "STATUS",
+                "PORTS",
                 "NAMES",
             ];
             write!(out, "{}", table(&header, &rows))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's PORTS column: the published ports of a running container.
+fn ports_column(r: &ContainerRecord) -> String {
+    if r.is_running() {
+        ports::ps_column(&r.ports)
+    } else {
+        String::new()
+    }
 }
 
 /// The command in quotes, cut to `max` characters with an ellipsis.

@@ -172,6 +172,18 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             return Ok(ExitCode::from(BERTH_FAILED));
         }
     };
+    let publish = match args.network.publish_requests() {
+        Ok(publish) => publish,
+        Err(e) => {
+            printer.error(&e);
+            return Ok(ExitCode::from(BERTH_FAILED));
+        }
+    };
+    if args.network.network.cni_network().is_none()
+        && (!publish.is_empty() || args.network.publish_all)
+    {
+        printer.warn("published ports are discarded when using host or none network mode");
+    }
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -196,6 +208,8 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         }),
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
         seccomp,
+        publish,
+        publish_all: args.network.publish_all,
     };
     let record = match create(&store, &options, &RegistryFetcher { printer }) {
         Ok(record) => record,

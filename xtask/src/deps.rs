@@ -44,6 +44,14 @@ pub const PACKAGES: &[&str] = &[
     "bsdutils",
     // The store layout test traces berth's fsyncs and renames.
     "strace",
+    // Container networking: the CNI plugins berth runs (bridge, host-local,
+    // portmap, firewall, tuning, loopback), the iptables they program, and
+    // for the published-port tests and benchmark a real HTTP client and
+    // `ip` to look for leftover veths.
+    "containernetworking-plugins",
+    "iptables",
+    "curl",
+    "iproute2",
 ];
 
 /// Whether dpkg reports the package as installed.

@@ -5,16 +5,18 @@ mod build;
 mod inputs;
 mod lifecycle;
 mod local_registry;
+mod network;
 mod registry;
 mod runtime;
 
-const NAMES: &str = "build, lifecycle, registry, runtime";
+const NAMES: &str = "build, lifecycle, network, registry, runtime";
 
 /// Runs the benchmark named by the first argument, passing it the rest.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build::run(&args[1..]),
         Some("lifecycle") => lifecycle::run(&args[1..]),
+        Some("network") => network::run(&args[1..]),
         Some("registry") => registry::run(&args[1..]),
         Some("runtime") => runtime::run(&args[1..]),
         Some(other) => anyhow::bail!("unknown benchmark '{other}'; known: {NAMES}"),
