@@ -38,7 +38,7 @@ impl Env {
             network: format!("ports-{test}-{}", std::process::id()),
             containers: Default::default(),
         };
-        let subnet = format!("10.213.{}.0/24", (std::process::id() % 60) * 4 + slot);
+        let subnet = format!("10.213.{}.0/24", (std::process::id() % 50) * 5 + slot);
         env.ok(&["network", "create", "--subnet", &subnet, &env.network]);
         env
     }
@@ -394,4 +394,51 @@ fn invalid_publish_values_fail_with_dockers_messages() {
         );
     }
     assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+/// The lease files of host-local on `network` that name `container_id`.
+fn leases_of(network: &str, container_id: &str) -> Vec<String> {
+    let dir = Path::new("/var/lib/cni/networks").join(network);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|path| fs::read_to_string(path).is_ok_and(|text| text.contains(container_id)))
+        .map(|path| path.display().to_string())
+        .collect()
+}
+
+#[test]
+fn the_default_bridge_publishes_as_written_in_the_readme() {
+    let env = Env::new("default", 4);
+    let port = host_ports(3, 1)[0];
+    let published = format!("{port}:80");
+    env.containers.borrow_mut().push("myserver".into());
+    // As the README has it: no --network, the default bridge.
+    let out = env.berth(&[
+        "run", "-d", "-p", &published, "--name", "myserver", "busybox", "httpd", "-f", "-p", "80",
+        "-h", "/etc",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(get_hostname(port), id[..12]);
+    assert_eq!(
+        leases_of("bridge", &id).len(),
+        1,
+        "one lease on the default bridge"
+    );
+    let port_rule = vec![format!("--dport {port} ")];
+    assert!(!rules_mentioning(&port_rule).is_empty());
+    env.ok(&["rm", "-f", "myserver"]);
+    assert_eq!(
+        rules_mentioning(&port_rule),
+        Vec::<String>::new(),
+        "rules left"
+    );
+    assert_eq!(leases_of("bridge", &id), Vec::<String>::new(), "lease left");
 }
