@@ -64,10 +64,19 @@ impl Tool {
         Ok(started.elapsed().as_secs_f64())
     }
 
+    /// `rm -f NAME`; podman's also without its stop timeout, which httpd
+    /// as init (it ignores SIGTERM) would otherwise wait out.
+    fn remove_args<'a>(&self, name: &'a str) -> Vec<&'a str> {
+        match self.name {
+            "podman" => vec!["rm", "-f", "-t", "0", name],
+            _ => vec!["rm", "-f", name],
+        }
+    }
+
     /// Removes a container, running or not, if it exists.
     fn remove(&self, name: &str) {
         let _ = self
-            .command(&["rm", "-f", name])
+            .command(&self.remove_args(name))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
