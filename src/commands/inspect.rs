@@ -2,7 +2,7 @@
 //! array with one object per image, like `docker inspect`.
 
 use super::GlobalArgs;
-use super::images::template;
+use crate::format::render_document;
 use crate::printer::Printer;
 use berth_store::images;
 use clap::Args;
@@ -39,7 +39,7 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: Printer) -> anyhow:
     match &args.format {
         Some(template) => {
             for value in &described {
-                writeln!(out, "{}", template::render(template, value)?)?;
+                writeln!(out, "{}", render_document(template, value)?)?;
             }
         }
         None => writeln!(out, "{}", serde_json::to_string_pretty(&described)?)?,

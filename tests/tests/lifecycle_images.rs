@@ -215,15 +215,13 @@ fn tag_images_inspect_and_history_describe_the_store() {
     let quiet = berth_ok(&env, &["images", "-q"]);
     assert_eq!(quiet.lines().count(), 2, "{quiet}");
     assert!(quiet.lines().any(|l| l == &id[..12]));
-    let json: Value =
-        serde_json::from_str(&berth_ok(&env, &["images", "--format", "json"])).unwrap();
-    let app = json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["Repository"] == "app")
-        .unwrap();
-    assert_eq!(app["Id"], config_digest.as_str());
+    // JSON: one object per line, as docker's.
+    let json: Vec<Value> = berth_ok(&env, &["images", "--format", "json", "--no-trunc"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let app = json.iter().find(|i| i["Repository"] == "app").unwrap();
+    assert_eq!(app["ID"], config_digest.as_str());
     assert_eq!(app["Digest"], digest.as_str());
     let templated = berth_ok(
         &env,
