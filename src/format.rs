@@ -146,11 +146,17 @@ pub fn write_rows(
             };
             let template = Template::parse(&text).map_err(invalid)?;
             // The header is the template run on a row whose fields hold their
-            // headers, as docker's formatter does.
-            let header: serde_json::Map<String, Value> = columns
+            // headers, as docker's formatter does: the given ones, else the
+            // field's words in capitals (`LocalVolumes` is `LOCAL VOLUMES`).
+            let mut header: serde_json::Map<String, Value> = rows
                 .iter()
-                .map(|(title, field)| (field.to_string(), Value::from(*title)))
+                .filter_map(Value::as_object)
+                .flat_map(|row| row.keys())
+                .map(|field| (field.clone(), Value::from(header_of(field))))
                 .collect();
+            for (title, field) in columns {
+                header.insert(field.to_string(), Value::from(*title));
+            }
             let mut lines = vec![
                 template
                     .execute(&Value::Object(header), Fields::Strict)
@@ -163,6 +169,20 @@ pub fn write_rows(
         }
     }
     Ok(())
+}
+
+/// docker's header for a field without one of its own: its words in capitals.
+fn header_of(field: &str) -> String {
+    let mut out = String::new();
+    let mut previous_lower = false;
+    for c in field.chars() {
+        if c.is_uppercase() && previous_lower {
+            out.push(' ');
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        out.extend(c.to_uppercase());
+    }
+    out
 }
 
 /// Aligns tab-separated cells as Go's `tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)`
@@ -1509,6 +1529,15 @@ mod tests {
         assert_eq!(
             written(&OutputFormat::Json, &rows),
             "{\"ID\":\"abc\",\"Repository\":\"\\u003cnone\\u003e\"}\n{\"ID\":\"defdefdefdefdef\",\"Repository\":\"busybox\"}\n"
+        );
+        // A field outside the default columns gets its words as header.
+        let rows = [json!({"ID": "abc", "Repository": "r", "LocalVolumes": "0"})];
+        assert_eq!(
+            written(
+                &OutputFormat::parse(Some("table {{.ID}}\\t{{.LocalVolumes}}")).unwrap(),
+                &rows
+            ),
+            "IMAGE ID   LOCAL VOLUMES\nabc        0\n"
         );
         let mut out = Vec::new();
         let bad = OutputFormat::Template("{{.Nope}}".into());

@@ -103,8 +103,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Show the layers of an image and the steps that made them.
     History(history::HistoryArgs),
-    /// Remove stopped containers, unused images and unreferenced content, as
-    /// `system prune -f` (-a: also every unused image and the build cache).
+    /// Remove stopped containers, dangling images and unreferenced content, as
+    /// `system prune -f` (-a: also the build cache; tagged images stay).
     Prune(system::PruneArgs),
     /// Manage images: ls, rm, prune, inspect, history, tag, save, load, import, push, pull.
     Image(image::ImageArgs),

@@ -52,8 +52,9 @@ pub struct DfArgs {
 /// Arguments of `berth system prune` and `berth prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Remove every image no container uses, and the build cache (cache
-    /// records, RUN cache mounts, context hash caches, partial downloads).
+    /// Also drop the build cache (cache records, RUN cache mounts, context
+    /// hash caches, partial downloads); `system prune -a` also removes every
+    /// image no container uses.
     #[arg(short, long)]
     pub all: bool,
     /// Do not ask for confirmation (`berth prune` never asks).
@@ -76,23 +77,31 @@ pub fn run(args: &SystemArgs, global: &GlobalArgs, printer: Printer) -> anyhow::
             if !args.force && !confirm(printer, &warning)? {
                 return Ok(ExitCode::SUCCESS);
             }
-            system_prune(args.all, global, printer)
+            system_prune(args.all, args.all, global, printer)
         }
     }
 }
 
-/// `berth prune`: system prune, without the question (scripts call it).
+/// `berth prune`: system prune without the question (scripts call it), and
+/// with berth's `--all` of before: the build cache goes, tagged images stay
+/// (`system prune -a` removes those too, as docker's).
 pub fn run_prune(
     args: &PruneArgs,
     global: &GlobalArgs,
     printer: Printer,
 ) -> anyhow::Result<ExitCode> {
-    system_prune(args.all, global, printer)
+    system_prune(false, args.all, global, printer)
 }
 
-/// Removes stopped containers, then unused images, then whatever nothing
-/// references any more; reports as docker does.
-fn system_prune(all: bool, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+/// Removes stopped containers, then dangling images (`unused_images`: every
+/// image no container uses), then whatever nothing references any more
+/// (`build_cache`: the build cache too); reports as docker does.
+fn system_prune(
+    unused_images: bool,
+    build_cache: bool,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
     let mut out = printer.stdout();
     let mut bytes = 0;
@@ -123,12 +132,13 @@ fn system_prune(all: bool, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         }
         writeln!(out)?;
     }
-    let (removed, images_reclaimed) = prune_images(&store, all, printer)?;
+    let (removed, images_reclaimed) = prune_images(&store, unused_images, printer)?;
     write_deleted_images(&mut out, &removed)?;
     let on_wait = || {
         let _ = writeln!(printer.stderr(), "waiting for running builds to finish");
     };
-    let rest = prune(&store, PruneOptions { all }, &[&ContainerRoots], &on_wait)
+    let options = PruneOptions { all: build_cache };
+    let rest = prune(&store, options, &[&ContainerRoots], &on_wait)
         .with_context(|| format!("pruning the local store {}", store.root().display()))?;
     let mut total = Reclaimed::default();
     total.add(&images_reclaimed);
