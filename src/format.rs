@@ -611,8 +611,12 @@ impl Template {
         let pieces = lex(source)?;
         let mut iter = pieces.into_iter().peekable();
         let (nodes, end) = parse_list(&mut iter, 0)?;
-        if let Some((keyword, pos)) = end {
-            return Err(parse_error(pos, format!("unexpected {{{{{keyword}}}}}")));
+        match end {
+            Some(Close::End(pos)) => return Err(parse_error(pos, "unexpected {{end}}")),
+            Some(Close::Else(pos) | Close::ElseIf(_, pos)) => {
+                return Err(parse_error(pos, "unexpected {{else}}"));
+            }
+            None => {}
         }
         Ok(Template { nodes })
     }
@@ -631,7 +635,15 @@ impl Template {
 type Pieces = std::iter::Peekable<std::vec::IntoIter<Piece>>;
 
 /// Nodes up to a closing keyword, and that keyword with its position.
-type List = (Vec<Node>, Option<(String, Pos)>);
+type List = (Vec<Node>, Option<Close>);
+
+/// What closed a list of nodes.
+enum Close {
+    End(Pos),
+    Else(Pos),
+    /// `{{else if PIPELINE}}`: a nested `if` that shares the `{{end}}`.
+    ElseIf(Pipeline, Pos),
+}
 
 /// Parses nodes until `{{end}}` or `{{else}}` (returned with its position) or
 /// the end of the template (`None`).
@@ -652,6 +664,16 @@ fn parse_list(pieces: &mut Pieces, depth: usize) -> Result<List, FormatError> {
             _ => "",
         };
         match keyword {
+            "else" if matches!(action.tokens.get(1), Some((Token::Ident(w), _)) if w == "if") => {
+                let text = action.text["else".len()..].trim()["if".len()..]
+                    .trim()
+                    .to_string();
+                let pipeline = parse_pipeline(&action.tokens[2..], text, action.pos, depth)?;
+                if pipeline.commands.is_empty() {
+                    return Err(parse_error(action.pos, "missing value for if"));
+                }
+                return Ok((nodes, Some(Close::ElseIf(pipeline, action.pos))));
+            }
             "end" | "else" => {
                 if action.tokens.len() > 1 {
                     return Err(parse_error(
@@ -659,7 +681,12 @@ fn parse_list(pieces: &mut Pieces, depth: usize) -> Result<List, FormatError> {
                         format!("unexpected {:?} in {keyword}", action.text),
                     ));
                 }
-                return Ok((nodes, Some((keyword.to_string(), action.pos))));
+                let end = if keyword == "end" {
+                    Close::End(action.pos)
+                } else {
+                    Close::Else(action.pos)
+                };
+                return Ok((nodes, Some(end)));
             }
             "if" | "range" | "with" => {
                 if depth >= MAX_DEPTH {
@@ -673,15 +700,7 @@ fn parse_list(pieces: &mut Pieces, depth: usize) -> Result<List, FormatError> {
                         format!("missing value for {keyword}"),
                     ));
                 }
-                let (body, end) = parse_list(pieces, depth + 1)?;
-                let otherwise = match end {
-                    Some((word, _)) if word == "end" => Vec::new(),
-                    Some((word, pos)) if word == "else" => match parse_list(pieces, depth + 1)? {
-                        (nodes, Some((end, _))) if end == "end" => nodes,
-                        _ => return Err(parse_error(pos, "unexpected EOF")),
-                    },
-                    _ => return Err(parse_error(action.pos, "unexpected EOF")),
-                };
+                let (body, otherwise) = parse_branches(pieces, depth + 1, action.pos)?;
                 nodes.push(match keyword {
                     "if" => Node::If(pipeline, action.pos, body, otherwise),
                     "range" => Node::Range(pipeline, action.pos, body, otherwise),
@@ -704,6 +723,31 @@ fn parse_list(pieces: &mut Pieces, depth: usize) -> Result<List, FormatError> {
         }
     }
     Ok((nodes, None))
+}
+
+/// The body of a block and its `else` part, up to its `{{end}}`; an
+/// `{{else if}}` becomes an `if` in the `else` part.
+fn parse_branches(
+    pieces: &mut Pieces,
+    depth: usize,
+    pos: Pos,
+) -> Result<(Vec<Node>, Vec<Node>), FormatError> {
+    if depth >= MAX_DEPTH {
+        return Err(parse_error(pos, "blocks nest too deeply"));
+    }
+    let (body, end) = parse_list(pieces, depth)?;
+    match end {
+        Some(Close::End(_)) => Ok((body, Vec::new())),
+        Some(Close::Else(pos)) => match parse_list(pieces, depth)? {
+            (nodes, Some(Close::End(_))) => Ok((body, nodes)),
+            _ => Err(parse_error(pos, "unexpected EOF")),
+        },
+        Some(Close::ElseIf(pipeline, pos)) => {
+            let (inner, otherwise) = parse_branches(pieces, depth + 1, pos)?;
+            Ok((body, vec![Node::If(pipeline, pos, inner, otherwise)]))
+        }
+        None => Err(parse_error(pos, "unexpected EOF")),
+    }
 }
 
 fn parse_pipeline(
@@ -1382,6 +1426,11 @@ mod tests {
             ("{{index .Labels \"a\"}}", "1"),
             ("{{if .State.Running}}up{{else}}down{{end}}", "up"),
             ("{{if .Empty}}set{{else}}empty{{end}}", "empty"),
+            (
+                "{{if .Empty}}a{{else if eq .Tag \"x\"}}b{{else if .State.Running}}c{{else}}d{{end}}",
+                "c",
+            ),
+            ("{{if .Empty}}a{{else if .Empty}}b{{end}}", ""),
             ("{{if eq .Tag \"latest\"}}L{{end}}", "L"),
             ("{{if ne .State.Pid 42}}x{{else}}pid{{end}}", "pid"),
             ("{{range .Names}}[{{.}}]{{end}}", "[one][two]"),
@@ -1447,6 +1496,9 @@ mod tests {
             ("{{nosuch .ID}}", "function \"nosuch\" not defined"),
             ("{{if .ID}}x", "unexpected EOF"),
             ("{{end}}", "unexpected {{end}}"),
+            ("{{else}}", "unexpected {{else}}"),
+            ("{{if .ID}}x{{else if}}y{{end}}", "missing value for if"),
+            ("{{if .ID}}x{{else if .ID}}y", "unexpected EOF"),
             ("{{\"open}}", "unterminated quoted string"),
             ("{{(.ID}}", "unclosed left paren"),
             ("{{template \"x\"}}", "not supported"),
