@@ -17,7 +17,11 @@ use berth_store::{Digest, Store};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Arguments of `berth system`.
@@ -107,7 +111,7 @@ fn system_prune(
     let mut bytes = 0;
     let mut deleted = Vec::new();
     for record in stopped_containers(&store)? {
-        let size = tree_size(&containers::container_dir(&store, &record.id));
+        let size = contained_bytes(&containers::container_dir(&store, &record.id));
         match control::remove(&store, &record.id, false) {
             Ok(_) => {
                 bytes += size;
@@ -172,6 +176,56 @@ fn stopped_containers(store: &Store) -> anyhow::Result<Vec<ContainerRecord>> {
         }
     }
     Ok(stopped)
+}
+
+/// How deep `contained_bytes` descends: two open directories per level.
+const MAX_WALK_DEPTH: usize = 256;
+
+/// The bytes of the regular files under `dir`, a tree a container writes
+/// (its upper directory): each directory is opened through its parent's
+/// descriptor (`/proc/self/fd/N/name`, `O_NOFOLLOW`), so no symlink is ever
+/// followed and a directory swapped for a symlink mid-walk is not entered.
+/// Deeper than `MAX_WALK_DEPTH` is not counted.
+fn contained_bytes(dir: &Path) -> u64 {
+    fn open_dir(path: &Path) -> std::io::Result<fs::File> {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+    }
+    let via = |dir: &fs::File| PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let Ok(root) = open_dir(dir) else {
+        return 0;
+    };
+    let Ok(entries) = fs::read_dir(via(&root)) else {
+        return 0;
+    };
+    let mut total = 0;
+    let mut stack = vec![(root, entries)];
+    loop {
+        let depth = stack.len();
+        let Some((dir, entries)) = stack.last_mut() else {
+            break;
+        };
+        let Some(entry) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let Ok(entry) = entry else { continue };
+        // The entry's own metadata (fstatat without following a symlink).
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() {
+            total += meta.len();
+        } else if meta.is_dir() && depth < MAX_WALK_DEPTH {
+            let path = via(dir).join(entry.file_name());
+            if let Ok(child) = open_dir(&path)
+                && let Ok(entries) = fs::read_dir(via(&child))
+            {
+                stack.push((child, entries));
+            }
+        }
+    }
+    total
 }
 
 /// What one kind of thing uses: docker's `system df` row.
@@ -275,7 +329,7 @@ pub fn image_usage(store: &Store) -> anyhow::Result<Usage> {
 pub fn container_usage(store: &Store) -> anyhow::Result<Usage> {
     let mut usage = Usage::default();
     for record in containers::list(store)? {
-        let size = tree_size(&containers::container_dir(store, &record.id).join("upper"));
+        let size = contained_bytes(&containers::container_dir(store, &record.id).join("upper"));
         usage.total += 1;
         usage.size += size;
         if record.is_running() {
@@ -298,7 +352,7 @@ pub fn build_cache_usage(store: &Store) -> anyhow::Result<Usage> {
     for path in berth_builder::cache::roots(store).files()? {
         usage.total += 1;
         usage.size += tree_size(&path);
-        let record = std::fs::read(&path)
+        let record = fs::read(&path)
             .ok()
             .and_then(|bytes| serde_json::from_slice::<CacheRecord>(&bytes).ok());
         if let Some(layer) = record.and_then(|r| r.layer)
@@ -307,7 +361,7 @@ pub fn build_cache_usage(store: &Store) -> anyhow::Result<Usage> {
             usage.size += store.blobs().size(&layer.descriptor.digest).unwrap_or(0);
         }
     }
-    usage.size += tree_size(&store.root().join("cache-mounts"));
+    usage.size += contained_bytes(&store.root().join("cache-mounts"));
     usage.reclaimable = usage.size;
     Ok(usage)
 }
@@ -397,7 +451,7 @@ fn verbose(store: &Store, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let rows: Vec<Value> = records
         .iter()
         .map(|r| {
-            let size = tree_size(&containers::container_dir(store, &r.id).join("upper"));
+            let size = contained_bytes(&containers::container_dir(store, &r.id).join("upper"));
             json!({
                 "ID": r.short_id(),
                 "Image": r.image,
@@ -432,4 +486,43 @@ fn verbose(store: &Store, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         format::docker_size(cache.size)
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_trees_are_measured_without_following_symlinks() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("big"), vec![0u8; 50_000]).unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        let root = upper.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/file"), b"12345").unwrap();
+        fs::write(root.join("top"), b"123").unwrap();
+        // A container's links out of its tree: to a file, to a directory, to /.
+        std::os::unix::fs::symlink(outside.path().join("big"), root.join("to-file")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("a/to-dir")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("a/b/to-root")).unwrap();
+        assert_eq!(contained_bytes(root), 8);
+        // The walked path itself being a symlink is not followed either.
+        let link = outside.path().join("link");
+        std::os::unix::fs::symlink(root, &link).unwrap();
+        assert_eq!(contained_bytes(&link), 0);
+        assert_eq!(contained_bytes(&root.join("missing")), 0);
+    }
+
+    #[test]
+    fn deep_trees_stop_at_the_depth_limit() {
+        let upper = tempfile::tempdir().unwrap();
+        let mut dir = upper.path().to_path_buf();
+        for _ in 0..MAX_WALK_DEPTH + 10 {
+            dir.push("d");
+        }
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("deep"), b"x").unwrap();
+        fs::write(upper.path().join("shallow"), b"yy").unwrap();
+        assert_eq!(contained_bytes(upper.path()), 2);
+    }
 }
