@@ -44,7 +44,10 @@ impl OutputFormat {
         let unescape = |text: &str| text.trim().replace("\\t", "\t").replace("\\n", "\n");
         let format = if flag.trim() == "table" {
             OutputFormat::Table { template: None }
-        } else if let Some(rest) = flag.strip_prefix("table ") {
+        } else if let Some(rest) = flag
+            .strip_prefix("table ")
+            .filter(|rest| !rest.trim().is_empty())
+        {
             OutputFormat::Table {
                 template: Some(unescape(rest)),
             }
@@ -1529,6 +1532,7 @@ mod tests {
         for (flag, want) in [
             (None, OutputFormat::Table { template: None }),
             (Some("table"), OutputFormat::Table { template: None }),
+            (Some("table  "), OutputFormat::Table { template: None }),
             (
                 Some("table {{.ID}}\\t{{.Tag}}"),
                 OutputFormat::Table {
