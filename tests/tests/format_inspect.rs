@@ -158,6 +158,50 @@ fn ps_and_inspect_formats_read_container_state() {
     rows.sort();
     assert!(table.starts_with("NAMES      STATE\n"), "{table}");
     assert_eq!(rows, ["fmt-done   exited", "fmt-up     running"], "{table}");
+    // A bind mount, the user, the working directory and the environment, in
+    // docker's shapes.
+    let data = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/data:ro", data.path().display());
+    env.ok(&[
+        "run",
+        "--name",
+        "fmt-mounts",
+        "-v",
+        &volume,
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000",
+        "--hostname",
+        "fmt-host",
+        "busybox",
+        "true",
+    ]);
+    let doc: Value = serde_json::from_str(&env.ok(&["inspect", "fmt-mounts"])).unwrap();
+    let doc = &doc[0];
+    assert_eq!(doc["Mounts"][0]["Type"], "bind");
+    assert_eq!(doc["Mounts"][0]["Destination"], "/data");
+    assert_eq!(doc["Mounts"][0]["RW"], false);
+    assert_eq!(
+        doc["Mounts"].as_array().unwrap().len(),
+        1,
+        "{}",
+        doc["Mounts"]
+    );
+    assert_eq!(doc["HostConfig"]["Binds"][0], volume.as_str());
+    assert_eq!(doc["Config"]["User"], "1000");
+    assert_eq!(doc["Config"]["WorkingDir"], "/tmp");
+    assert_eq!(doc["Config"]["Hostname"], "fmt-host");
+    assert!(
+        doc["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&"A=1".into())
+    );
+    assert_eq!(doc["Path"], "true");
+
     let plain = env.ok(&["ps", "--format", "{{.ID}}\\t{{upper .Names}}"]);
     assert_eq!(plain, format!("{}\tFMT-UP\n", &id[..12]));
     env.ok(&["rm", "-f", "fmt-up"]);

@@ -49,8 +49,13 @@ pub fn document(store: &Store, record: &ContainerRecord) -> Value {
     let entrypoint = strings(&image_config["Entrypoint"]);
     let (entrypoint, cmd) = split_command(&record.command, &entrypoint);
     let user = match (&process["user"]["uid"], &process["user"]["gid"]) {
+        // `-u 1000` is 1000 with group 0: docker shows what was asked.
         (Value::Number(uid), Value::Number(gid)) if uid.as_u64() != Some(0) => {
-            format!("{uid}:{gid}")
+            if gid.as_u64() == Some(0) {
+                uid.to_string()
+            } else {
+                format!("{uid}:{gid}")
+            }
         }
         _ => image_config["User"]
             .as_str()
@@ -153,7 +158,11 @@ pub fn document(store: &Store, record: &ContainerRecord) -> Value {
             "Tty": process["terminal"].as_bool().unwrap_or(false),
             "OpenStdin": false,
             "StdinOnce": false,
-            "Env": strings(&process["env"]),
+            // The runtime's HOSTNAME is not part of docker's Config.Env.
+            "Env": strings(&process["env"])
+                .into_iter()
+                .filter(|e| *e != format!("HOSTNAME={hostname}"))
+                .collect::<Vec<_>>(),
             "Cmd": cmd,
             "Image": record.image,
             "Volumes": image_config["Volumes"],
