@@ -107,7 +107,16 @@ fn prune(args: &PruneArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         return Ok(ExitCode::SUCCESS);
     }
     let store = global.open_store()?;
-    let (removed, reclaimed) = prune_images(&store, args.all, printer)?;
+    let (removed, mut reclaimed) = prune_images(&store, args.all, printer)?;
+    // What earlier names left behind (a tag moved on to a new build) is
+    // dangling too: nothing references it, and its space comes back now.
+    let on_wait = || {
+        let _ = writeln!(printer.stderr(), "waiting for running builds to finish");
+    };
+    let options = berth_builder::prune::PruneOptions { all: false };
+    let rest = berth_builder::prune::prune(&store, options, &[&ContainerRoots], &on_wait)
+        .with_context(|| format!("pruning the local store {}", store.root().display()))?;
+    reclaimed.add(&rest);
     let mut out = printer.stdout();
     write_deleted_images(&mut out, &removed)?;
     writeln!(

@@ -495,3 +495,26 @@ fn system_prune_removes_stopped_containers_and_keeps_running_ones() {
     );
     env.ok(&["rm", "-f", "fmt-running"]);
 }
+
+#[test]
+fn image_prune_frees_what_a_moved_tag_left_behind() {
+    let env = Env::new();
+    env.build.write("Dockerfile", "FROM busybox\nENV V=1\n");
+    env.build.build_ok(&["-t", "app"]);
+    // The tag moves on: the first build's config and manifest are dangling.
+    env.build.write("Dockerfile", "FROM busybox\nENV V=2\n");
+    env.build.build_ok(&["-t", "app"]);
+    let before = env.blob_count();
+    let out = env.ok(&["image", "prune", "-f"]);
+    assert_ne!(reclaimed(&out), "0B", "{out}");
+    assert_eq!(env.blob_count(), before - 2, "{out}");
+    // Both tagged images are whole.
+    assert_eq!(
+        env.ok(&["images", "--format", "{{.Repository}}"]),
+        "app\nbusybox\n"
+    );
+    assert_eq!(
+        env.ok(&["image", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
+}
