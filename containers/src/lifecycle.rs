@@ -186,6 +186,28 @@ pub(crate) fn remount_rootfs(
     Ok(())
 }
 
+/// Puts a container whose `start` failed back as it was: its root
+/// filesystem unmounted and its record in its state before the attempt.
+pub(crate) fn restore_after_failed_start(store: &Store, id: &str, state: &State) {
+    tmp::unmount_under(&container_dir(store, id));
+    if let Ok(mut record) = super::load(store, id) {
+        record.state = state.clone();
+        if let Err(e) = super::save(store, &record) {
+            tracing::warn!(container = id, error = %e, "restoring the record after a failed start");
+        }
+    }
+}
+
+/// Whether the container's bundle gives its process a terminal (`-t`).
+pub fn has_terminal(store: &Store, record: &ContainerRecord) -> bool {
+    let path = container_dir(store, &record.id).join("config.json");
+    fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|config| config["process"]["terminal"].as_bool())
+        .unwrap_or(false)
+}
+
 /// The bytes the regular files under `root` hold, walked without following
 /// symlinks and without recursion (a container's tree may be deep).
 pub fn tree_size(root: &Path) -> u64 {
