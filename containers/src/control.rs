@@ -246,7 +246,9 @@ pub fn prepare_start(
     if allowed(&record, status, Action::Start)? == Allowed::AlreadyDone {
         return Ok(None);
     }
-    if status == Status::Exited {
+    // An exited container's owner unmounted its root filesystem; so did a
+    // failed start of a created one.
+    if status == Status::Exited || !lifecycle::rootfs_mounted(store, &record) {
         let _lock = super::lock(store, &record.id)?;
         lifecycle::remount_rootfs(store, &record)?;
     }

@@ -186,6 +186,17 @@ pub(crate) fn remount_rootfs(
     Ok(())
 }
 
+/// Whether the container's root filesystem is mounted: a mount point is on
+/// another device than the directory holding it.
+pub(crate) fn rootfs_mounted(store: &Store, record: &ContainerRecord) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dir = container_dir(store, &record.id);
+    match (fs::metadata(&dir), fs::metadata(dir.join("rootfs"))) {
+        (Ok(parent), Ok(rootfs)) => parent.dev() != rootfs.dev(),
+        _ => false,
+    }
+}
+
 /// Puts a container whose `start` failed back as it was: its root
 /// filesystem unmounted and its record in its state before the attempt.
 pub(crate) fn restore_after_failed_start(store: &Store, id: &str, state: &State) {

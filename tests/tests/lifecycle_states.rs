@@ -395,6 +395,39 @@ fn wait_kill_rename_and_container_prune() {
     env.ok(&["container", "rm", "-f", "alive"]);
 }
 
+#[test]
+fn start_attaches_with_a_and_a_failed_start_keeps_the_container() {
+    let env = Env::new();
+    env.ok(&[
+        "create",
+        "--name",
+        "once",
+        "busybox",
+        "sh",
+        "-c",
+        "echo said-$((6*7)); exit 3",
+    ]);
+    for _ in 0..2 {
+        let out = env.berth(&["start", "-a", "once"]);
+        assert_eq!(text(&out.stdout), "said-42\n");
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        assert!(
+            env.status("once").starts_with("Exited (3)"),
+            "{}",
+            env.status("once")
+        );
+    }
+
+    // docker keeps a container whose command is missing; so does berth, twice.
+    env.ok(&["create", "--name", "broken", "busybox", "no-such-command"]);
+    for _ in 0..2 {
+        let err = env.fails(&["start", "broken"], 1);
+        assert!(err.contains("no-such-command"), "{err}");
+        assert_eq!(env.status("broken"), "Created");
+    }
+    env.ok(&["rm", "broken", "once"]);
+}
+
 fn wait_for_log(env: &Env, name: &str, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !env.ok(&["logs", name]).contains(needle) {
