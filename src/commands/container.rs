@@ -2,7 +2,8 @@
 //! subcommand is the top-level command of the same name (`container ls` is
 //! `ps`), so both spellings run the same code.
 
-use super::{GlobalArgs, attach, create, exec, kill, logs, pause, ps, rename, restart, rm, run};
+use super::{GlobalArgs, attach, create, exec, inspect, kill, logs, pause, ps, rename, restart};
+use super::{rm, run};
 use super::{start, stop, unpause, wait};
 use crate::printer::Printer;
 use berth_containers::{ContainerError, control};
@@ -52,6 +53,8 @@ pub enum ContainerCommand {
     Logs(logs::LogsArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
+    /// Show a container's (or image's) document as docker's `inspect`.
+    Inspect(inspect::InspectArgs),
     /// Remove every stopped container.
     Prune(PruneArgs),
 }
@@ -78,6 +81,7 @@ pub fn run(
         ContainerCommand::Attach(args) => attach::run(args, global, printer),
         ContainerCommand::Logs(args) => logs::run(args, global, printer),
         ContainerCommand::Exec(args) => exec::run(args, global, printer),
+        ContainerCommand::Inspect(args) => inspect::run(args, global, printer),
         ContainerCommand::Prune(args) => prune(args, global, printer),
     }
 }

@@ -5,11 +5,13 @@
 //! which the table and JSON outputs print.
 
 use super::GlobalArgs;
-use super::images::format::{duration, table, truncate};
+use super::images::created_at;
+use super::images::format::{duration, truncate};
+use crate::format::{OutputFormat, write_rows};
 use crate::printer::Printer;
 use berth_containers::lifecycle::Status;
 use berth_containers::{self as container, ContainerRecord, State, control};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -36,18 +38,11 @@ pub struct PsArgs {
     /// Do not cut ids and commands short.
     #[arg(long)]
     pub no_trunc: bool,
-    /// The output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
-}
-
-/// How `ps` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns.
-    Table,
-    /// One JSON object per line, as `docker ps --format json`.
-    Json,
+    /// The output format: table, `table TEMPLATE`, json (one object per
+    /// line), or a Go template per row with docker's fields (.ID, .Image,
+    /// .Command, .CreatedAt, .RunningFor, .State, .Status, .Names, …).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 /// The table's columns: docker's header and the row field it shows.
@@ -62,6 +57,7 @@ const COLUMNS: [(&str, &str); 6] = [
 
 /// Lists the containers, newest first.
 pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    let output = OutputFormat::parse(args.format.as_deref())?;
     let filters = match Filters::parse(&args.filter) {
         Ok(filters) => filters,
         Err(message) => {
@@ -103,26 +99,7 @@ pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Resu
         .iter()
         .map(|(r, status)| row(r, *status, now, !args.no_trunc))
         .collect();
-    match args.format {
-        Format::Json => {
-            for row in &rows {
-                writeln!(out, "{row}")?;
-            }
-        }
-        Format::Table => {
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|row| {
-                    COLUMNS
-                        .iter()
-                        .map(|(_, field)| row[field].as_str().unwrap_or_default().to_string())
-                        .collect()
-                })
-                .collect();
-            let header: Vec<&str> = COLUMNS.iter().map(|(h, _)| *h).collect();
-            write!(out, "{}", table(&header, &cells))?;
-        }
-    }
+    write_rows(&mut out, &output, &COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -141,26 +118,19 @@ fn row(r: &ContainerRecord, status: Status, now: i64, trunc: bool) -> Value {
         "Image": r.image,
         "ImageDigest": r.image_digest.to_string(),
         "Command": format!("\"{command}\""),
-        "CreatedAt": created_at(r.created),
+        "CreatedAt": created_at(Some(&berth_store::oci::rfc3339(r.created))),
         "RunningFor": format!("{} ago", duration(now - r.created)),
         "Ports": "",
         "State": status.as_str(),
         "Status": status_text(&r.state, status, now),
         "ExitCode": exit_code(r),
-        "Size": "",
+        "Size": "0B",
         "Names": r.name,
         "Labels": "",
         "Mounts": "",
         "Networks": "",
         "LocalVolumes": "0",
     })
-}
-
-/// docker's `CreatedAt`: Go's time format, in UTC.
-fn created_at(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
-        .unwrap_or_default()
 }
 
 fn exit_code(r: &ContainerRecord) -> Option<i32> {

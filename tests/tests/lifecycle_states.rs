@@ -289,6 +289,15 @@ fn a_pause_through_the_runtime_shows_in_ps() {
         "{}",
         env.status("frozen")
     );
+    let inspected = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        "frozen",
+    ]);
+    assert_eq!(inspected, "paused true\n");
+    let listed = env.ok(&["container", "ls", "--format", "{{.Names}}\\t{{.State}}"]);
+    assert_eq!(listed, "frozen\tpaused\n");
     let err = env.fails(&["exec", "frozen", "true"], 125);
     assert!(
         err.contains("is paused, unpause the container before exec"),
