@@ -220,6 +220,11 @@ fn a_container_walks_through_dockers_states_with_ps_after_each_step() {
         .unwrap()
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    // Every mount of its root filesystem (one per start) is gone too.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let store = env.store.to_string_lossy().into_owned();
+    let stale: Vec<&str> = mounts.lines().filter(|l| l.contains(&store)).collect();
+    assert!(stale.is_empty(), "mounts left under the store: {stale:#?}");
 }
 
 #[test]
