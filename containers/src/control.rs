@@ -12,6 +12,7 @@ use super::lifecycle::{self, Action, Allowed, Status};
 use super::supervise::{finish, runtime_of};
 use super::{ContainerError, ContainerRecord, State, container_dir, find, load};
 use crate::runc::RuncError;
+use berth_store::lock::FileLock;
 use berth_store::{Store, tmp};
 use std::time::{Duration, Instant};
 
@@ -236,12 +237,18 @@ pub fn kill(store: &Store, wanted: &str, signal: &str) -> Result<ContainerRecord
 /// Checks that the container `wanted` may start: `Ok(None)` when it runs
 /// already (docker's `start` of a running container succeeds quietly), else
 /// its record, ready for a monitor or the foreground to start it (an exited
-/// container gets its root filesystem mounted again).
+/// container gets its root filesystem mounted again), with the container's
+/// lock: held until the container runs, so two `start`s never both start it.
+/// Drop the lock before running the container in this process (its end
+/// takes the lock).
 pub fn prepare_start(
     store: &Store,
     wanted: &str,
-) -> Result<Option<ContainerRecord>, ContainerError> {
-    let record = current(store, wanted)?;
+) -> Result<Option<(ContainerRecord, FileLock)>, ContainerError> {
+    let found = current(store, wanted)?;
+    let lock = super::lock(store, &found.id)?;
+    // As it is now, under the lock: another start may have run meanwhile.
+    let record = load(store, &found.id)?;
     let status = record.status();
     if allowed(&record, status, Action::Start)? == Allowed::AlreadyDone {
         return Ok(None);
@@ -249,10 +256,9 @@ pub fn prepare_start(
     // An exited container's owner unmounted its root filesystem; so did a
     // failed start of a created one.
     if status == Status::Exited || !lifecycle::rootfs_mounted(store, &record) {
-        let _lock = super::lock(store, &record.id)?;
         lifecycle::remount_rootfs(store, &record)?;
     }
-    Ok(Some(record))
+    Ok(Some((record, lock)))
 }
 
 /// Checks that the container `wanted` may restart; returns its record.

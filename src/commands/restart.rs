@@ -29,8 +29,8 @@ pub fn run(args: &RestartArgs, global: &GlobalArgs, printer: Printer) -> anyhow:
         let prepared = control::check_restart(&store, wanted)
             .and_then(|_| control::stop(&store, wanted, Duration::from_secs(args.time)))
             .and_then(|_| control::prepare_start(&store, wanted));
-        let record = match prepared {
-            Ok(Some(record)) => record,
+        let (record, lock) = match prepared {
+            Ok(Some(prepared)) => prepared,
             Ok(None) => {
                 writeln!(printer.stdout(), "{wanted}")?;
                 continue;
@@ -42,7 +42,9 @@ pub fn run(args: &RestartArgs, global: &GlobalArgs, printer: Printer) -> anyhow:
             }
         };
         let tty = lifecycle::has_terminal(&store, &record);
-        match run::start_monitor(&store, &record, tty, true, global, printer)? {
+        let started = run::start_monitor(&store, &record, tty, true, global, printer)?;
+        drop(lock);
+        match started {
             Ok(()) => writeln!(printer.stdout(), "{wanted}")?,
             Err(_) => code = ExitCode::from(FAILED),
         }

@@ -297,10 +297,10 @@ pub(super) fn start_monitor(
         }
         None => {
             // The monitor died before it could say; make sure nothing is
-            // left (of a new container) or runs (of an existing one).
-            if keep_on_failure {
-                let _ = control::stop(store, &record.id, std::time::Duration::ZERO);
-            } else {
+            // left of a new container. An existing one stays: the next `ps`
+            // records the exit its dead owner could not (the caller holds
+            // the container's lock, which that takes).
+            if !keep_on_failure {
                 let _ = control::remove(store, &record.id, true);
             }
             let message = format!(

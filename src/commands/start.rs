@@ -35,8 +35,8 @@ pub fn run(args: &StartArgs, global: &GlobalArgs, printer: Printer) -> anyhow::R
     }
     let mut code = ExitCode::SUCCESS;
     for wanted in &args.containers {
-        let record = match control::prepare_start(&store, wanted) {
-            Ok(Some(record)) => record,
+        let (record, lock) = match control::prepare_start(&store, wanted) {
+            Ok(Some(prepared)) => prepared,
             Ok(None) => {
                 // Running already: docker's start succeeds without a word.
                 if !attached {
@@ -52,9 +52,13 @@ pub fn run(args: &StartArgs, global: &GlobalArgs, printer: Printer) -> anyhow::R
         };
         let tty = lifecycle::has_terminal(&store, &record);
         if attached {
+            // The container's end, in this process, takes the lock.
+            drop(lock);
             return run::run_attached(&store, record, args.interactive, tty, true, printer);
         }
-        match run::start_monitor(&store, &record, tty, true, global, printer)? {
+        let started = run::start_monitor(&store, &record, tty, true, global, printer)?;
+        drop(lock);
+        match started {
             Ok(()) => writeln!(printer.stdout(), "{wanted}")?,
             Err(_) => code = ExitCode::from(FAILED),
         }

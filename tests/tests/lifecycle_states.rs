@@ -442,6 +442,37 @@ fn start_attaches_with_a_and_a_failed_start_keeps_the_container() {
     env.ok(&["rm", "broken", "once"]);
 }
 
+#[test]
+fn two_starts_at_once_start_the_container_once() {
+    let env = Env::new();
+    env.ok(&["create", "--name", "racer", "busybox", "sleep", "60"]);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            env.command(&["start", "racer"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "racer\n");
+    }
+    assert!(
+        env.status("racer").starts_with("Up "),
+        "{}",
+        env.status("racer")
+    );
+    assert_eq!(
+        env.ok(&["exec", "racer", "echo", "still-here"]),
+        "still-here\n"
+    );
+    env.ok(&["rm", "-f", "racer"]);
+}
+
 fn wait_for_log(env: &Env, name: &str, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !env.ok(&["logs", name]).contains(needle) {
