@@ -236,6 +236,7 @@ fn build_bundle(
     if lowers.is_empty() {
         lowers.push(store.empty_dir()?);
     }
+    super::lifecycle::save_lowers(&dir, &lowers)?;
     let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
     for d in [&upper, &work, &rootfs, &dir.join("runtime")] {
         fs::create_dir_all(d).map_err(cio("creating", d))?;

@@ -3,6 +3,7 @@
 //! its namespaces and cgroup, and the new process gets the container's
 //! environment with the `-e` values on top.
 
+use super::lifecycle::{self, Action, TransitionError};
 use super::lookup::{self, Unrunnable};
 use super::options::{env_flag, set_env};
 use super::supervise::{BundleProcess, runtime_of};
@@ -44,6 +45,15 @@ pub fn command(
     options: &ExecOptions,
 ) -> Result<Command, ContainerError> {
     let record = find(store, wanted)?;
+    if let Err(refused @ TransitionError::ExecPaused { .. }) =
+        lifecycle::check(Action::Exec, record.status(), &record.id, &record.name)
+    {
+        // The runtime's exec would wait for the frozen container forever.
+        return Err(ContainerError::Start {
+            message: refused.to_string(),
+            code: 125,
+        });
+    }
     if !record.is_running() {
         return Err(ContainerError::Start {
             message: format!(

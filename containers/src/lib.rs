@@ -24,6 +24,7 @@
 //! - [`logfile`]: the log of a container's output;
 //! - [`monitor`]: the process that owns a detached container;
 //! - [`control`]: stopping and removing containers;
+//! - [`lifecycle`]: docker's statuses and which command each allows;
 //! - [`lookup`]: finding the command in the image, for Docker's exit codes.
 
 pub mod console;
@@ -31,6 +32,7 @@ pub mod control;
 pub mod create;
 pub mod exec;
 pub mod executor;
+pub mod lifecycle;
 pub mod logfile;
 pub mod lookup;
 pub mod monitor;
@@ -122,6 +124,13 @@ pub enum State {
         /// When it ended, in seconds since the epoch.
         finished: i64,
     },
+    /// Its removal failed half-way: only `rm -f` helps.
+    Dead {
+        /// When it was marked dead, in seconds since the epoch.
+        finished: i64,
+    },
+    /// It is being removed.
+    Removing,
 }
 
 /// Errors of container operations.
@@ -231,6 +240,9 @@ pub enum ContainerError {
         /// The exit code.
         code: i32,
     },
+    /// The container's status does not allow the command (docker's words).
+    #[error(transparent)]
+    Transition(#[from] lifecycle::TransitionError),
     /// The container runs and `rm` was not forced.
     #[error(
         "container {0} is running\nhint: stop it first (berth stop), or force the removal with -f"

@@ -64,6 +64,9 @@ pub struct Supervision<'a> {
     pub tty: bool,
     /// Whether signals berth receives go to the container.
     pub forward_signals: bool,
+    /// Whether a container that cannot start stays, as it was (`start` of
+    /// an existing container), instead of being removed (`run`).
+    pub keep_on_failure: bool,
 }
 
 /// Blocks `signals` in the calling thread (and the threads it starts
@@ -302,17 +305,23 @@ pub fn run(
         io,
         tty,
         forward_signals,
+        keep_on_failure,
     } = supervision;
     let dir = container_dir(store, &record.id);
     let runtime = runtime_of(store, &record);
     let id = record.id.clone();
+    let state_before = record.state.clone();
     let fail = |message: String, code: i32| {
         // A container already gone is what is wanted.
         let _ = runtime.delete(&id, true);
         if let Err(e) = crate::network::attach::detach(store, &id) {
             tracing::warn!(error = %e, container = %id, "detaching the container's network");
         }
-        let _ = tmp::remove_tree(&dir);
+        if keep_on_failure {
+            super::lifecycle::restore_after_failed_start(store, &id, &state_before);
+        } else {
+            let _ = tmp::remove_tree(&dir);
+        }
         ContainerError::Start { message, code }
     };
     if let Err(e) = become_subreaper() {

@@ -29,17 +29,37 @@ pub(crate) struct ConsoleSocket {
 }
 
 impl ConsoleSocket {
-    /// Listens on a new socket under `dir` and receives the first descriptor
-    /// sent to it on a helper thread.
-    pub(crate) fn listen(dir: &Path, id: &str) -> Result<ConsoleSocket> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-        let path = dir.join(format!(".console-{id}-{}.sock", std::process::id()));
-        let listener =
-            UnixListener::bind(&path).map_err(|e| Error::io("listening on", &path, e))?;
+    /// Listens on a new socket and receives the first descriptor sent to it
+    /// on a helper thread. The socket lives in a private directory of its
+    /// own under `/tmp` (made by `mkdtemp`, mode 0700), not under the state
+    /// directory: a socket path must fit in 108 bytes, and state
+    /// directories (`--root`, and the container id in them) can be longer.
+    pub(crate) fn listen(state_dir: &Path, id: &str) -> Result<ConsoleSocket> {
+        let template = Path::new(CONSOLE_PARENT).join("berth-console-XXXXXX");
+        let dir = nix::unistd::mkdtemp(&template).map_err(|source| Error::Sys {
+            action: "creating a private directory for the console socket",
+            source,
+        })?;
+        let path = dir.join("console.sock");
+        let listener = match UnixListener::bind(&path) {
+            Ok(listener) => listener,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(Error::io("listening on", &path, e));
+            }
+        };
+        tracing::debug!(container = id, state = %state_dir.display(), socket = %path.display(), "console socket");
         let receiver = std::thread::Builder::new()
             .name("console-socket".into())
             .spawn(move || receive_fd(&listener))
-            .map_err(|e| Error::io("starting the console socket thread for", dir, e))?;
+            .map_err(|e| Error::io("starting the console socket thread for", &dir, e));
+        let receiver = match receiver {
+            Ok(receiver) => receiver,
+            Err(e) => {
+                remove_socket(&path);
+                return Err(e);
+            }
+        };
         Ok(ConsoleSocket { path, receiver })
     }
 
@@ -55,14 +75,26 @@ impl ConsoleSocket {
                 "the console socket thread panicked".into(),
             ))
         });
-        let _ = std::fs::remove_file(&self.path);
+        remove_socket(&self.path);
         received
     }
 
     /// Removes the socket when the container failed before sending anything;
     /// the receiving thread stays blocked until the process exits.
     pub(crate) fn abandon(self) {
-        let _ = std::fs::remove_file(&self.path);
+        remove_socket(&self.path);
+    }
+}
+
+/// Where console sockets' private directories go: short, so that every
+/// socket path fits in `sun_path`.
+const CONSOLE_PARENT: &str = "/tmp";
+
+/// Removes a console socket and its private directory.
+fn remove_socket(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 

@@ -17,6 +17,9 @@ pub struct ContainerMonitorArgs {
     /// The container has a terminal.
     #[arg(long)]
     pub tty: bool,
+    /// Keep the container when it cannot start (`berth start`).
+    #[arg(long)]
+    pub keep_on_failure: bool,
 }
 
 /// Runs the monitor: reports on descriptor 3 whether the container started,
@@ -45,6 +48,7 @@ pub fn run(
                     io: Io::Logged,
                     tty: args.tty,
                     forward_signals: false,
+                    keep_on_failure: args.keep_on_failure,
                 },
                 &mut |_| reporter.report(&Outcome::Started),
             )

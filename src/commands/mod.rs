@@ -1,33 +1,43 @@
 //! One module per `berth` subcommand; this one holds the argument tree and the
 //! dispatch.
 
+mod attach;
 mod build;
+mod container;
 mod container_flags;
 mod container_monitor;
+mod create;
 mod exec;
 mod history;
 mod image;
 mod images;
 mod import;
 mod inspect;
+mod kill;
 mod load;
 mod login;
 mod logout;
 mod logs;
 mod network;
+mod pause;
 mod port;
 mod ps;
 mod pull;
 mod push;
+mod rename;
+mod restart;
 mod rm;
 mod rmi;
 mod run;
 mod save;
+mod start;
 mod stop;
 mod system;
 mod tag;
 mod transfer_progress;
+mod unpause;
 mod version;
+mod wait;
 
 use crate::printer::Printer;
 use anyhow::Context as _;
@@ -136,6 +146,26 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Manage containers (docker's `container` group).
+    Container(container::ContainerArgs),
+    /// Create a container from an image without starting it.
+    Create(create::CreateArgs),
+    /// Start created or stopped containers.
+    Start(start::StartArgs),
+    /// Restart containers.
+    Restart(restart::RestartArgs),
+    /// Send a signal to running containers.
+    Kill(kill::KillArgs),
+    /// Freeze every process of running containers.
+    Pause(pause::PauseArgs),
+    /// Thaw paused containers.
+    Unpause(unpause::UnpauseArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(wait::WaitArgs),
+    /// Rename a container.
+    Rename(rename::RenameArgs),
+    /// Show a running container's output from now on.
+    Attach(attach::AttachArgs),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -171,6 +201,16 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
         Command::Port(args) => port::run(&args, &cli.global, printer),
         Command::Network(command) => network::run(&command, &cli.global, printer),
+        Command::Container(args) => container::run(&args, &cli.global, printer),
+        Command::Create(args) => create::run(&args, &cli.global, printer),
+        Command::Start(args) => start::run(&args, &cli.global, printer),
+        Command::Restart(args) => restart::run(&args, &cli.global, printer),
+        Command::Kill(args) => kill::run(&args, &cli.global, printer),
+        Command::Pause(args) => pause::run(&args, &cli.global, printer),
+        Command::Unpause(args) => unpause::run(&args, &cli.global, printer),
+        Command::Wait(args) => wait::run(&args, &cli.global, printer),
+        Command::Rename(args) => rename::run(&args, &cli.global, printer),
+        Command::Attach(args) => attach::run(&args, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }

@@ -13,6 +13,10 @@ pub struct RmArgs {
     /// Kill and remove a running container.
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes (berth makes none: its
+    /// volumes are bind mounts, which stay).
+    #[arg(short, long)]
+    pub volumes: bool,
     /// The containers: ids, unique id prefixes or names.
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,

@@ -161,22 +161,40 @@ pub(super) fn env_values(
 /// Runs `berth run`.
 pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
+    let record = match create_from(&store, args, global, printer) {
+        Ok(record) => record,
+        Err(code) => return Ok(code),
+    };
+    if args.detach {
+        return detach(&store, &record, args.tty, global, printer);
+    }
+    run_attached(&store, record, args.interactive, args.tty, false, printer)
+}
+
+/// Creates the container `args` describe (`berth run`, `berth create`);
+/// an error is printed and its exit code returned.
+pub(super) fn create_from(
+    store: &Store,
+    args: &RunArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ContainerRecord, ExitCode> {
     let env = match env_values(&args.env_file, &args.env) {
         Ok(env) => env,
-        Err(e) => return Ok(fail(printer, &e)),
+        Err(e) => return Err(fail(printer, &e)),
     };
     let seccomp = match seccomp_policy(&args.security_opt) {
         Ok(policy) => policy,
         Err(e) => {
             printer.error(&e);
-            return Ok(ExitCode::from(BERTH_FAILED));
+            return Err(ExitCode::from(BERTH_FAILED));
         }
     };
     let publish = match args.network.publish_requests() {
         Ok(publish) => publish,
         Err(e) => {
             printer.error(&e);
-            return Ok(ExitCode::from(BERTH_FAILED));
+            return Err(ExitCode::from(BERTH_FAILED));
         }
     };
     if args.network.network.cni_network().is_none()
@@ -211,13 +229,20 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         publish,
         publish_all: args.network.publish_all,
     };
-    let record = match create(&store, &options, &RegistryFetcher { printer }) {
-        Ok(record) => record,
-        Err(e) => return Ok(fail(printer, &e)),
-    };
-    if args.detach {
-        return detach(&store, &record, args.tty, global, printer);
-    }
+    create(store, &options, &RegistryFetcher { printer }).map_err(|e| fail(printer, &e))
+}
+
+/// Runs a created container in the foreground, attached to berth's own
+/// streams (`run`, `start -a`), and exits with its code. With
+/// `keep_on_failure` (`start`) a container that cannot start stays.
+pub(super) fn run_attached(
+    store: &Store,
+    record: ContainerRecord,
+    interactive: bool,
+    tty: bool,
+    keep_on_failure: bool,
+    printer: Printer,
+) -> anyhow::Result<ExitCode> {
     // Blocked before the supervisor starts its threads (creating the
     // container, a pull included, leaves none running), so they all leave
     // these signals to the one that passes them to the container; until
@@ -225,7 +250,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
     supervise::block_signals(supervise::FORWARDED)?;
     let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
     let io = Io::Attached {
-        stdin: if args.interactive {
+        stdin: if interactive {
             Some(dup(std::io::stdin().as_fd())?)
         } else {
             None
@@ -234,11 +259,12 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         stderr: dup(std::io::stderr().as_fd())?,
     };
     let supervision = Supervision {
-        store: &store,
+        store,
         record,
         io,
-        tty: args.tty,
+        tty,
         forward_signals: true,
+        keep_on_failure,
     };
     match supervise::run(supervision, &mut |_| {}) {
         Ok(code) => Ok(ExitCode::from(code as u8)),
@@ -255,6 +281,27 @@ fn detach(
     global: &GlobalArgs,
     printer: Printer,
 ) -> anyhow::Result<ExitCode> {
+    match start_monitor(store, record, tty, false, global, printer)? {
+        Ok(()) => {
+            writeln!(printer.stdout(), "{}", record.id)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+/// Starts the monitor of a created container (`run -d`, `start`) and waits
+/// until the container runs; a failure is printed and its exit code
+/// returned. With `keep_on_failure` (`start`) a container that cannot
+/// start stays.
+pub(super) fn start_monitor(
+    store: &Store,
+    record: &ContainerRecord,
+    tty: bool,
+    keep_on_failure: bool,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> anyhow::Result<Result<(), ExitCode>> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("--root")
@@ -263,25 +310,30 @@ fn detach(
     if tty {
         command.arg("--tty");
     }
+    if keep_on_failure {
+        command.arg("--keep-on-failure");
+    }
     let log = container::container_dir(store, &record.id).join(monitor::MONITOR_LOG);
     match monitor::spawn(command, &log)? {
-        Some(Outcome::Started) => {
-            writeln!(printer.stdout(), "{}", record.id)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Outcome::Started) => Ok(Ok(())),
         Some(Outcome::Failed { message, code }) => {
             printer.error_message(message);
-            Ok(ExitCode::from(code as u8))
+            Ok(Err(ExitCode::from(code as u8)))
         }
         None => {
-            // The monitor died before it could say; make sure nothing is left.
-            let _ = control::remove(store, &record.id, true);
+            // The monitor died before it could say; make sure nothing is
+            // left of a new container. An existing one stays: the next `ps`
+            // records the exit its dead owner could not (the caller holds
+            // the container's lock, which that takes).
+            if !keep_on_failure {
+                let _ = control::remove(store, &record.id, true);
+            }
             let message = format!(
                 "the monitor of container {} exited before the container started",
                 record.short_id()
             );
             printer.error_message(message);
-            Ok(ExitCode::from(BERTH_FAILED))
+            Ok(Err(ExitCode::from(BERTH_FAILED)))
         }
     }
 }

@@ -200,15 +200,21 @@ fn state(record: &ContainerRecord) -> Value {
             started,
             finished,
         } => ("exited", false, 0, code, Some(started), Some(finished)),
+        State::Dead { finished } => ("dead", false, 0, 0, None, Some(finished)),
+        State::Removing => ("removing", false, 0, 0, None, None),
     };
+    // The lifecycle's status: a running container may be paused (its freezer says so).
+    let current = record.status();
+    let paused = current == berth_containers::lifecycle::Status::Paused;
+    let status = if paused { current.as_str() } else { status };
     let time = |secs: Option<i64>| secs.map_or(ZERO_TIME.to_string(), berth_store::oci::rfc3339);
     json!({
         "Status": status,
         "Running": running,
-        "Paused": false,
+        "Paused": paused,
         "Restarting": false,
         "OOMKilled": false,
-        "Dead": false,
+        "Dead": matches!(record.state, State::Dead { .. }),
         "Pid": pid,
         "ExitCode": exit_code,
         "Error": "",
