@@ -24,6 +24,7 @@ mod save;
 mod stop;
 mod tag;
 mod transfer_progress;
+mod update;
 mod version;
 
 use crate::printer::Printer;
@@ -109,7 +110,8 @@ pub enum Command {
     /// Read images from an OCI layout or docker-archive tar.
     Load(load::LoadArgs),
     /// Run a command in a new container from an image.
-    Run(run::RunArgs),
+    // Boxed: its flags make it much larger than the other variants.
+    Run(Box<run::RunArgs>),
     /// List the containers berth started.
     Ps(ps::PsArgs),
     /// Run a command in a running container.
@@ -120,6 +122,8 @@ pub enum Command {
     Rm(rm::RmArgs),
     /// Show the output of a container.
     Logs(logs::LogsArgs),
+    /// Change the resource limits and restart policy of containers.
+    Update(update::UpdateArgs),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -151,6 +155,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => stop::run(&args, &cli.global, printer),
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
+        Command::Update(args) => update::run(&args, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }

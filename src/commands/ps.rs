@@ -107,6 +107,7 @@ fn state_name(r: &ContainerRecord) -> &'static str {
     match r.state {
         State::Created => "created",
         State::Running { .. } if r.is_running() => "running",
+        State::Restarting { .. } => "restarting",
         _ => "exited",
     }
 }
@@ -129,6 +130,9 @@ fn status(r: &ContainerRecord, now: i64) -> String {
         State::Running { .. } => "Exiting".into(),
         State::Exited { code, finished, .. } => {
             format!("Exited ({code}) {} ago", duration(now - finished))
+        }
+        State::Restarting { code, finished, .. } => {
+            format!("Restarting ({code}) {} ago", duration(now - finished))
         }
     }
 }
