@@ -65,6 +65,7 @@ pub fn reconcile(
     store: &Store,
     record: ContainerRecord,
 ) -> Result<Option<ContainerRecord>, ContainerError> {
+    let record = super::restart::reconcile_restarting(store, record)?;
     if !matches!(record.state, State::Running { .. }) || record.is_running() || record.owner_alive()
     {
         return Ok(Some(record));

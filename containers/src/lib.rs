@@ -139,6 +139,9 @@ pub enum State {
         started: i64,
         /// When it ended, in seconds since the epoch.
         finished: i64,
+        /// The monitor that restarts it, and its start time.
+        #[serde(default)]
+        owner: (i32, u64),
     },
 }
 

@@ -81,10 +81,12 @@ pub fn keep_for_restart(
     // A container already gone is what is wanted.
     let _ = runtime_of(store, &current).delete(&current.id, true);
     current.restart_count = current.restart_count.saturating_add(1);
+    let me = std::process::id() as i32;
     current.state = State::Restarting {
         code,
         started,
         finished: super::now(),
+        owner: (me, super::process_start(me).unwrap_or(0)),
     };
     super::save(store, &current)?;
     Ok(true)
@@ -125,6 +127,30 @@ pub fn wait_backoff(
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
     }
+}
+
+/// Finishes a container left `Restarting` by a monitor that died (killed
+/// between two runs): exited, with the last run's code. Returns the record
+/// as it is now.
+pub fn reconcile_restarting(
+    store: &Store,
+    record: ContainerRecord,
+) -> Result<ContainerRecord, ContainerError> {
+    let State::Restarting {
+        code,
+        started,
+        owner: (pid, start),
+        ..
+    } = record.state
+    else {
+        return Ok(record);
+    };
+    if pid > 0 && super::process_start(pid) == Some(start) {
+        return Ok(record);
+    }
+    tracing::warn!(container = %record.id, "the monitor of the restarting container is gone; cleaning up");
+    finish(store, &record, started, code)?;
+    load(store, &record.id)
 }
 
 /// How long `stop` waits for the monitor of a restarting container to
@@ -257,6 +283,26 @@ mod tests {
         ));
         // A container removed meanwhile has nothing to mark.
         mark_stopped_by_user(&store, "gone").unwrap();
+    }
+
+    #[test]
+    fn a_restarting_container_whose_monitor_died_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut record = stored(&store, "always", true);
+        assert!(keep_for_restart(&store, &record, 5, 2).unwrap());
+        // Kept while its monitor (this process) lives.
+        let kept = reconcile_restarting(&store, load(&store, &record.id).unwrap()).unwrap();
+        assert!(matches!(kept.state, State::Restarting { .. }));
+        record.state = State::Restarting {
+            code: 2,
+            started: 5,
+            finished: 6,
+            owner: (i32::MAX, 1),
+        };
+        super::super::save(&store, &record).unwrap();
+        let now = reconcile_restarting(&store, record).unwrap();
+        assert!(matches!(now.state, State::Exited { code: 2, .. }));
     }
 
     #[test]

@@ -309,6 +309,12 @@ pub fn run(
     // A container that ran before (a restart) stays, to be recorded as
     // exited; a new one goes entirely.
     let fresh = matches!(record.state, State::Created);
+    if !matches!(record.state, State::Restarting { .. }) {
+        // A start by the user lets the restart policy act again.
+        if let Err(e) = super::restart::clear_stopped_by_user(store, &record.id) {
+            tracing::warn!(error = %e, container = %record.id, "the restart policy stays off");
+        }
+    }
     let fail = |message: String, code: i32| {
         // A container already gone is what is wanted.
         let _ = runtime.delete(&id, true);

@@ -38,7 +38,7 @@ pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Resu
     for record in container::list(&store)? {
         // A container whose owner died is cleaned up now, as its owner would have.
         if let Some(record) = control::reconcile(&store, record)?
-            && (args.all || record.is_running())
+            && (args.all || record.is_running() || matches!(record.state, State::Restarting { .. }))
         {
             records.push(record);
         }
