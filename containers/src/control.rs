@@ -115,12 +115,17 @@ pub fn stop(
     wanted: &str,
     timeout: Duration,
 ) -> Result<ContainerRecord, ContainerError> {
-    let record = find(store, wanted)?;
+    let mut record = find(store, wanted)?;
     // Before any signal, so the restart policy leaves it stopped.
     super::restart::mark_stopped_by_user(store, &record.id)?;
     if matches!(record.state, State::Restarting { .. }) {
         super::restart::stop_restarting(store, &record.id)?;
-        return Ok(record);
+        // A restart already under way runs it once more: stop that run.
+        record = match load(store, &record.id) {
+            Ok(now) => now,
+            Err(ContainerError::NotFound(_)) => return Ok(record),
+            Err(e) => return Err(e),
+        };
     }
     if !record.is_running() {
         if matches!(record.state, State::Running { .. }) {

@@ -1310,6 +1310,18 @@ mod tests {
             serde_json::from_slice(&apply_to_config(&config, &Resources::default()).unwrap())
                 .unwrap();
         assert!(v["mounts"].to_string().contains("size=65536k"));
+        // Without flags the round trip through the typed spec changes
+        // nothing but the order of the capability sets (hash sets there).
+        let sorted_caps = |mut v: serde_json::Value| {
+            for set in ["bounding", "effective", "permitted"] {
+                if let Some(caps) = v["process"]["capabilities"][set].as_array_mut() {
+                    caps.sort_by_key(|c| c.to_string());
+                }
+            }
+            v
+        };
+        let original: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        assert_eq!(sorted_caps(v.clone()), sorted_caps(original));
         assert_eq!(v["process"]["rlimits"][0]["soft"], 4096);
         assert!(v["linux"]["resources"]["memory"].is_null());
     }

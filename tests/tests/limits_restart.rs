@@ -355,3 +355,46 @@ fn on_failure_gives_up_after_the_maximum_and_ignores_success() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(env.record(&succeeding)["restart_count"], 0, "{record:#}");
 }
+
+#[test]
+fn a_container_between_restarts_is_stopped_or_removed_for_good() {
+    let env = Env::new(bins::berth_runtime());
+    let id = env.run_detached(&["--restart", "always"], &["sh", "-c", "exit 1"]);
+    // By the fourth restart the backoff (800 ms) dwarfs the run, so the
+    // container is mostly between runs.
+    env.wait_record(&id, Duration::from_secs(20), |r| {
+        r["restart_count"].as_u64() >= Some(4)
+    });
+    // ps (without -a) lists it as docker's does, seen between two runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.ok(&["ps"]).contains("Restarting (1)") {
+        assert!(Instant::now() < deadline, "ps never showed it restarting");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.ok(&["stop", &id]);
+    let stopped = env.record(&id);
+    assert_eq!(status(&stopped), "exited", "{stopped:#}");
+    std::thread::sleep(Duration::from_secs(3));
+    let later = env.record(&id);
+    assert_eq!(status(&later), "exited", "{later:#}");
+    assert_eq!(later["restart_count"], stopped["restart_count"]);
+
+    let other = env.run_detached(&["--restart", "always"], &["sh", "-c", "exit 1"]);
+    env.wait_record(&other, Duration::from_secs(20), |r| {
+        r["restart_count"].as_u64() >= Some(4)
+    });
+    let out = env.berth(&["rm", &other]);
+    assert!(
+        !out.status.success(),
+        "rm without -f removed a restarting container"
+    );
+    env.ok(&["rm", "-f", &other]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!env.store().join("containers").join(&other).exists());
+    let store = env.store().to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!("{store}/containers/{other}")),
+        "mounts left"
+    );
+}
