@@ -662,7 +662,8 @@ pub enum CgroupVersion {
 /// The cgroup files (`controller/file` for v1, `file` for v2) and values
 /// the runtime writes for `resources`, as runc and libcgroups map them:
 /// on v2 `memory.swap.max` is swap minus memory, `cpu.max` is
-/// `quota period`, and `cpu.weight` comes from the shares by runc's formula.
+/// `quota period`, and `cpu.weight` comes from the shares
+/// ([`shares_to_weight`]).
 pub fn cgroup_files(resources: &LinuxResources, version: CgroupVersion) -> Vec<(String, String)> {
     let mut files = Vec::new();
     let mut put = |file: &str, value: String| files.push((file.to_string(), value));
@@ -755,14 +756,23 @@ pub fn cgroup_files(resources: &LinuxResources, version: CgroupVersion) -> Vec<(
     files
 }
 
-/// runc's conversion of cgroup v1 CPU shares (2..262144) to a v2 weight
-/// (1..10000).
+/// The conversion of cgroup v1 CPU shares (2..262144) to a v2 weight
+/// (1..10000) that berth-runtime's libcgroups and runc >= 1.3 use: a
+/// quadratic in log2(shares) that maps docker's default 1024 to v2's
+/// default 100 (the older linear formula gave 39).
 pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
         return 0;
     }
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let log = (shares as f64).log2();
+    let exponent = (log * log + 125.0 * log) / 612.0 - 7.0 / 34.0;
+    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
 }
 
 /// What `berth update` changes: the flags given, each `None` when absent.
@@ -1205,7 +1215,7 @@ mod tests {
             // v2 limits swap alone: the total minus the memory.
             ("memory.swap.max", "536870912"),
             ("memory.low", "268435456"),
-            ("cpu.weight", "20"),
+            ("cpu.weight", "59"),
             ("cpu.max", "150000 100000"),
             ("cpuset.cpus", "0"),
             ("pids.max", "100"),
@@ -1228,10 +1238,11 @@ mod tests {
     }
 
     #[test]
-    fn shares_convert_to_weights_as_runc_does() {
+    fn shares_convert_to_weights_as_libcgroups_does() {
         for (shares, weight) in [
             (2, 1),
-            (1024, 39),
+            (1024, 100),
+            (512, 59),
             (262_144, 10_000),
             (1, 1),
             (u64::MAX, 10_000),
