@@ -78,6 +78,14 @@ pub enum LimitError {
     /// Any of the daemon's rules for combinations, with docker's wording.
     #[error("{0}")]
     Rule(&'static str),
+    /// `--cpuset-cpus` naming CPUs the machine lacks.
+    #[error("Requested CPUs are not available - requested {requested}, available: {available}")]
+    CpusetUnavailable {
+        /// The set asked for.
+        requested: String,
+        /// The CPUs there are.
+        available: String,
+    },
     /// `--cpus` beyond the machine.
     #[error("range of CPUs is from 0.01 to {count}.00, as there are only {count} CPUs available")]
     CpusRange {
@@ -483,6 +491,18 @@ fn check_cpu(r: &Resources, host: Host) -> Result<(), LimitError> {
             "CPU cfs quota can not be less than 1ms (i.e. 1000)",
         ));
     }
+    if valid_cpuset(&r.cpuset_cpus)
+        && let Some(highest) = highest_in_set(&r.cpuset_cpus)
+        && highest as usize >= host.cpus
+    {
+        return Err(LimitError::CpusetUnavailable {
+            requested: r.cpuset_cpus.clone(),
+            available: match host.cpus {
+                0 | 1 => "0".to_string(),
+                n => format!("0-{}", n - 1),
+            },
+        });
+    }
     for (set, what) in [(&r.cpuset_cpus, "cpus"), (&r.cpuset_mems, "mems")] {
         if !set.is_empty() && !valid_cpuset(set) {
             return Err(LimitError::Number {
@@ -497,6 +517,13 @@ fn check_cpu(r: &Resources, host: Host) -> Result<(), LimitError> {
         }
     }
     Ok(())
+}
+
+/// The highest number in a valid set, `None` for an empty one.
+fn highest_in_set(set: &str) -> Option<u32> {
+    set.split([',', '-'])
+        .filter_map(|n| n.parse::<u32>().ok())
+        .max()
 }
 
 /// Whether `set` is a list of numbers and ranges (`0-2,4`), as the kernel
@@ -1141,6 +1168,20 @@ mod tests {
                     ..Default::default()
                 },
                 Err("for cpuset cpus"),
+            ),
+            (
+                Resources {
+                    cpuset_cpus: "0,2-7".into(),
+                    ..Default::default()
+                },
+                Err("Requested CPUs are not available - requested 0,2-7, available: 0-3"),
+            ),
+            (
+                Resources {
+                    cpuset_cpus: "0-3".into(),
+                    ..Default::default()
+                },
+                Ok(0),
             ),
             (
                 Resources {
