@@ -2,11 +2,13 @@
 //! --shm-size`) read back from the container's own cgroup files and from
 //! inside it, `berth update` changing them, and restart policies: `always`
 //! brings a killed process back, `on-failure:N` gives up after N restarts,
-//! and `berth stop` is never undone. With berth-runtime and Debian's runc.
+//! and `berth stop` is never undone. With berth-runtime and Debian's runc,
+//! and side by side with podman given the same flags.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod build_common;
 
+use berth_e2e::podman::Podman;
 use berth_e2e::{bins, require};
 use build_common::BuildEnv;
 use serde_json::Value;
@@ -396,5 +398,70 @@ fn a_container_between_restarts_is_stopped_or_removed_for_good() {
     assert!(
         !mounts.contains(&format!("{store}/containers/{other}")),
         "mounts left"
+    );
+}
+
+#[test]
+fn limits_match_podmans_given_the_same_flags() {
+    let env = Env::new(bins::berth_runtime());
+    let podman = Podman::new();
+    let tar = podman.dir().join("rootfs.tar");
+    let status = Command::new(require::program("tar", "tar"))
+        .arg("-C")
+        .arg(bins::fixtures().join("busybox/rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar of the busybox rootfs failed");
+    let image = "localhost/berth-limits-busybox:test";
+    podman.ok(&["import", tar.to_str().unwrap(), image]);
+
+    // What the process sees of its own limits: its cgroup (mounted at
+    // /sys/fs/cgroup inside), its rlimits and /dev/shm.
+    let probe = if is_v2() {
+        "cd /sys/fs/cgroup && cat memory.max memory.swap.max memory.low cpu.max cpu.weight \
+         pids.max; ulimit -n; ulimit -Hn; grep /dev/shm /proc/mounts"
+    } else {
+        "cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes \
+         memory/memory.soft_limit_in_bytes cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us \
+         cpu/cpu.shares pids/pids.max; ulimit -n; ulimit -Hn; grep /dev/shm /proc/mounts"
+    };
+    let flags = [
+        "--memory",
+        "512m",
+        "--memory-reservation",
+        "256m",
+        "--cpus",
+        "1.5",
+        "--cpu-shares",
+        "512",
+        "--pids-limit",
+        "100",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--shm-size",
+        "128m",
+    ];
+    let mut podman_run = vec!["run", "--rm", "--network", "none"];
+    // This machine's hard limit on processes is below podman's default.
+    podman_run.extend(["--ulimit", "nproc=4096:4096"]);
+    podman_run.extend(flags);
+    podman_run.extend([image, "sh", "-c", probe]);
+    let theirs = podman.ok(&podman_run);
+
+    let mut berth_run = vec!["run", "--rm", "--network", "none"];
+    berth_run.extend(flags);
+    berth_run.extend(["busybox", "sh", "-c", probe]);
+    let ours = env.ok(&berth_run);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.starts_with(if is_v2() {
+            "536870912\n536870912\n"
+        } else {
+            "536870912\n1073741824\n"
+        }),
+        "{ours}"
     );
 }
