@@ -78,6 +78,15 @@ pub enum LimitError {
     /// Any of the daemon's rules for combinations, with docker's wording.
     #[error("{0}")]
     Rule(&'static str),
+    /// A `--cpuset-cpus` or `--cpuset-mems` that is not a list of numbers
+    /// and ranges.
+    #[error("invalid value {value} for cpuset {what}")]
+    Cpuset {
+        /// The value.
+        value: String,
+        /// `cpus` or `mems`.
+        what: &'static str,
+    },
     /// `--cpuset-cpus` naming CPUs the machine lacks.
     #[error("Requested CPUs are not available - requested {requested}, available: {available}")]
     CpusetUnavailable {
@@ -505,14 +514,9 @@ fn check_cpu(r: &Resources, host: Host) -> Result<(), LimitError> {
     }
     for (set, what) in [(&r.cpuset_cpus, "cpus"), (&r.cpuset_mems, "mems")] {
         if !set.is_empty() && !valid_cpuset(set) {
-            return Err(LimitError::Number {
-                flag: if what == "cpus" {
-                    "--cpuset-cpus"
-                } else {
-                    "--cpuset-mems"
-                },
+            return Err(LimitError::Cpuset {
                 value: set.clone(),
-                reason: format!("invalid value {set} for cpuset {what}"),
+                what,
             });
         }
     }

@@ -328,6 +328,11 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256 << 20);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
+        let mut removed_at_exit = load(&store, &record.id).unwrap();
+        removed_at_exit.auto_remove = true;
+        super::super::save(&store, &removed_at_exit).unwrap();
+        let err = update(&store, "box", &change).unwrap_err().to_string();
+        assert!(err.contains("AutoRemove is enabled"), "{err}");
         let too_small = Update {
             memory: Some(1024),
             ..Default::default()
