@@ -85,10 +85,13 @@ impl Env {
             if done(&record) {
                 return record;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the container never reached the wanted state: {record:#}"
-            );
+            if Instant::now() >= deadline {
+                let log = self.store().join("containers").join(id).join("monitor.log");
+                panic!(
+                    "the container never reached the wanted state: {record:#}\nmonitor.log:\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -103,6 +106,23 @@ impl Drop for Env {
             let id = entry.file_name().to_string_lossy().into_owned();
             let _ = self.berth(&["rm", "-f", &id]);
         }
+    }
+}
+
+/// Waits until `pid` runs the container's command: the record says
+/// "running" from the runtime's create on, before the start that execs it.
+fn wait_for_command(pid: i32, command: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != command
+    {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never ran {command}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -190,7 +210,32 @@ fn limits_reach_the_cgroup_and_update_changes_them(runtime: PathBuf) {
     }
     assert_eq!(read(&pids, "pids.max"), "100");
 
-    let inside = env.ok(&["exec", &id, "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    // The container's own process, as the kernel sees it.
+    wait_for_command(pid, "sleep");
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["1024", "2048"],
+        "{open_files}"
+    );
+    // And inside, with `ulimit` in a process berth runs there.
+    let runtime = env.runtime.to_string_lossy().into_owned();
+    let inside = env.ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        &runtime,
+        "--ulimit",
+        "nofile=1024:2048",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
     assert_eq!(inside, "1024\n2048\n");
     let mounts = env.ok(&["exec", &id, "cat", "/proc/mounts"]);
     let shm = mounts
@@ -292,6 +337,7 @@ fn restart_always_brings_a_killed_process_back_and_stop_is_final() {
     let env = Env::new(bins::berth_runtime());
     let id = env.run_detached(&["--restart", "always"], &["sleep", "300"]);
     let first = pid(&env.record(&id));
+    wait_for_command(first, "sleep");
     // SAFETY: kill has no memory-safety preconditions; the pid is the
     // container's process, alive as the record was just read.
     assert_eq!(unsafe { libc::kill(first, libc::SIGKILL) }, 0);
@@ -300,7 +346,7 @@ fn restart_always_brings_a_killed_process_back_and_stop_is_final() {
     });
     let second = pid(&record);
     assert_ne!(second, first);
-    assert!(Path::new(&format!("/proc/{second}")).exists());
+    wait_for_command(second, "sleep");
     assert!(env.ok(&["ps"]).contains("Up "));
 
     // Killed again: the count goes on.
