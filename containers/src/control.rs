@@ -77,6 +77,7 @@ pub fn reconcile(
             tracing::warn!(error = %e, container = %record.id, "detaching an abandoned network attachment");
         }
     }
+    let record = super::restart::reconcile_restarting(store, record)?;
     if !matches!(record.state, State::Running { .. }) || record.is_running() || record.owner_alive()
     {
         return Ok(Some(record));
@@ -126,7 +127,18 @@ pub fn stop(
     wanted: &str,
     timeout: Duration,
 ) -> Result<ContainerRecord, ContainerError> {
-    let record = find(store, wanted)?;
+    let mut record = find(store, wanted)?;
+    // Before any signal, so the restart policy leaves it stopped.
+    super::restart::mark_stopped_by_user(store, &record.id)?;
+    if matches!(record.state, State::Restarting { .. }) {
+        super::restart::stop_restarting(store, &record.id)?;
+        // A restart already under way runs it once more: stop that run.
+        record = match load(store, &record.id) {
+            Ok(now) => now,
+            Err(ContainerError::NotFound(_)) => return Ok(record),
+            Err(e) => return Err(e),
+        };
+    }
     if !record.is_running() {
         if matches!(record.state, State::Running { .. }) {
             settle(store, &record.id)?;
@@ -158,6 +170,10 @@ pub fn remove(store: &Store, wanted: &str, force: bool) -> Result<ContainerRecor
     let record = find(store, wanted)?;
     let status = record.status();
     allowed(&record, status, Action::Remove { force })?;
+    if record.is_running() || status == Status::Restarting {
+        // So the restart policy does not bring it back while it goes.
+        super::restart::mark_stopped_by_user(store, &record.id)?;
+    }
     if record.is_running() {
         signal(store, &record, "SIGKILL")?;
         if status == Status::Paused {
@@ -234,6 +250,8 @@ pub fn kill(store: &Store, wanted: &str, signal: &str) -> Result<ContainerRecord
     let record = current(store, wanted)?;
     let status = record.status();
     allowed(&record, status, Action::Kill)?;
+    // A kill by the user is not undone by the restart policy, as docker's.
+    super::restart::mark_stopped_by_user(store, &record.id)?;
     runtime_of(store, &record).kill(&record.id, signal, false)?;
     if status == Status::Paused && matches!(signal, "KILL" | "SIGKILL" | "9") {
         // A frozen process dies only once thawed.
@@ -319,7 +337,8 @@ pub fn wait(store: &Store, wanted: &str) -> Result<i32, ContainerError> {
             Err(e) => return Err(e),
         };
         match record.state {
-            State::Exited { code, .. } => return Ok(code),
+            // docker's `wait` returns at an exit the restart policy undoes too.
+            State::Exited { code, .. } | State::Restarting { code, .. } => return Ok(code),
             State::Dead { .. } | State::Removing => return Ok(255),
             State::Created => std::thread::sleep(Duration::from_millis(200)),
             State::Running { pid, .. } => {

@@ -130,6 +130,9 @@ pub fn create(
         });
     }
 
+    let mut limits = options.resources.clone();
+    limits.validate(options.auto_remove, crate::resources::Host::detect())?;
+
     let _lease = store.lease()?;
     let image = load_or_fetch(store, &options.image, fetcher)?;
     let run_config = &image.config.config;
@@ -189,6 +192,9 @@ pub fn create(
             network: options.attach.clone(),
             state: State::Created,
             ports,
+            resources: limits.resources.clone(),
+            restart_policy: limits.restart,
+            restart_count: 0,
         };
         if let Err(e) = super::save(store, &record) {
             let _ = tmp::remove_tree(&dir);
@@ -321,6 +327,8 @@ fn build_bundle(
         }
         None => spec,
     };
+    let spec = crate::resources::apply_to_config(&spec, &record.resources)
+        .map_err(|e| cio("rendering", &config_path)(std::io::Error::other(e)))?;
     fs::write(&config_path, spec).map_err(cio("writing", &config_path))?;
     Ok(())
 }

@@ -25,7 +25,9 @@
 //! - [`monitor`]: the process that owns a detached container;
 //! - [`control`]: stopping and removing containers;
 //! - [`lifecycle`]: docker's statuses and which command each allows;
-//! - [`lookup`]: finding the command in the image, for Docker's exit codes.
+//! - [`lookup`]: finding the command in the image, for Docker's exit codes;
+//! - [`resources`]: resource limits and restart policies, docker's way;
+//! - [`restart`]: the monitor's restart policy loop and `berth update`.
 
 pub mod console;
 pub mod control;
@@ -39,6 +41,8 @@ pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod options;
+pub mod resources;
+pub mod restart;
 pub mod runc;
 pub mod supervise;
 
@@ -92,6 +96,16 @@ pub struct ContainerRecord {
     /// The ports it publishes on the host (`-p`, `-P`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<network::ports::PortMapping>,
+    /// The resource limits (`--memory`, `--cpus`, …), with docker's
+    /// `HostConfig` names.
+    #[serde(default)]
+    pub resources: resources::Resources,
+    /// `--restart` (docker's `HostConfig.RestartPolicy`).
+    #[serde(default)]
+    pub restart_policy: resources::RestartPolicy,
+    /// How often the restart policy has restarted it (`RestartCount`).
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// A container's state.
@@ -131,6 +145,19 @@ pub enum State {
     },
     /// It is being removed.
     Removing,
+    /// The process ended and the restart policy starts it again after a
+    /// delay (docker's "restarting").
+    Restarting {
+        /// The exit code of the run that ended.
+        code: i32,
+        /// When that run started, in seconds since the epoch.
+        started: i64,
+        /// When it ended, in seconds since the epoch.
+        finished: i64,
+        /// The monitor that restarts it, and its start time.
+        #[serde(default)]
+        owner: (i32, u64),
+    },
 }
 
 /// Errors of container operations.
@@ -243,6 +270,9 @@ pub enum ContainerError {
     /// The container's status does not allow the command (docker's words).
     #[error(transparent)]
     Transition(#[from] lifecycle::TransitionError),
+    /// A resource limit or restart policy docker refuses.
+    #[error(transparent)]
+    Limits(#[from] resources::LimitError),
     /// The container runs and `rm` was not forced.
     #[error(
         "container {0} is running\nhint: stop it first (berth stop), or force the removal with -f"
@@ -445,6 +475,9 @@ mod tests {
             network: None,
             state: State::Created,
             ports: Vec::new(),
+            resources: Default::default(),
+            restart_policy: Default::default(),
+            restart_count: 0,
         }
     }
 

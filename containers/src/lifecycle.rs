@@ -82,6 +82,7 @@ impl State {
             State::Running { .. } | State::Exited { .. } => Status::Exited,
             State::Dead { .. } => Status::Dead,
             State::Removing => Status::Removing,
+            State::Restarting { .. } => Status::Restarting,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub publish: Vec<PortRequest>,
     /// `-P`: publish every port the image exposes.
     pub publish_all: bool,
+    /// The resource limits and the restart policy.
+    pub resources: crate::resources::Limits,
 }
 
 /// A parsed `-v` bind mount.

@@ -311,6 +311,15 @@ pub fn run(
     let runtime = runtime_of(store, &record);
     let id = record.id.clone();
     let state_before = record.state.clone();
+    // A container that ran before (a restart) stays, to be recorded as
+    // exited; a new one goes entirely, unless the user's `start` keeps it.
+    let fresh = matches!(record.state, State::Created);
+    if !matches!(record.state, State::Restarting { .. }) {
+        // A start by the user lets the restart policy act again.
+        if let Err(e) = super::restart::clear_stopped_by_user(store, &record.id) {
+            tracing::warn!(error = %e, container = %record.id, "the restart policy stays off");
+        }
+    }
     let fail = |message: String, code: i32| {
         // A container already gone is what is wanted.
         let _ = runtime.delete(&id, true);
@@ -319,7 +328,7 @@ pub fn run(
         }
         if keep_on_failure {
             super::lifecycle::restore_after_failed_start(store, &id, &state_before);
-        } else {
+        } else if fresh {
             let _ = tmp::remove_tree(&dir);
         }
         ContainerError::Start { message, code }
@@ -520,7 +529,15 @@ pub fn run(
         }
         Err(e) => return Err(cio("waiting for the container process of", &dir)(e)),
     };
-    finish(store, &record, started, code)?;
+    if super::restart::keep_for_restart(store, &record, started, code)? {
+        // The next run attaches afresh, as docker gives a restarted
+        // container a new sandbox.
+        if let Err(e) = crate::network::attach::detach(store, &record.id) {
+            tracing::warn!(error = %e, container = %record.id, "detaching the container's network");
+        }
+    } else {
+        finish(store, &record, started, code)?;
+    }
     reap_orphans();
     Ok(code)
 }

@@ -36,6 +36,7 @@ mod system;
 mod tag;
 mod transfer_progress;
 mod unpause;
+mod update;
 mod version;
 mod wait;
 
@@ -130,7 +131,8 @@ pub enum Command {
     /// Read images from an OCI layout or docker-archive tar.
     Load(load::LoadArgs),
     /// Run a command in a new container from an image.
-    Run(run::RunArgs),
+    // Boxed: its flags make it much larger than the other variants.
+    Run(Box<run::RunArgs>),
     /// List the containers berth started.
     Ps(ps::PsArgs),
     /// Run a command in a running container.
@@ -166,6 +168,8 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Show a running container's output from now on.
     Attach(attach::AttachArgs),
+    /// Change the resource limits and restart policy of containers.
+    Update(update::UpdateArgs),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -211,6 +215,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Wait(args) => wait::run(&args, &cli.global, printer),
         Command::Rename(args) => rename::run(&args, &cli.global, printer),
         Command::Attach(args) => attach::run(&args, &cli.global, printer),
+        Command::Update(args) => update::run(&args, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }

@@ -82,7 +82,12 @@ pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Resu
     let all = args.all || last.is_some() || filters.wants_stopped();
     let mut shown: Vec<(ContainerRecord, Status)> = records
         .into_iter()
-        .filter(|(_, status)| all || *status == Status::Running || *status == Status::Paused)
+        .filter(|(_, status)| {
+            all || matches!(
+                status,
+                Status::Running | Status::Paused | Status::Restarting
+            )
+        })
         .filter(|(r, status)| filters.matches(r, *status))
         .collect();
     if let Some(n) = last {
@@ -163,6 +168,9 @@ fn status_text(state: &State, status: Status, now: i64) -> String {
         }
         (Status::Exited, State::Exited { code, finished, .. }) => {
             format!("Exited ({code}) {} ago", duration(now - finished))
+        }
+        (Status::Restarting, State::Restarting { code, finished, .. }) => {
+            format!("Restarting ({code}) {} ago", duration(now - finished))
         }
         // The process is gone and its owner is recording the exit.
         (Status::Exited, _) => "Exiting".into(),

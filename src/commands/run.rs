@@ -202,6 +202,14 @@ pub(super) fn create_from(
     {
         printer.warn("published ports are discarded when using host or none network mode");
     }
+    let mut limits = args.resources.limits();
+    match limits.validate(args.rm, berth_containers::resources::Host::detect()) {
+        Ok(warnings) => warnings.into_iter().for_each(|w| printer.warn(w)),
+        Err(e) => {
+            printer.error(&e);
+            return Err(ExitCode::from(BERTH_FAILED));
+        }
+    }
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -228,6 +236,7 @@ pub(super) fn create_from(
         seccomp,
         publish,
         publish_all: args.network.publish_all,
+        resources: limits,
     };
     create(store, &options, &RegistryFetcher { printer }).map_err(|e| fail(printer, &e))
 }

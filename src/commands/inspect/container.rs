@@ -202,6 +202,12 @@ fn state(record: &ContainerRecord) -> Value {
         } => ("exited", false, 0, code, Some(started), Some(finished)),
         State::Dead { finished } => ("dead", false, 0, 0, None, Some(finished)),
         State::Removing => ("removing", false, 0, 0, None, None),
+        State::Restarting {
+            code,
+            started,
+            finished,
+            ..
+        } => ("restarting", false, 0, code, Some(started), Some(finished)),
     };
     // The lifecycle's status: a running container may be paused (its freezer says so).
     let current = record.status();
@@ -212,7 +218,7 @@ fn state(record: &ContainerRecord) -> Value {
         "Status": status,
         "Running": running,
         "Paused": paused,
-        "Restarting": false,
+        "Restarting": matches!(record.state, State::Restarting { .. }),
         "OOMKilled": false,
         "Dead": matches!(record.state, State::Dead { .. }),
         "Pid": pid,
