@@ -24,7 +24,8 @@
 //! - [`logfile`]: the log of a container's output;
 //! - [`monitor`]: the process that owns a detached container;
 //! - [`control`]: stopping and removing containers;
-//! - [`lookup`]: finding the command in the image, for Docker's exit codes.
+//! - [`lookup`]: finding the command in the image, for Docker's exit codes;
+//! - [`stats`], [`top`]: a running container's resource use and processes.
 
 pub mod console;
 pub mod control;
@@ -38,7 +39,9 @@ pub mod names;
 pub mod network;
 pub mod options;
 pub mod runc;
+pub mod stats;
 pub mod supervise;
+pub mod top;
 
 use berth_store::lock::{FileLock, LockMode};
 use berth_store::{Digest, Store, StoreError, atomic, io_err};
