@@ -160,15 +160,31 @@ pub fn sample(pid: i32, pid_start: u64) -> Result<Sample, StatsError> {
         ..Sample::default()
     };
     groups.read_into(pid, &mut sample, host.mem_total)?;
-    let path = PathBuf::from(format!("/proc/{pid}/net/dev"));
-    let text = read_bounded(&path, NET_DEV_LIMIT).map_err(io_error(&path))?;
-    (sample.net_rx, sample.net_tx) = parse_net_dev(&text);
+    // A container in the host's network namespace has no interfaces of its
+    // own: docker shows 0B for it, not the host's traffic.
+    if !same_namespace(pid, "net") {
+        let path = PathBuf::from(format!("/proc/{pid}/net/dev"));
+        let text = read_bounded(&path, NET_DEV_LIMIT).map_err(io_error(&path))?;
+        (sample.net_rx, sample.net_tx) = parse_net_dev(&text);
+    }
     // What was read is the container's only if its process still runs now:
     // the pidfd keeps the pid from being reused while it is unreaped.
     if exited(&pinned) {
         return Err(StatsError::NotRunning { pid });
     }
     Ok(sample)
+}
+
+/// Whether process `pid` is in this process's namespace of `kind`
+/// (compared by the namespace files' device and inode).
+fn same_namespace(pid: i32, kind: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = fs::metadata(format!("/proc/{pid}/ns/{kind}"));
+    let ours = fs::metadata(format!("/proc/self/ns/{kind}"));
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Whether the process a pidfd pins has exited (the pidfd polls readable).

@@ -21,8 +21,10 @@ mod rm;
 mod rmi;
 mod run;
 mod save;
+mod stats;
 mod stop;
 mod tag;
+mod top;
 mod transfer_progress;
 mod version;
 
@@ -120,6 +122,10 @@ pub enum Command {
     Rm(rm::RmArgs),
     /// Show the output of a container.
     Logs(logs::LogsArgs),
+    /// Show containers' resource use (CPU, memory, network, block I/O, pids).
+    Stats(stats::StatsArgs),
+    /// Show the processes of a running container.
+    Top(top::TopArgs),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -151,6 +157,8 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => stop::run(&args, &cli.global, printer),
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
+        Command::Stats(args) => stats::run(&args, &cli.global, printer),
+        Command::Top(args) => top::run(&args, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }
