@@ -3,6 +3,7 @@
 //! output goes through the `printer`.
 
 mod commands;
+mod format;
 mod printer;
 
 use clap::Parser;

@@ -2,37 +2,15 @@
 //! image's blobs take in the store (compressed layers, config, manifest).
 
 pub mod format;
-pub mod template;
 
 use super::GlobalArgs;
+use crate::format::{OutputFormat, write_rows};
 use crate::printer::Printer;
 use berth_store::images::{self, repository_of, short_id};
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::io::Write as _;
 use std::process::ExitCode;
-
-/// Output formats of `berth images`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListFormat {
-    /// Aligned columns.
-    Table,
-    /// A JSON array, one object per name (as the table has one row per name).
-    Json,
-    /// A docker-style template per row, e.g. `{{.Repository}}:{{.Tag}}`.
-    Template(String),
-}
-
-impl std::str::FromStr for ListFormat {
-    type Err = std::convert::Infallible;
-    fn from_str(text: &str) -> Result<ListFormat, Self::Err> {
-        Ok(match text {
-            "table" => ListFormat::Table,
-            "json" => ListFormat::Json,
-            template => ListFormat::Template(template.to_string()),
-        })
-    }
-}
 
 /// Arguments of `berth images`.
 #[derive(Debug, Args)]
@@ -50,10 +28,11 @@ pub struct ImagesArgs {
     /// ID, e.g. the same image loaded with compressed and plain layers).
     #[arg(long)]
     pub digests: bool,
-    /// The output format: table, json, or a template per row with docker's
-    /// fields (.Repository, .Tag, .ID, .Digest, .CreatedSince, .CreatedAt, .Size).
-    #[arg(long, default_value = "table", value_name = "FORMAT")]
-    pub format: ListFormat,
+    /// The output format: table, `table TEMPLATE`, json (one object per
+    /// line), or a Go template per row with docker's fields (.Repository,
+    /// .Tag, .ID, .Digest, .CreatedSince, .CreatedAt, .Size); `\t` is a tab.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 /// One row: an image under one of its names (or none).
@@ -65,6 +44,7 @@ struct Row<'a> {
 
 /// Lists the images.
 pub fn run(args: &ImagesArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    let output = OutputFormat::parse(args.format.as_deref())?;
     let store = global.open_store()?;
     let all = images::local_images(&store)?;
     let mut out = printer.stdout();
@@ -115,64 +95,49 @@ pub fn run(args: &ImagesArgs, global: &GlobalArgs, printer: Printer) -> anyhow::
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match &args.format {
-        ListFormat::Template(text) => {
-            let now = format::now();
-            for r in &rows {
-                let created = r.image.image.config.created.as_deref();
-                let row = json!({
-                    "Repository": r.repository,
-                    "Tag": r.tag,
-                    "ID": id(r.image),
-                    "Digest": r.image.top.digest,
-                    "CreatedSince": format::age(created, now),
-                    "CreatedAt": created,
-                    "Size": format::size(r.image.size()),
-                });
-                writeln!(out, "{}", template::render(text, &row)?)?;
-            }
-        }
-        ListFormat::Json => {
-            let list: Vec<_> = rows
-                .iter()
-                .map(|r| {
-                    json!({
-                        "Repository": r.repository,
-                        "Tag": r.tag,
-                        "Id": r.image.id(),
-                        "Digest": r.image.top.digest,
-                        "Names": r.image.names,
-                        "Created": r.image.image.config.created,
-                        "Size": r.image.size(),
-                    })
-                })
-                .collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
-        }
-        ListFormat::Table => {
-            let now = format::now();
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let mut row = vec![r.repository.to_string(), r.tag.to_string()];
-                    if args.digests {
-                        row.push(r.image.top.digest.to_string());
-                    }
-                    row.extend([
-                        id(r.image),
-                        format::age(r.image.image.config.created.as_deref(), now),
-                        format::size(r.image.size()),
-                    ]);
-                    row
-                })
-                .collect();
-            let mut header = vec!["REPOSITORY", "TAG"];
-            if args.digests {
-                header.push("DIGEST");
-            }
-            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-            write!(out, "{}", format::table(&header, &cells))?;
-        }
+    let now = format::now();
+    let table: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let created = r.image.image.config.created.as_deref();
+            json!({
+                "Containers": "N/A",
+                "CreatedAt": created_at(created),
+                "CreatedSince": format::age(created, now),
+                "Digest": r.image.top.digest.to_string(),
+                "ID": id(r.image),
+                "Repository": r.repository,
+                "SharedSize": "N/A",
+                "Size": format::size(r.image.size()),
+                "Tag": r.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": format::size(r.image.size()),
+            })
+        })
+        .collect();
+    let mut columns = vec![("REPOSITORY", "Repository"), ("TAG", "Tag")];
+    if args.digests {
+        columns.push(("DIGEST", "Digest"));
     }
+    columns.extend([
+        ("IMAGE ID", "ID"),
+        ("CREATED", "CreatedSince"),
+        ("SIZE", "Size"),
+    ]);
+    write_rows(&mut out, &output, &columns, &table)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// docker's CreatedAt: `2023-05-18 22:34:17 +0000 UTC`; empty when unknown.
+pub fn created_at(created: Option<&str>) -> String {
+    match created.and_then(images::time::parse_rfc3339) {
+        Some(secs) => {
+            let text = berth_store::oci::rfc3339(secs);
+            format!(
+                "{} +0000 UTC",
+                text.trim_end_matches('Z').replacen('T', " ", 1)
+            )
+        }
+        None => String::new(),
+    }
 }

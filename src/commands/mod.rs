@@ -6,6 +6,7 @@ mod container_flags;
 mod container_monitor;
 mod exec;
 mod history;
+mod image;
 mod images;
 mod import;
 mod inspect;
@@ -13,7 +14,6 @@ mod load;
 mod login;
 mod logout;
 mod logs;
-mod prune;
 mod ps;
 mod pull;
 mod push;
@@ -23,6 +23,7 @@ mod run;
 mod save;
 mod stats;
 mod stop;
+mod system;
 mod tag;
 mod top;
 mod transfer_progress;
@@ -100,12 +101,17 @@ pub enum Command {
     Rmi(rmi::RmiArgs),
     /// List the images in the local store.
     Images(images::ImagesArgs),
-    /// Show an image's manifest and configuration as JSON.
+    /// Show containers' and images' descriptions as JSON, with docker's keys.
     Inspect(inspect::InspectArgs),
     /// Show the layers of an image and the steps that made them.
     History(history::HistoryArgs),
-    /// Remove unreferenced blobs, snapshots and build cache records.
-    Prune(prune::PruneArgs),
+    /// Remove stopped containers, unused images and unreferenced content, as
+    /// `system prune -f` (-a: also every unused image and the build cache).
+    Prune(system::PruneArgs),
+    /// Manage images: ls, rm, prune, inspect, history, tag, save, load, import, push, pull.
+    Image(image::ImageArgs),
+    /// Show what uses the space (df), remove what is unused (prune).
+    System(system::SystemArgs),
     /// Write images to an OCI layout or docker-archive tar.
     Save(save::SaveArgs),
     /// Read images from an OCI layout or docker-archive tar.
@@ -148,7 +154,9 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Images(args) => images::run(&args, &cli.global, printer),
         Command::Inspect(args) => inspect::run(&args, &cli.global, printer),
         Command::History(args) => history::run(&args, &cli.global, printer),
-        Command::Prune(args) => prune::run(&args, &cli.global, printer),
+        Command::Prune(args) => system::run_prune(&args, &cli.global, printer),
+        Command::Image(args) => image::run(&args, &cli.global, printer),
+        Command::System(args) => system::run(&args, &cli.global, printer),
         Command::Save(args) => save::run(&args, &cli.global, printer),
         Command::Load(args) => load::run(&args, &cli.global, printer),
         Command::Run(args) => run::run(&args, &cli.global, printer),

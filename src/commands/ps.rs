@@ -1,10 +1,12 @@
 //! `berth ps`: list the containers berth started.
 
 use super::GlobalArgs;
-use super::images::format::{duration, table, truncate};
+use super::images::created_at;
+use super::images::format::{duration, truncate};
+use crate::format::{OutputFormat, write_rows};
 use crate::printer::Printer;
 use berth_containers::{self as container, ContainerRecord, State, control};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -17,22 +19,19 @@ pub struct PsArgs {
     /// Print only the ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// The output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
-}
-
-/// How `ps` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns.
-    Table,
-    /// One JSON object per line, as `docker ps --format json`.
-    Json,
+    /// Do not cut IDs and commands short.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// The output format: table, `table TEMPLATE`, json (one object per
+    /// line), or a Go template per row with docker's fields (.ID, .Image,
+    /// .Command, .CreatedAt, .RunningFor, .State, .Status, .Names, …).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 /// Lists the containers, newest first.
 pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    let output = OutputFormat::parse(args.format.as_deref())?;
     let store = global.open_store()?;
     let mut records = Vec::new();
     for record in container::list(&store)? {
@@ -52,50 +51,42 @@ pub fn run(args: &PsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Resu
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format {
-        Format::Json => {
-            for r in &records {
-                let line = serde_json::json!({
-                    "ID": r.id,
-                    "Image": r.image,
-                    "ImageDigest": r.image_digest.to_string(),
-                    "Command": quoted_command(r, usize::MAX),
-                    "CreatedAt": r.created,
-                    "RunningFor": format!("{} ago", duration(now - r.created)),
-                    "State": state_name(r),
-                    "ExitCode": exit_code(r),
-                    "Status": status(r, now),
-                    "Names": r.name,
-                });
-                writeln!(out, "{line}")?;
-            }
-        }
-        Format::Table => {
-            let rows: Vec<Vec<String>> = records
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.short_id().to_string(),
-                        r.image.clone(),
-                        quoted_command(r, 20),
-                        format!("{} ago", duration(now - r.created)),
-                        status(r, now),
-                        r.name.clone(),
-                    ]
-                })
-                .collect();
-            let header = [
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "NAMES",
-            ];
-            write!(out, "{}", table(&header, &rows))?;
-        }
-    }
+    let rows: Vec<_> = records.iter().map(|r| row(r, now, args.no_trunc)).collect();
+    write_rows(&mut out, &output, &COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The default table's columns: (docker's header, row field).
+const COLUMNS: [(&str, &str); 6] = [
+    ("CONTAINER ID", "ID"),
+    ("IMAGE", "Image"),
+    ("COMMAND", "Command"),
+    ("CREATED", "RunningFor"),
+    ("STATUS", "Status"),
+    ("NAMES", "Names"),
+];
+
+/// One container as `docker ps` describes it to `--format`: docker's field
+/// names, and berth's `ImageDigest` and `ExitCode` beside them.
+fn row(r: &ContainerRecord, now: i64, no_trunc: bool) -> serde_json::Value {
+    serde_json::json!({
+        "ID": if no_trunc { r.id.as_str() } else { r.short_id() },
+        "Image": r.image,
+        "ImageDigest": r.image_digest.to_string(),
+        "Command": quoted_command(r, if no_trunc { usize::MAX } else { 20 }),
+        "CreatedAt": created_at(Some(&berth_store::oci::rfc3339(r.created))),
+        "RunningFor": format!("{} ago", duration(now - r.created)),
+        "State": state_name(r),
+        "ExitCode": exit_code(r),
+        "Status": status(r, now),
+        "Names": r.name,
+        "Labels": "",
+        "LocalVolumes": "0",
+        "Mounts": "",
+        "Networks": "",
+        "Ports": "",
+        "Size": "0B",
+    })
 }
 
 /// The command in quotes, cut to `max` characters with an ellipsis.

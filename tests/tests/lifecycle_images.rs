@@ -215,15 +215,13 @@ fn tag_images_inspect_and_history_describe_the_store() {
     let quiet = berth_ok(&env, &["images", "-q"]);
     assert_eq!(quiet.lines().count(), 2, "{quiet}");
     assert!(quiet.lines().any(|l| l == &id[..12]));
-    let json: Value =
-        serde_json::from_str(&berth_ok(&env, &["images", "--format", "json"])).unwrap();
-    let app = json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["Repository"] == "app")
-        .unwrap();
-    assert_eq!(app["Id"], config_digest.as_str());
+    // JSON: one object per line, as docker's.
+    let json: Vec<Value> = berth_ok(&env, &["images", "--format", "json", "--no-trunc"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let app = json.iter().find(|i| i["Repository"] == "app").unwrap();
+    assert_eq!(app["ID"], config_digest.as_str());
     assert_eq!(app["Digest"], digest.as_str());
     let templated = berth_ok(
         &env,
@@ -398,7 +396,7 @@ fn prune_removes_exactly_the_unreferenced_and_keeps_tagged_images_whole() {
 
     let before = blobs(&env);
     let out = berth_ok(&env, &["prune"]);
-    assert!(out.starts_with("reclaimed "), "{out}");
+    assert!(out.contains("Total reclaimed space: "), "{out}");
     // What stays: the tagged images and what the cache records name.
     let mut expected = image_blobs(&env, "app");
     expected.extend(image_blobs(&env, "busybox"));
@@ -430,11 +428,11 @@ fn prune_removes_exactly_the_unreferenced_and_keeps_tagged_images_whole() {
     assert_eq!(run(&env, "app:latest"), "v2\n");
 
     // A second prune finds nothing.
-    assert_eq!(berth_ok(&env, &["prune"]), "reclaimed 0 B\n");
+    assert_eq!(berth_ok(&env, &["prune"]), "Total reclaimed space: 0B\n");
 
     // --all drops the build cache and what only it kept.
     let out = berth_ok(&env, &["prune", "--all"]);
-    assert_ne!(out, "reclaimed 0 B\n");
+    assert_ne!(out, "Total reclaimed space: 0B\n");
     let mut tagged = image_blobs(&env, "app");
     tagged.extend(image_blobs(&env, "busybox"));
     assert_eq!(blobs(&env), tagged);
@@ -603,7 +601,7 @@ fn podman_save_loads_into_berth_with_the_same_digests() {
             serde_json::from_str(&berth_ok(&env, &["inspect", "localhost/made-by-podman"]))
                 .unwrap();
         assert_eq!(inspect[0]["Id"], id.as_str(), "{format}");
-        assert_eq!(inspect[0]["RootFS"]["diff_ids"], layers, "{format}");
+        assert_eq!(inspect[0]["RootFS"]["Layers"], layers, "{format}");
         if format == "oci-archive" {
             // The OCI layout's manifest is kept as podman wrote it.
             let index = archive_file(&archive, "index.json");
@@ -852,11 +850,13 @@ fn a_container_from_berth_run_keeps_its_image_until_it_is_removed() {
         berth_ok(&env, &["rmi", "--force", "busybox"]),
         "Untagged: busybox:latest\n"
     );
-    // Untagged, but the stopped container still needs it: prune keeps it.
-    berth_ok(&env, &["prune", "--all"]);
+    // Untagged, but the stopped container still needs it: image prune keeps it.
+    berth_ok(&env, &["image", "prune", "-a", "-f"]);
     assert!(blobs(&env).is_superset(&base));
-    berth_ok(&env, &["rm", "keeper"]);
-    berth_ok(&env, &["prune", "--all"]);
+    // A system prune removes the stopped container, then what it kept.
+    let out = berth_ok(&env, &["prune", "--all"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(!berth_ok(&env, &["ps", "-a"]).contains("keeper"));
     assert!(blobs(&env).is_empty(), "{:?}", blobs(&env));
     assert!(snapshots(&env).is_empty());
 }

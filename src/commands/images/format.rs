@@ -24,6 +24,30 @@ pub fn size(bytes: u64) -> String {
     format!("{text} {}", UNITS[unit])
 }
 
+/// docker's `units.HumanSize`: decimal units, four significant digits, no
+/// space (`4.261MB`, `0B`), as prune and `system df` print.
+pub fn docker_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    // Go's %.4g: four significant digits, trailing zeros dropped.
+    let digits = if value >= 1.0 {
+        value.log10().floor() as i32 + 1
+    } else {
+        1
+    };
+    let decimals = (4 - digits).max(0) as usize;
+    let mut text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{text}{}", UNITS[unit])
+}
+
 /// Seconds since the epoch now.
 pub fn now() -> i64 {
     SystemTime::now()
@@ -113,6 +137,22 @@ mod tests {
             (2_000_000_000, "2.00 GB"),
         ] {
             assert_eq!(size(bytes), text);
+        }
+    }
+
+    #[test]
+    fn docker_sizes_have_four_significant_digits() {
+        for (bytes, text) in [
+            (0, "0B"),
+            (999, "999B"),
+            (1000, "1kB"),
+            (1500, "1.5kB"),
+            (4_261_000, "4.261MB"),
+            (12_345_678, "12.35MB"),
+            (123_456_789, "123.5MB"),
+            (2_000_000_000, "2GB"),
+        ] {
+            assert_eq!(docker_size(bytes), text);
         }
     }
 

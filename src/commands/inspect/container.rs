@@ -1,0 +1,256 @@
+//! `berth inspect CONTAINER`: a container described with docker's keys and
+//! shapes, from its record, its bundle's `config.json` and its image's
+//! config. Fields other parts of berth fill in later (restart policies,
+//! limits, networks) are docker's zero values here.
+
+use berth_containers::{ContainerRecord, State, container_dir};
+use berth_store::Store;
+use berth_store::images;
+use serde_json::{Map, Value, json};
+
+/// docker's time for "never": Go's zero `time.Time`.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The files berth binds into every container; docker lists them as paths,
+/// not as mounts.
+const MANAGED_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
+/// The document `docker inspect` prints for a container.
+pub fn document(store: &Store, record: &ContainerRecord) -> Value {
+    let dir = container_dir(store, &record.id);
+    // The bundle is berth's own file; a missing or unreadable one leaves the
+    // fields it feeds empty rather than failing the whole inspect.
+    let spec: Value = std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null);
+    let image = images::resolve(store, record.image_digest.as_str()).ok();
+    let image_config = image
+        .as_ref()
+        .and_then(|s| images::inspect(store, s).ok())
+        .map(|doc| doc["Config"].clone())
+        .unwrap_or(Value::Null);
+    let image_id = image
+        .as_ref()
+        .map(|s| s.image.id().to_string())
+        .unwrap_or_default();
+    let process = &spec["process"];
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let entrypoint = strings(&image_config["Entrypoint"]);
+    let (entrypoint, cmd) = split_command(&record.command, &entrypoint);
+    let user = match (&process["user"]["uid"], &process["user"]["gid"]) {
+        (Value::Number(uid), Value::Number(gid)) if uid.as_u64() != Some(0) => {
+            format!("{uid}:{gid}")
+        }
+        _ => image_config["User"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let hostname = spec["hostname"].as_str().unwrap_or_default();
+    let mounts: Vec<Value> = spec["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["type"] == "bind"
+                && !MANAGED_FILES.contains(&m["destination"].as_str().unwrap_or_default())
+        })
+        .map(|m| {
+            let options = strings(&m["options"]);
+            json!({
+                "Type": "bind",
+                "Source": m["source"],
+                "Destination": m["destination"],
+                "Mode": "",
+                "RW": !options.iter().any(|o| o == "ro"),
+                "Propagation": options
+                    .iter()
+                    .find(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave"))
+                    .cloned()
+                    .unwrap_or_else(|| "rprivate".into()),
+            })
+        })
+        .collect();
+    let binds: Vec<String> = mounts
+        .iter()
+        .map(|m| {
+            let mode = if m["RW"] == true { "" } else { ":ro" };
+            format!(
+                "{}:{}{mode}",
+                m["Source"].as_str().unwrap_or_default(),
+                m["Destination"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let path = |name: &str| dir.join(name).display().to_string();
+    json!({
+        "Id": record.id,
+        "Created": berth_store::oci::rfc3339(record.created),
+        "Path": record.command.first().cloned().unwrap_or_default(),
+        "Args": record.command.iter().skip(1).collect::<Vec<_>>(),
+        "State": state(record),
+        "Image": image_id,
+        "ResolvConfPath": path("resolv.conf"),
+        "HostnamePath": path("hostname"),
+        "HostsPath": path("hosts"),
+        "LogPath": path("container.log"),
+        "Name": format!("/{}", record.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": Value::Null,
+        "HostConfig": {
+            "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "NetworkMode": "bridge",
+            "PortBindings": {},
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "AutoRemove": record.auto_remove,
+            "Privileged": false,
+            "ReadonlyRootfs": spec["root"]["readonly"].as_bool().unwrap_or(false),
+            "ShmSize": 67_108_864,
+            "Runtime": record.runtime.display().to_string(),
+            "CpuShares": 0,
+            "Memory": 0,
+            "NanoCpus": 0,
+            "CpuPeriod": 0,
+            "CpuQuota": 0,
+            "CpusetCpus": "",
+            "MemorySwap": 0,
+            "PidsLimit": Value::Null,
+            "Ulimits": Value::Null,
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "MergedDir": path("rootfs"),
+                "UpperDir": path("upper"),
+                "WorkDir": path("work"),
+            },
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": hostname,
+            "Domainname": "",
+            "User": user,
+            "AttachStdin": false,
+            "AttachStdout": !record.detached,
+            "AttachStderr": !record.detached,
+            "Tty": process["terminal"].as_bool().unwrap_or(false),
+            "OpenStdin": false,
+            "StdinOnce": false,
+            "Env": strings(&process["env"]),
+            "Cmd": cmd,
+            "Image": record.image,
+            "Volumes": image_config["Volumes"],
+            "WorkingDir": process["cwd"].as_str().filter(|c| *c != "/").unwrap_or_default(),
+            "Entrypoint": entrypoint,
+            "OnBuild": Value::Null,
+            "Labels": labels(&image_config["Labels"]),
+            "StopSignal": record.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "Ports": {},
+            "SandboxKey": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+            "Networks": {},
+        },
+    })
+}
+
+/// docker's `State` object.
+fn state(record: &ContainerRecord) -> Value {
+    let (status, running, pid, exit_code, started, finished) = match record.state {
+        State::Created => ("created", false, 0, 0, None, None),
+        State::Running { pid, started, .. } if record.is_running() => {
+            ("running", true, pid, 0, Some(started), None)
+        }
+        // The process is gone and its owner has not recorded the exit yet.
+        State::Running { started, .. } => ("exited", false, 0, 0, Some(started), None),
+        State::Exited {
+            code,
+            started,
+            finished,
+        } => ("exited", false, 0, code, Some(started), Some(finished)),
+    };
+    let time = |secs: Option<i64>| secs.map_or(ZERO_TIME.to_string(), berth_store::oci::rfc3339);
+    json!({
+        "Status": status,
+        "Running": running,
+        "Paused": false,
+        "Restarting": false,
+        "OOMKilled": false,
+        "Dead": false,
+        "Pid": pid,
+        "ExitCode": exit_code,
+        "Error": "",
+        "StartedAt": time(started),
+        "FinishedAt": time(finished),
+    })
+}
+
+/// The image's entrypoint when the command starts with it, and the rest as
+/// `Cmd`; docker keeps the two apart, berth's record holds the joined argv.
+fn split_command(command: &[String], entrypoint: &[String]) -> (Value, Value) {
+    if !entrypoint.is_empty() && command.starts_with(entrypoint) {
+        (json!(entrypoint), json!(&command[entrypoint.len()..]))
+    } else {
+        (Value::Null, json!(command))
+    }
+}
+
+/// Labels as an object, `{}` when the image has none.
+fn labels(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.clone()),
+        _ => Value::Object(Map::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_splits_into_entrypoint_and_cmd_as_docker_keeps_them() {
+        let argv = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (command, entrypoint, want) in [
+            (
+                argv(&["sh", "-c", "x"]),
+                argv(&[]),
+                (Value::Null, json!(["sh", "-c", "x"])),
+            ),
+            (
+                argv(&["/entry", "arg"]),
+                argv(&["/entry"]),
+                (json!(["/entry"]), json!(["arg"])),
+            ),
+            (
+                argv(&["other"]),
+                argv(&["/entry"]),
+                (Value::Null, json!(["other"])),
+            ),
+        ] {
+            assert_eq!(split_command(&command, &entrypoint), want, "{command:?}");
+        }
+    }
+}
