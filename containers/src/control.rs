@@ -115,6 +115,12 @@ pub fn stop(
     timeout: Duration,
 ) -> Result<ContainerRecord, ContainerError> {
     let record = find(store, wanted)?;
+    // Before any signal, so the restart policy leaves it stopped.
+    super::restart::mark_stopped_by_user(store, &record.id)?;
+    if matches!(record.state, State::Restarting { .. }) {
+        super::restart::stop_restarting(store, &record.id)?;
+        return Ok(record);
+    }
     if !record.is_running() {
         if matches!(record.state, State::Running { .. }) {
             settle(store, &record.id)?;
@@ -139,10 +145,15 @@ pub fn stop(
 /// killed first). Returns its record.
 pub fn remove(store: &Store, wanted: &str, force: bool) -> Result<ContainerRecord, ContainerError> {
     let record = find(store, wanted)?;
+    let restarting = matches!(record.state, State::Restarting { .. });
+    if (record.is_running() || restarting) && !force {
+        return Err(ContainerError::Running(record.name.clone()));
+    }
+    if record.is_running() || restarting {
+        // So the restart policy does not bring it back while it goes.
+        super::restart::mark_stopped_by_user(store, &record.id)?;
+    }
     if record.is_running() {
-        if !force {
-            return Err(ContainerError::Running(record.name.clone()));
-        }
         signal(store, &record, "SIGKILL")?;
         if !wait_until(KILL_GRACE, || !record.is_running()) {
             kill_process(&record);

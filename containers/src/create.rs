@@ -127,6 +127,9 @@ pub fn create(
         });
     }
 
+    let mut limits = options.resources.clone();
+    limits.validate(options.auto_remove, crate::resources::Host::detect())?;
+
     let _lease = store.lease()?;
     let image = load_or_fetch(store, &options.image, fetcher)?;
     let run_config = &image.config.config;
@@ -173,6 +176,9 @@ pub fn create(
             stop_signal: run_config.stop_signal.clone(),
             detached: options.detached,
             state: State::Created,
+            resources: limits.resources.clone(),
+            restart_policy: limits.restart,
+            restart_count: 0,
         };
         if let Err(e) = super::save(store, &record) {
             let _ = tmp::remove_tree(&dir);
@@ -297,6 +303,8 @@ fn build_bundle(
     )
     .map_err(crate::executor::ExecError::from)?;
     let config_path = dir.join("config.json");
+    let spec = crate::resources::apply_to_config(&spec, &record.resources)
+        .map_err(|e| cio("rendering", &config_path)(std::io::Error::other(e)))?;
     fs::write(&config_path, spec).map_err(cio("writing", &config_path))?;
     Ok(())
 }

@@ -25,6 +25,8 @@
 //! - [`monitor`]: the process that owns a detached container;
 //! - [`control`]: stopping and removing containers;
 //! - [`lookup`]: finding the command in the image, for Docker's exit codes;
+//! - [`resources`]: resource limits and restart policies, docker's way;
+//! - [`restart`]: the monitor's restart policy loop and `berth update`;
 //! - [`stats`], [`top`]: a running container's resource use and processes.
 
 pub mod console;
@@ -38,6 +40,8 @@ pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod options;
+pub mod resources;
+pub mod restart;
 pub mod runc;
 pub mod stats;
 pub mod supervise;
@@ -87,6 +91,16 @@ pub struct ContainerRecord {
     /// Where it is in its life.
     #[serde(default)]
     pub state: State,
+    /// The resource limits (`--memory`, `--cpus`, …), with docker's
+    /// `HostConfig` names.
+    #[serde(default)]
+    pub resources: resources::Resources,
+    /// `--restart` (docker's `HostConfig.RestartPolicy`).
+    #[serde(default)]
+    pub restart_policy: resources::RestartPolicy,
+    /// How often the restart policy has restarted it (`RestartCount`).
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// A container's state.
@@ -115,6 +129,16 @@ pub enum State {
         /// The exit code (128 + N for a death by signal N).
         code: i32,
         /// When it started, in seconds since the epoch.
+        started: i64,
+        /// When it ended, in seconds since the epoch.
+        finished: i64,
+    },
+    /// The process ended and the restart policy starts it again after a
+    /// delay (docker's "restarting").
+    Restarting {
+        /// The exit code of the run that ended.
+        code: i32,
+        /// When that run started, in seconds since the epoch.
         started: i64,
         /// When it ended, in seconds since the epoch.
         finished: i64,
@@ -222,6 +246,9 @@ pub enum ContainerError {
         /// The exit code.
         code: i32,
     },
+    /// A resource limit or restart policy docker refuses.
+    #[error(transparent)]
+    Limits(#[from] resources::LimitError),
     /// The container runs and `rm` was not forced.
     #[error(
         "container {0} is running\nhint: stop it first (berth stop), or force the removal with -f"
@@ -422,6 +449,9 @@ mod tests {
             stop_signal: None,
             detached: false,
             state: State::Created,
+            resources: Default::default(),
+            restart_policy: Default::default(),
+            restart_count: 0,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub runtime: PathBuf,
     /// `--security-opt seccomp=…` (default: Docker's profile).
     pub seccomp: SeccompPolicy,
+    /// The resource limits and the restart policy.
+    pub resources: crate::resources::Limits,
 }
 
 /// A parsed `-v` bind mount.

@@ -306,10 +306,15 @@ pub fn run(
     let dir = container_dir(store, &record.id);
     let runtime = runtime_of(store, &record);
     let id = record.id.clone();
+    // A container that ran before (a restart) stays, to be recorded as
+    // exited; a new one goes entirely.
+    let fresh = matches!(record.state, State::Created);
     let fail = |message: String, code: i32| {
         // A container already gone is what is wanted.
         let _ = runtime.delete(&id, true);
-        let _ = tmp::remove_tree(&dir);
+        if fresh {
+            let _ = tmp::remove_tree(&dir);
+        }
         ContainerError::Start { message, code }
     };
     if let Err(e) = become_subreaper() {
@@ -501,7 +506,9 @@ pub fn run(
         }
         Err(e) => return Err(cio("waiting for the container process of", &dir)(e)),
     };
-    finish(store, &record, started, code)?;
+    if !super::restart::keep_for_restart(store, &record, started, code)? {
+        finish(store, &record, started, code)?;
+    }
     reap_orphans();
     Ok(code)
 }

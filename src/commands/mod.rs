@@ -27,6 +27,7 @@ mod system;
 mod tag;
 mod top;
 mod transfer_progress;
+mod update;
 mod version;
 
 use crate::printer::Printer;
@@ -117,7 +118,8 @@ pub enum Command {
     /// Read images from an OCI layout or docker-archive tar.
     Load(load::LoadArgs),
     /// Run a command in a new container from an image.
-    Run(run::RunArgs),
+    // Boxed: its flags make it much larger than the other variants.
+    Run(Box<run::RunArgs>),
     /// List the containers berth started.
     Ps(ps::PsArgs),
     /// Run a command in a running container.
@@ -132,6 +134,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Show the processes of a running container.
     Top(top::TopArgs),
+    /// Change the resource limits and restart policy of containers.
+    Update(update::UpdateArgs),
     /// Own a detached container (internal: started by `berth run -d`).
     #[command(hide = true)]
     ContainerMonitor(container_monitor::ContainerMonitorArgs),
@@ -167,6 +171,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(&args, &cli.global, printer),
         Command::Stats(args) => stats::run(&args, &cli.global, printer),
         Command::Top(args) => top::run(&args, &cli.global, printer),
+        Command::Update(args) => update::run(&args, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),
     }

@@ -98,6 +98,7 @@ fn state_name(r: &ContainerRecord) -> &'static str {
     match r.state {
         State::Created => "created",
         State::Running { .. } if r.is_running() => "running",
+        State::Restarting { .. } => "restarting",
         _ => "exited",
     }
 }
@@ -120,6 +121,9 @@ fn status(r: &ContainerRecord, now: i64) -> String {
         State::Running { .. } => "Exiting".into(),
         State::Exited { code, finished, .. } => {
             format!("Exited ({code}) {} ago", duration(now - finished))
+        }
+        State::Restarting { code, finished, .. } => {
+            format!("Restarting ({code}) {} ago", duration(now - finished))
         }
     }
 }

@@ -170,6 +170,14 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             return Ok(ExitCode::from(BERTH_FAILED));
         }
     };
+    let mut limits = args.resources.limits();
+    match limits.validate(args.rm, berth_containers::resources::Host::detect()) {
+        Ok(warnings) => warnings.into_iter().for_each(|w| printer.warn(w)),
+        Err(e) => {
+            printer.error(&e);
+            return Ok(ExitCode::from(BERTH_FAILED));
+        }
+    }
     let options = RunOptions {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -186,6 +194,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         network: args.network.network,
         runtime: args.runtime.clone().unwrap_or_else(Runtime::default_binary),
         seccomp,
+        resources: limits,
     };
     let record = match create(&store, &options, &RegistryFetcher { printer }) {
         Ok(record) => record,
