@@ -3,7 +3,7 @@
 //! with `--no-stream`.
 
 use super::GlobalArgs;
-use super::images::format::table;
+use crate::format::{OutputFormat, write_rows};
 use crate::printer::Printer;
 use anyhow::Context as _;
 use berth_containers::stats::{self, Sample, StatsError, Usage};
@@ -61,7 +61,7 @@ const COLUMNS: &[(&str, &str)] = &[
 /// Prints the table once (`--no-stream`) or redraws it every second.
 pub fn run(args: &StatsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     let store = global.open_store()?;
-    let format = Output::parse(args.format.as_deref())?;
+    let format = OutputFormat::parse(args.format.as_deref())?;
     let mut before = HashMap::new();
     let mut targets = targets(&store, args)?;
     for (_, record) in &targets {
@@ -97,7 +97,7 @@ pub fn run(args: &StatsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::R
             // docker clears the screen and homes the cursor before each frame.
             write!(out, "\x1b[2J\x1b[H")?;
         }
-        format.write(&mut out, &rows)?;
+        write(&mut out, &format, &rows)?;
         out.flush()?;
         if args.no_stream {
             return Ok(ExitCode::SUCCESS);
@@ -169,46 +169,18 @@ fn row(wanted: &str, record: &ContainerRecord, usage: &Usage, no_trunc: bool) ->
     })
 }
 
-/// How the rows are printed.
-enum Output {
-    /// docker's table.
-    Table,
-    /// One JSON object per line.
-    Json,
-}
-
-impl Output {
-    fn parse(flag: Option<&str>) -> anyhow::Result<Output> {
-        match flag.map(str::trim) {
-            None | Some("table") => Ok(Output::Table),
-            Some("json") => Ok(Output::Json),
-            Some(other) => anyhow::bail!("unsupported --format '{other}'\nhint: use table or json"),
-        }
+/// Writes the rows in `format`: docker's columns by default; a `table
+/// TEMPLATE` may also name `.Container` (what the user called it).
+fn write(
+    out: &mut dyn std::io::Write,
+    format: &OutputFormat,
+    rows: &[Value],
+) -> std::io::Result<()> {
+    let mut columns = COLUMNS.to_vec();
+    if !matches!(format, OutputFormat::Table { template: None }) {
+        columns.push(("CONTAINER", "Container"));
     }
-
-    fn write(&self, out: &mut dyn std::io::Write, rows: &[Value]) -> std::io::Result<()> {
-        match self {
-            Output::Json => {
-                for row in rows {
-                    writeln!(out, "{row}")?;
-                }
-                Ok(())
-            }
-            Output::Table => {
-                let header: Vec<&str> = COLUMNS.iter().map(|(h, _)| *h).collect();
-                let cells: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|row| {
-                        COLUMNS
-                            .iter()
-                            .map(|(_, field)| row[*field].as_str().unwrap_or_default().to_string())
-                            .collect()
-                    })
-                    .collect();
-                write!(out, "{}", table(&header, &cells))
-            }
-        }
-    }
+    write_rows(out, format, &columns, rows)
 }
 
 /// docker's `units.BytesSize`: binary units, four significant digits
@@ -341,14 +313,26 @@ mod tests {
                 "PIDs": "3",
             })
         );
-        let mut out = Vec::new();
-        Output::Table.write(&mut out, &[row]).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let table = |flag: Option<&str>| {
+            let mut out = Vec::new();
+            write(
+                &mut out,
+                &OutputFormat::parse(flag).unwrap(),
+                std::slice::from_ref(&row),
+            )
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        };
         assert_eq!(
-            text,
-            "CONTAINER ID   NAME   CPU %    MEM USAGE / LIMIT   MEM %   NET I/O      BLOCK I/O    PIDS\n\
-             0123456789ab   web    12.35%   1.5MiB / 512MiB     0.29%   1.2kB / 0B   4.1kB / 0B   3\n"
+            table(None),
+            "CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %     NET I/O      BLOCK I/O    PIDS\n\
+             0123456789ab   web       12.35%    1.5MiB / 512MiB     0.29%     1.2kB / 0B   4.1kB / 0B   3\n"
         );
+        assert_eq!(
+            table(Some("table {{.Container}}\\t{{.CPUPerc}}")),
+            "CONTAINER   CPU %\nweb         12.35%\n"
+        );
+        assert_eq!(table(Some("{{.Name}}\\t{{.PIDs}}")), "web\t3\n");
         let full = super::row("web", &record, &Usage::default(), true);
         assert_eq!(full["ID"], json!(record.id));
         assert_eq!(full["MemUsage"], json!("0B / 0B"));

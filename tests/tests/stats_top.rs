@@ -88,6 +88,8 @@ fn stats_of_a_busy_container_show_cpu_memory_and_pids() {
         "-d",
         "--name",
         "stats-busy",
+        "--memory",
+        "64m",
         "busybox",
         "sh",
         "-c",
@@ -113,13 +115,32 @@ fn stats_of_a_busy_container_show_cpu_memory_and_pids() {
         row["PIDs"].as_str().unwrap().parse::<u64>().unwrap() >= 1,
         "{row}"
     );
-    // No --memory: the limit is the host's memory, as docker shows it.
+    // The limit is the cgroup's, read back from the container's cgroup.
     let (usage, limit) = row["MemUsage"].as_str().unwrap().split_once(" / ").unwrap();
     assert!(usage.ends_with('B') && usage != "0B", "{row}");
-    assert!(limit.ends_with("GiB") || limit.ends_with("MiB"), "{row}");
-    // A few hundred KiB of the host's memory rounds to 0.00%.
+    assert_eq!(limit, "64MiB", "{row}");
     let mem = percent(&row["MemPerc"]);
-    assert!((0.0..1.0).contains(&mem), "{row}");
+    assert!(mem > 0.0 && mem < 100.0, "{row}");
+
+    // No --memory: the limit is the host's memory, as docker shows it, and a
+    // few hundred KiB of it rounds to 0.00%.
+    let row = &env.stats_json(&["stats-idle"])[0];
+    let (_, limit) = row["MemUsage"].as_str().unwrap().split_once(" / ").unwrap();
+    assert!(limit.ends_with("GiB") || limit.ends_with("MiB"), "{row}");
+    assert_ne!(limit, "64MiB", "{row}");
+    assert!(percent(&row["MemPerc"]) < 1.0, "{row}");
+
+    // A Go template with a tab, as docker takes it.
+    let out = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}\\t{{.CPUPerc}}",
+        "stats-busy",
+    ]);
+    let (name, cpu) = out.trim_end().split_once('\t').unwrap();
+    assert_eq!(name, "stats-busy", "{out:?}");
+    assert!(cpu.ends_with('%'), "{out:?}");
 
     // The default table: docker's header, one row per running container.
     let table = env.ok(&["stats", "--no-stream"]);

@@ -191,6 +191,11 @@ fn state(record: &ContainerRecord) -> Value {
             started,
             finished,
         } => ("exited", false, 0, code, Some(started), Some(finished)),
+        State::Restarting {
+            code,
+            started,
+            finished,
+        } => ("restarting", false, 0, code, Some(started), Some(finished)),
     };
     let time = |secs: Option<i64>| secs.map_or(ZERO_TIME.to_string(), berth_store::oci::rfc3339);
     json!({
