@@ -25,7 +25,7 @@ tasks:
   deps       install the Debian packages the tests need (needs root)
   fixtures   build the test fixtures under target/fixtures
   demo       build examples/demo with berth, run it with berth run, rebuild from cache (root)
-  bench NAME run a benchmark (build, lifecycle, registry, runtime) and print its figures";
+  bench NAME run a benchmark (build, containers, lifecycle, registry, runtime) and print its figures";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -2,18 +2,20 @@
 //! figures; none asserts a threshold.
 
 mod build;
+mod containers;
 mod inputs;
 mod lifecycle;
 mod local_registry;
 mod registry;
 mod runtime;
 
-const NAMES: &str = "build, lifecycle, registry, runtime";
+const NAMES: &str = "build, containers, lifecycle, registry, runtime";
 
 /// Runs the benchmark named by the first argument, passing it the rest.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build::run(&args[1..]),
+        Some("containers") => containers::run(&args[1..]),
         Some("lifecycle") => lifecycle::run(&args[1..]),
         Some("registry") => registry::run(&args[1..]),
         Some("runtime") => runtime::run(&args[1..]),
