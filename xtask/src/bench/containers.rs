@@ -111,7 +111,21 @@ impl Drop for Cleanup<'_> {
         for tool in self.tools {
             tool.remove_all(&self.names);
         }
-        let _ = fs::remove_dir_all(podman_dir());
+        // conmon starts `podman container cleanup` as each container exits,
+        // which writes there again after rm: remove until it stays gone.
+        for _ in 0..20 {
+            let _ = fs::remove_dir_all(podman_dir());
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if !podman_dir().exists() {
+                break;
+            }
+        }
+        if podman_dir().exists() {
+            eprintln!(
+                "bench containers: could not remove {}",
+                podman_dir().display()
+            );
+        }
     }
 }
 
