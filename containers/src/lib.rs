@@ -27,7 +27,8 @@
 //! - [`lifecycle`]: docker's statuses and which command each allows;
 //! - [`lookup`]: finding the command in the image, for Docker's exit codes;
 //! - [`resources`]: resource limits and restart policies, docker's way;
-//! - [`restart`]: the monitor's restart policy loop and `berth update`.
+//! - [`restart`]: the monitor's restart policy loop and `berth update`;
+//! - [`stats`], [`top`]: a running container's resource use and processes.
 
 pub mod console;
 pub mod control;
@@ -44,7 +45,9 @@ pub mod options;
 pub mod resources;
 pub mod restart;
 pub mod runc;
+pub mod stats;
 pub mod supervise;
+pub mod top;
 
 use berth_store::lock::{FileLock, LockMode};
 use berth_store::{Digest, Store, StoreError, atomic, io_err};

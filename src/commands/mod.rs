@@ -31,9 +31,11 @@ mod rmi;
 mod run;
 mod save;
 mod start;
+mod stats;
 mod stop;
 mod system;
 mod tag;
+mod top;
 mod transfer_progress;
 mod unpause;
 mod update;
@@ -168,6 +170,10 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Show a running container's output from now on.
     Attach(attach::AttachArgs),
+    /// Show containers' resource use (CPU, memory, network, block I/O, pids).
+    Stats(stats::StatsArgs),
+    /// Show the processes of a running container.
+    Top(top::TopArgs),
     /// Change the resource limits and restart policy of containers.
     Update(update::UpdateArgs),
     /// Own a detached container (internal: started by `berth run -d`).
@@ -215,6 +221,8 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Wait(args) => wait::run(&args, &cli.global, printer),
         Command::Rename(args) => rename::run(&args, &cli.global, printer),
         Command::Attach(args) => attach::run(&args, &cli.global, printer),
+        Command::Stats(args) => stats::run(&args, &cli.global, printer),
+        Command::Top(args) => top::run(&args, &cli.global, printer),
         Command::Update(args) => update::run(&args, &cli.global, printer),
         Command::ContainerMonitor(args) => container_monitor::run(&args, &cli.global, printer),
         Command::Version(args) => version::run(&args, printer),

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Installs prerequisites, builds fixtures, then runs fmt, clippy and every
-/// test, and fails if the tests left container cgroups behind.
+/// Installs prerequisites, builds fixtures, then runs fmt, clippy, every
+/// test and the demo, and fails if they left container cgroups behind.
 pub fn run_all() -> anyhow::Result<()> {
     deps::ensure_installed()?;
     let fixtures = fixtures::build()?;
@@ -51,6 +51,8 @@ pub fn run_all() -> anyhow::Result<()> {
             "ci",
         ])
         .env("BERTH_FIXTURES", &fixtures))?;
+    // The demo on the binaries just built, so it cannot break unnoticed.
+    crate::demo::run_with(&crate::util::target_dir().join("debug"), &fixtures)?;
     // Each test checks its own containers; this catches what a test does not
     // look for (a parent cgroup, a killed helper's container).
     let leaked: Vec<_> = container_cgroups()

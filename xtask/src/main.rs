@@ -1,12 +1,12 @@
 //! `cargo xtask <task>`: the developer tasks of the berth workspace.
 //!
-//! - `ci`: install what the tests need, build the fixtures, then run fmt, clippy
-//!   and every test. This is the one test command; `.ci/run` calls it.
+//! - `ci`: install what the tests need, build the fixtures, then run fmt, clippy,
+//!   every test and the demo. This is the one test command; `.ci/run` calls it.
 //! - `deps`: install the Debian packages the tests need, if any are missing.
 //! - `fixtures`: build the test fixtures under `target/fixtures`.
 //! - `bench <name>`: run a benchmark and print its figures.
 //! - `demo`: berth's main job on a fresh machine: build the example project,
-//!   run it, rebuild from the cache.
+//!   run it with `berth run`, rebuild from the cache.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
@@ -24,8 +24,8 @@ tasks:
   ci         install test prerequisites, build fixtures, run fmt, clippy and every test
   deps       install the Debian packages the tests need (needs root)
   fixtures   build the test fixtures under target/fixtures
-  demo       build examples/demo with berth, run it with berth-runtime, rebuild from cache (root)
-  bench NAME run a benchmark (build, lifecycle, registry, runtime) and print its figures";
+  demo       build examples/demo with berth, run it with berth run, rebuild from cache (root)
+  bench NAME run a benchmark (build, containers, lifecycle, registry, runtime) and print its figures";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -2,6 +2,7 @@
 //! figures; none asserts a threshold.
 
 mod build;
+mod containers;
 mod inputs;
 mod lifecycle;
 mod local_registry;
@@ -9,12 +10,13 @@ mod network;
 mod registry;
 mod runtime;
 
-const NAMES: &str = "build, lifecycle, network, registry, runtime";
+const NAMES: &str = "build, containers, lifecycle, network, registry, runtime";
 
 /// Runs the benchmark named by the first argument, passing it the rest.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build::run(&args[1..]),
+        Some("containers") => containers::run(&args[1..]),
         Some("lifecycle") => lifecycle::run(&args[1..]),
         Some("network") => network::run(&args[1..]),
         Some("registry") => registry::run(&args[1..]),
