@@ -63,6 +63,23 @@ pub fn document(store: &Store, record: &ContainerRecord) -> Value {
             .to_string(),
     };
     let hostname = spec["hostname"].as_str().unwrap_or_default();
+    let limits = &record.resources;
+    let shm_size = if limits.shm_size > 0 {
+        limits.shm_size
+    } else {
+        67_108_864
+    };
+    let pids_limit = (limits.pids_limit != 0).then_some(limits.pids_limit);
+    let ulimits = (!limits.ulimits.is_empty())
+        .then(|| serde_json::to_value(&limits.ulimits).ok())
+        .flatten();
+    let ip_address = record
+        .network
+        .as_ref()
+        .and_then(|e| e.ip)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let ports = port_bindings(record);
     let mounts: Vec<Value> = spec["mounts"]
         .as_array()
         .into_iter()
@@ -111,7 +128,7 @@ pub fn document(store: &Store, record: &ContainerRecord) -> Value {
         "HostsPath": path("hosts"),
         "LogPath": path("container.log"),
         "Name": format!("/{}", record.name),
-        "RestartCount": 0,
+        "RestartCount": record.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
         "MountLabel": "",
@@ -121,23 +138,26 @@ pub fn document(store: &Store, record: &ContainerRecord) -> Value {
         "HostConfig": {
             "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
             "LogConfig": {"Type": "json-file", "Config": {}},
-            "NetworkMode": "bridge",
-            "PortBindings": {},
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "NetworkMode": network_mode(record, &spec),
+            "PortBindings": ports.clone(),
+            "RestartPolicy": record.restart_policy,
             "AutoRemove": record.auto_remove,
             "Privileged": false,
             "ReadonlyRootfs": spec["root"]["readonly"].as_bool().unwrap_or(false),
-            "ShmSize": 67_108_864,
+            "ShmSize": shm_size,
             "Runtime": record.runtime.display().to_string(),
-            "CpuShares": 0,
-            "Memory": 0,
-            "NanoCpus": 0,
-            "CpuPeriod": 0,
-            "CpuQuota": 0,
-            "CpusetCpus": "",
-            "MemorySwap": 0,
-            "PidsLimit": Value::Null,
-            "Ulimits": Value::Null,
+            "CpuShares": limits.cpu_shares,
+            "Memory": limits.memory,
+            "MemoryReservation": limits.memory_reservation,
+            "NanoCpus": limits.nano_cpus,
+            "CpuPeriod": limits.cpu_period,
+            "CpuQuota": limits.cpu_quota,
+            "CpusetCpus": limits.cpuset_cpus,
+            "CpusetMems": limits.cpuset_mems,
+            "MemorySwap": limits.memory_swap,
+            "OomKillDisable": limits.oom_kill_disable,
+            "PidsLimit": pids_limit,
+            "Ulimits": ulimits,
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -175,15 +195,50 @@ pub fn document(store: &Store, record: &ContainerRecord) -> Value {
         "NetworkSettings": {
             "Bridge": "",
             "SandboxID": "",
-            "Ports": {},
+            "Ports": ports,
             "SandboxKey": "",
             "Gateway": "",
-            "IPAddress": "",
+            "IPAddress": ip_address,
             "IPPrefixLen": 0,
             "MacAddress": "",
             "Networks": {},
         },
     })
+}
+
+/// docker's `HostConfig.NetworkMode`: the CNI network's name, else `host`
+/// (no network namespace of its own) or `none`.
+fn network_mode(record: &ContainerRecord, spec: &Value) -> String {
+    if let Some(endpoint) = &record.network {
+        return endpoint.network.clone();
+    }
+    let own_namespace = spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|all| all.iter().any(|ns| ns["type"] == "network"));
+    if own_namespace { "none" } else { "host" }.to_string()
+}
+
+/// docker's `PortBindings` (and `NetworkSettings.Ports`): the published
+/// ports by `PORT/PROTO`.
+fn port_bindings(record: &ContainerRecord) -> Value {
+    let mut bindings = Map::new();
+    for port in &record.ports {
+        let key = format!(
+            "{}/{}",
+            port.container_port,
+            match port.protocol {
+                berth_containers::network::ports::Protocol::Tcp => "tcp",
+                berth_containers::network::ports::Protocol::Udp => "udp",
+            }
+        );
+        let entry = bindings.entry(key).or_insert_with(|| json!([]));
+        if let Value::Array(list) = entry {
+            list.push(
+                json!({"HostIp": port.host_ip.to_string(), "HostPort": port.host_port.to_string()}),
+            );
+        }
+    }
+    Value::Object(bindings)
 }
 
 /// docker's `State` object.
