@@ -20,12 +20,14 @@
 //! - [`create`]: the record and the bundle from an image and those options;
 //! - [`supervise`]: running a created container to its end, in the
 //!   foreground or in a detached monitor process;
+//! - [`commit`]: a container's changes as a new image (`berth commit`);
 //! - [`console`]: the pseudo-terminal of `-t`;
 //! - [`logfile`]: the log of a container's output;
 //! - [`monitor`]: the process that owns a detached container;
 //! - [`control`]: stopping and removing containers;
 //! - [`lookup`]: finding the command in the image, for Docker's exit codes.
 
+pub mod commit;
 pub mod console;
 pub mod control;
 pub mod create;

@@ -2,6 +2,7 @@
 //! dispatch.
 
 mod build;
+mod commit;
 mod container_flags;
 mod container_monitor;
 mod exec;
@@ -82,7 +83,7 @@ impl GlobalArgs {
 pub enum Command {
     /// Build an image from a Dockerfile and a context directory (--check: only validate).
     Build(build::BuildArgs),
-    /// Make an image in the local store from a root filesystem directory.
+    /// Make an image from a tarball (file, - or URL) or a root filesystem directory.
     Import(import::ImportArgs),
     /// Pull an image from a registry into the local store.
     Pull(pull::PullArgs),
@@ -108,6 +109,8 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Read images from an OCI layout or docker-archive tar.
     Load(load::LoadArgs),
+    /// Create a new image from a container's changes.
+    Commit(commit::CommitArgs),
     /// Run a command in a new container from an image.
     Run(run::RunArgs),
     /// List the containers berth started.
@@ -145,6 +148,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => prune::run(&args, &cli.global, printer),
         Command::Save(args) => save::run(&args, &cli.global, printer),
         Command::Load(args) => load::run(&args, &cli.global, printer),
+        Command::Commit(args) => commit::run(&args, &cli.global, printer),
         Command::Run(args) => run::run(&args, &cli.global, printer),
         Command::Ps(args) => ps::run(&args, &cli.global, printer),
         Command::Exec(args) => exec::run(&args, &cli.global, printer),

@@ -1,0 +1,368 @@
+//! End to end: `berth commit` (the round trip from a running container to a
+//! new image, whiteouts, left-out bind mounts, a planted symlink committed as
+//! a symlink), `berth import` from stdin and from a local URL with a real
+//! creation time, and the build flags `-q`, `--iidfile` and `--label`, with
+//! a fully cached rebuild giving the same image id.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod build_common;
+
+use berth_e2e::{bins, http};
+use build_common::BuildEnv;
+use serde_json::Value;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A store holding `busybox`, with containers run by berth-runtime.
+struct Env {
+    build: BuildEnv,
+}
+
+/// Removes a container when the test ends, also when it fails.
+struct Container<'a> {
+    env: &'a Env,
+    name: String,
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.berth(&["rm", "-f", &self.name]);
+    }
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            build: BuildEnv::new(),
+        }
+    }
+
+    fn store(&self) -> &Path {
+        self.build.store.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bins::berth());
+        cmd.arg("--root").arg(self.store()).args(args);
+        cmd
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs berth and fails the test unless it succeeds; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Starts a detached container running `script`, removed at the end.
+    fn run_detached(&self, name: &str, script: &str) -> Container<'_> {
+        let runtime = bins::berth_runtime();
+        let container = Container {
+            env: self,
+            name: name.to_string(),
+        };
+        self.ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            runtime.to_str().unwrap(),
+            "--name",
+            name,
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ]);
+        container
+    }
+
+    /// Runs `script` in a new container of `image`; returns stdout.
+    fn run(&self, image: &str, script: &str) -> String {
+        let runtime = bins::berth_runtime();
+        self.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime.to_str().unwrap(),
+            image,
+            "sh",
+            "-c",
+            script,
+        ])
+    }
+
+    /// The blob file of a digest in the store.
+    fn blob(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.store().join("oci/blobs/sha256").join(hex)
+    }
+
+    /// The manifest of the image tagged `name` (a `repo:tag` as stored).
+    fn manifest(&self, name: &str) -> Value {
+        let index: Value =
+            serde_json::from_slice(&fs::read(self.store().join("oci/index.json")).unwrap())
+                .unwrap();
+        let wanted = format!("docker.io/library/{name}");
+        let entry = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| {
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .is_some_and(|n| n == wanted || n == name)
+            })
+            .unwrap_or_else(|| panic!("no {name} in index.json: {index:#}"));
+        let digest = entry["digest"].as_str().unwrap();
+        serde_json::from_slice(&fs::read(self.blob(digest)).unwrap()).unwrap()
+    }
+
+    /// The config of the image tagged `name`.
+    fn config(&self, name: &str) -> Value {
+        let manifest = self.manifest(name);
+        let digest = manifest["config"]["digest"].as_str().unwrap();
+        serde_json::from_slice(&fs::read(self.blob(digest)).unwrap()).unwrap()
+    }
+
+    /// `tar -tv` of the top layer of the image tagged `name`.
+    fn top_layer_listing(&self, name: &str) -> Vec<String> {
+        let manifest = self.manifest(name);
+        let layers = manifest["layers"].as_array().unwrap();
+        let top = layers.last().unwrap()["digest"].as_str().unwrap();
+        let out = Command::new("tar")
+            .arg("-tvzf")
+            .arg(self.blob(top))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tar failed on the committed layer");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The names in a `tar -tv` listing, with symlink targets (`a -> b`).
+fn names(listing: &[String]) -> Vec<String> {
+    listing
+        .iter()
+        .map(|l| l.split_whitespace().skip(5).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn commit_round_trip_keeps_changes_deletions_and_additions() {
+    let env = Env::new();
+    let script = "echo changed > /etc/motd && rm /bin/vi && mkdir -p /newdir/sub \
+                  && echo added > /newdir/file && ln -s /etc/shadow /evil \
+                  && ln -s / /up && touch /ready && sleep 1000";
+    let _container = env.run_detached("commit-round-trip", script);
+    let started = std::time::Instant::now();
+    while !env
+        .ok(&["exec", "commit-round-trip", "ls", "/"])
+        .contains("ready")
+    {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the container never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let id = env.ok(&[
+        "commit",
+        "-m",
+        "the round trip",
+        "-a",
+        "Jane <jane@example.com>",
+        "-c",
+        "ENV COMMITTED=yes",
+        "-c",
+        "CMD [\"cat\", \"/newdir/file\"]",
+        "commit-round-trip",
+        "committed:v1",
+    ]);
+    assert!(id.starts_with("sha256:") && id.trim().len() == 71, "{id}");
+    // --pause (the default) resumes the container afterwards.
+    env.ok(&["exec", "commit-round-trip", "true"]);
+
+    let listing = env.top_layer_listing("committed:v1");
+    let names = names(&listing);
+    for want in [
+        "bin/.wh.vi",
+        "etc/motd",
+        "newdir/",
+        "newdir/sub/",
+        "newdir/file",
+        "evil -> /etc/shadow",
+        "up -> /",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing: {names:#?}"
+        );
+    }
+    for left_out in [
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        "proc/",
+        "dev/",
+    ] {
+        assert!(
+            !names.iter().any(|n| n == left_out),
+            "{left_out} committed: {names:#?}"
+        );
+    }
+
+    let config = env.config("committed:v1");
+    assert_eq!(config["author"], "Jane <jane@example.com>");
+    let history = config["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["comment"], "the round trip");
+    let envs: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(envs.contains(&"COMMITTED=yes"), "{envs:?}");
+
+    // The new image has all three kinds of change; its planted symlinks are
+    // symlinks inside the new container, and unpacked without escaping.
+    let out = env.run(
+        "committed:v1",
+        "cat /etc/motd /newdir/file; test -e /bin/vi || echo vi-gone; \
+         test -d /newdir/sub && echo sub-dir; readlink /evil; echo $COMMITTED",
+    );
+    assert_eq!(
+        out, "changed\nadded\nvi-gone\nsub-dir\n/etc/shadow\nyes\n",
+        "the committed image"
+    );
+    let runtime = bins::berth_runtime();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        runtime.to_str().unwrap(),
+        "committed:v1",
+    ]);
+    assert_eq!(out, "added\n", "CMD from --change");
+}
+
+#[test]
+fn commit_refuses_changes_docker_refuses_and_unknown_containers() {
+    let env = Env::new();
+    let _container = env.run_detached("commit-refusals", "sleep 1000");
+    let out = env.berth(&["commit", "-c", "RUN rm -rf /", "commit-refusals", "x:y"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RUN is not a valid change command"), "{err}");
+    let out = env.berth(&["commit", "no-such-container-commit", "x:y"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-container-commit"), "{err}");
+}
+
+/// A tarball of the busybox fixture's root filesystem.
+fn rootfs_tar() -> Vec<u8> {
+    let rootfs = bins::fixtures().join("busybox/rootfs");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-c", "."])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar of the fixture failed");
+    out.stdout
+}
+
+/// The seconds since the epoch of an RFC 3339 `created`, by its year only.
+fn year(created: &str) -> u32 {
+    created[..4].parse().unwrap()
+}
+
+#[test]
+fn import_from_stdin_with_changes_and_a_real_date() {
+    let env = Env::new();
+    let mut child = env
+        .command(&[
+            "import",
+            "-c",
+            "CMD [\"echo\", \"imported\"]",
+            "-m",
+            "from stdin",
+            "-",
+            "imported:stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&rootfs_tar())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "import -: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let config = env.config("imported:stdin");
+    assert!(
+        year(config["created"].as_str().unwrap()) >= 2025,
+        "{config}"
+    );
+    assert_eq!(config["history"][0]["comment"], "from stdin");
+    let runtime = bins::berth_runtime();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        runtime.to_str().unwrap(),
+        "imported:stdin",
+    ]);
+    assert_eq!(out, "imported\n");
+}
+
+#[test]
+fn import_from_a_local_url() {
+    let env = Env::new();
+    let tar = rootfs_tar();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(http::Server::start(move |_request| {
+        let tar = tar.clone();
+        async move { hyper::Response::new(http::full(tar)) }
+    }));
+    let url = format!("{}/rootfs.tar", server.url());
+    let out = env.ok(&["import", &url, "imported:url"]);
+    assert!(out.starts_with("sha256:"), "{out}");
+    let config = env.config("imported:url");
+    assert!(
+        year(config["created"].as_str().unwrap()) >= 2025,
+        "{config}"
+    );
+    assert_eq!(
+        config["history"][0]["comment"],
+        format!("Imported from {url}")
+    );
+    assert_eq!(env.run("imported:url", "echo from-url"), "from-url\n");
+    drop(server);
+}
