@@ -75,6 +75,15 @@ pub struct BuildArgs {
     /// The build context directory.
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
+    /// Print only the image id: no progress, no status.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// A label of the image (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
 }
 
 /// Parses `--build-arg` values; `NAME` alone is taken from the environment
@@ -97,6 +106,19 @@ fn build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         }
     }
     Ok(args)
+}
+
+/// `--label KEY=VALUE` values (a bare KEY is an empty value, as docker's).
+fn labels(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for value in values {
+        let (key, val) = value.split_once('=').unwrap_or((value.as_str(), ""));
+        if key.is_empty() {
+            bail!("invalid --label '{value}': the key must not be empty");
+        }
+        labels.insert(key.to_string(), val.to_string());
+    }
+    Ok(labels)
 }
 
 fn platforms(value: Option<&str>) -> anyhow::Result<Vec<Option<Platform>>> {
@@ -127,6 +149,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
     if platforms.len() > 1 {
         bail!("building for several platforms at once is not supported yet; pass one --platform");
     }
+    let printer = printer.quiet_if(args.quiet);
     exec::run(
         &exec::Request {
             context: &args.context,
@@ -148,6 +171,9 @@ fn build(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             push: args.push,
             cache_from: &args.cache_from,
             cache_to: &args.cache_to,
+            quiet: args.quiet,
+            iidfile: args.iidfile.as_deref(),
+            labels: labels(&args.labels)?,
         },
         printer,
     )
