@@ -366,3 +366,60 @@ fn import_from_a_local_url() {
     assert_eq!(env.run("imported:url", "echo from-url"), "from-url\n");
     drop(server);
 }
+
+#[test]
+fn build_quiet_iidfile_label_and_a_cached_rebuild_with_the_same_id() {
+    let env = Env::new();
+    env.build.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo built > /built\nCOPY f /f\nENV STAGE=final\nLABEL from=dockerfile\n",
+    );
+    env.build.write("f", "context file\n");
+    let iidfile = env.build.ctx.path().join("../commit-cp-iid");
+    let build = |extra: &[&str]| {
+        let out = env.build.build(extra);
+        assert!(
+            out.status.success(),
+            "build {extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (first, stderr) = build(&[
+        "-q",
+        "--iidfile",
+        iidfile.to_str().unwrap(),
+        "--label",
+        "team=db",
+        "-t",
+        "labelled:v1",
+    ]);
+    // -q: the image id alone on stdout, nothing on stderr.
+    assert!(
+        first.starts_with("sha256:") && first.len() == 72,
+        "{first:?}"
+    );
+    assert_eq!(stderr, "", "-q printed status");
+    let written = fs::read_to_string(&iidfile).unwrap();
+    let _ = fs::remove_file(&iidfile);
+    assert_eq!(written, first.trim(), "--iidfile");
+    let inspect = env.ok(&["inspect", "labelled:v1"]);
+    assert!(inspect.contains("\"team\": \"db\""), "{inspect}");
+    assert!(inspect.contains("\"from\": \"dockerfile\""), "{inspect}");
+
+    // Fully cached rebuilds, a second later: the same image id.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (second, _) = build(&["-q", "--label", "team=db"]);
+    assert_eq!(second, first, "a fully cached rebuild changed the image id");
+    let (unlabelled, _) = build(&["-q"]);
+    assert_ne!(unlabelled, first, "--label did not change the config");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (again, _) = build(&["-q"]);
+    assert_eq!(
+        again, unlabelled,
+        "a fully cached rebuild changed the image id"
+    );
+}

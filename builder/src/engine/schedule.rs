@@ -280,8 +280,15 @@ impl Build<'_> {
             metadata::apply(&mut state.config, &step.instruction);
             state.key = key::step_key(Some(&state.key), &normalized, &step.build_args, &[]);
             // Every step has a history entry, ARG included, as BuildKit writes them.
+            // A metadata step makes nothing new in time: it takes the time of
+            // the step before it (a cached layer's time is its record's), so
+            // a fully cached rebuild writes the same config, as BuildKit's.
+            let created = match self.options.source_date_epoch {
+                Some(_) => self.created(),
+                None => latest_created(&state.config).unwrap_or_else(|| self.created()),
+            };
             state.config.history.push(History {
-                created: Some(self.created()),
+                created: Some(created),
                 created_by: Some(history_text(step)),
                 comment: Some("berth.build".into()),
                 empty_layer: true,
@@ -405,6 +412,11 @@ fn base_text(stage: &plan::Stage) -> String {
         plan::Base::Image { reference } => reference.clone(),
         plan::Base::Stage { index } => format!("stage {index}"),
     }
+}
+
+/// The time of the last history entry that has one.
+pub(super) fn latest_created(config: &ImageConfig) -> Option<String> {
+    config.history.iter().rev().find_map(|h| h.created.clone())
 }
 
 /// The history `created_by` text, as BuildKit writes it.
