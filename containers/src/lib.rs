@@ -25,11 +25,13 @@
 //! - [`logfile`]: the log of a container's output;
 //! - [`monitor`]: the process that owns a detached container;
 //! - [`control`]: stopping and removing containers;
+//! - [`copy`]: `berth cp`, files out of and into a container, resolved in its root;
 //! - [`lookup`]: finding the command in the image, for Docker's exit codes.
 
 pub mod commit;
 pub mod console;
 pub mod control;
+pub mod copy;
 pub mod create;
 pub mod exec;
 pub mod executor;

@@ -5,6 +5,7 @@ mod build;
 mod commit;
 mod container_flags;
 mod container_monitor;
+mod cp;
 mod exec;
 mod history;
 mod images;
@@ -117,6 +118,8 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
     /// Stop running containers.
     Stop(stop::StopArgs),
     /// Remove containers.
@@ -152,6 +155,7 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&args, &cli.global, printer),
         Command::Ps(args) => ps::run(&args, &cli.global, printer),
         Command::Exec(args) => exec::run(&args, &cli.global, printer),
+        Command::Cp(args) => cp::run(&args, &cli.global, printer),
         Command::Stop(args) => stop::run(&args, &cli.global, printer),
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),

@@ -423,3 +423,163 @@ fn build_quiet_iidfile_label_and_a_cached_rebuild_with_the_same_id() {
         "a fully cached rebuild changed the image id"
     );
 }
+
+/// Waits until `path` exists in the running container `name`.
+fn wait_for(env: &Env, name: &str, path: &str) {
+    let started = std::time::Instant::now();
+    while !env
+        .berth(&["exec", name, "test", "-e", path])
+        .status
+        .success()
+    {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "{path} never appeared in {name}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cp_out_and_in_through_planted_symlinks_stays_in_the_container() {
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    // The host has a file where the container's symlinks point.
+    let marker = host.path().join("host-secret");
+    fs::write(&marker, "host\n").unwrap();
+    let script = format!(
+        "mkdir -p /data/sub && echo inside > /data/sub/f && ln -s / /evil \
+         && ln -s {marker} /data/leak && ln -s /tmp /drop && echo container > /etc/id \
+         && touch /ready && sleep 1000",
+        marker = marker.display(),
+    );
+    let _container = env.run_detached("cp-hostile", &script);
+    wait_for(&env, "cp-hostile", "/ready");
+
+    // Out: `/evil/etc/id` is the container's own file, not the host's.
+    let out = host.path().join("id");
+    env.ok(&["cp", "cp-hostile:/evil/etc/id", out.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(&out).unwrap(), "container\n");
+    // A directory comes out whole, its symlinks as symlinks, never read through.
+    let tree = host.path().join("tree");
+    env.ok(&["cp", "cp-hostile:/data", tree.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(tree.join("sub/f")).unwrap(), "inside\n");
+    let leak = fs::symlink_metadata(tree.join("leak")).unwrap();
+    assert!(leak.file_type().is_symlink(), "leak was copied as a file");
+    // -L follows a symlink, inside the container: its target is missing there.
+    let out = env.berth(&[
+        "cp",
+        "-L",
+        "cp-hostile:/data/leak",
+        host.path().join("l").to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success(),
+        "-L read through a symlink to the host"
+    );
+    assert_eq!(fs::read_to_string(&marker).unwrap(), "host\n");
+
+    // In: a planted symlink to a directory the host has too (/tmp) leads
+    // to the container's own, and one to a host file is replaced, not
+    // written through.
+    let name = format!("berth-cp-payload-{}", std::process::id());
+    let src = host.path().join(&name);
+    fs::write(&src, "payload\n").unwrap();
+    env.ok(&["cp", src.to_str().unwrap(), "cp-hostile:/drop/"]);
+    assert!(
+        !Path::new("/tmp").join(&name).exists(),
+        "a copy in through /drop -> /tmp reached the host's /tmp"
+    );
+    let inside = env.ok(&["exec", "cp-hostile", "cat", &format!("/tmp/{name}")]);
+    assert_eq!(inside, "payload\n");
+    env.ok(&["cp", src.to_str().unwrap(), "cp-hostile:/data/leak"]);
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        "host\n",
+        "a copy in wrote through a planted symlink"
+    );
+    let replaced = env.ok(&[
+        "exec",
+        "cp-hostile",
+        "sh",
+        "-c",
+        "test -L /data/leak && echo link || cat /data/leak",
+    ]);
+    assert_eq!(replaced, "payload\n");
+    // A destination that ends in / must be a directory, as docker says.
+    let out = env.berth(&["cp", src.to_str().unwrap(), "cp-hostile:/missing-dir/"]);
+    assert!(!out.status.success(), "copied into a missing directory");
+}
+
+#[test]
+fn cp_tar_streams_both_ways_and_a_stopped_container() {
+    let env = Env::new();
+    let container = env.run_detached(
+        "cp-streams",
+        "mkdir /box && echo one > /box/a && touch /ready && sleep 1000",
+    );
+    wait_for(&env, "cp-streams", "/ready");
+    // Out to stdout: a tar stream named from the last path element.
+    let out = env.berth(&["cp", "cp-streams:/box", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["box/", "box/a"]);
+    // In from stdin.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(4);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "streamed", &b"two\n"[..])
+        .unwrap();
+    let bytes = tar.into_inner().unwrap();
+    let mut child = env
+        .command(&["cp", "-", "cp-streams:/box"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        env.ok(&["exec", "cp-streams", "cat", "/box/streamed"]),
+        "two\n"
+    );
+
+    // A stopped container: its files are copied out of and into its layers.
+    env.ok(&["stop", "-t", "1", "cp-streams"]);
+    let host = tempfile::tempdir().unwrap();
+    let out = host.path().join("a");
+    env.ok(&["cp", "cp-streams:/box/streamed", out.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(&out).unwrap(), "two\n");
+    fs::write(host.path().join("later"), "three\n").unwrap();
+    env.ok(&[
+        "cp",
+        host.path().join("later").to_str().unwrap(),
+        "cp-streams:/box/",
+    ]);
+    let out = env.berth(&["cp", "cp-streams:/box/later", "-"]);
+    assert!(out.status.success());
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+    assert_eq!(text, "three\n");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let store = env.store().to_string_lossy().into_owned();
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.contains(&store) && l.contains("cp-view")),
+        "a copy view stayed mounted"
+    );
+    drop(container);
+}

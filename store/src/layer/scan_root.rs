@@ -90,6 +90,25 @@ pub fn scan_upper_in_root(
     root_path: &std::path::Path,
     skip: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Entry>, ScanRootError> {
+    let root = Root::open(root_path).map_err(|e| ScanRootError::Read {
+        root: root_path.to_path_buf(),
+        path: "/".into(),
+        source: pathrs_io(e),
+    })?;
+    scan_in_root(&root, root_path, "", true, skip)
+}
+
+/// Scans the directory `base` inside `root` (`root_path` names it in
+/// errors) into entries whose paths are relative to `base`, and whose file
+/// sources are relative to the root. With `overlay`, whiteouts and opaque
+/// markers are converted; otherwise a 0:0 device stays a device.
+pub fn scan_in_root(
+    root: &Root,
+    root_path: &std::path::Path,
+    base: &str,
+    overlay: bool,
+    skip: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Entry>, ScanRootError> {
     let err = |path: &str| {
         let path = path.to_string();
         move |source| ScanRootError::Read {
@@ -98,13 +117,18 @@ pub fn scan_upper_in_root(
             source,
         }
     };
-    let root = Root::open(root_path).map_err(|e| err("/")(pathrs_io(e)))?;
+    let base = base.trim_matches('/');
+    let in_root = |rel: &str| match (base.is_empty(), rel.is_empty()) {
+        (true, _) => rel.to_string(),
+        (false, true) => base.to_string(),
+        (false, false) => format!("{base}/{rel}"),
+    };
     let mut entries: Vec<Entry> = Vec::new();
     let mut inodes: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
     let mut stack = vec![String::new()];
     while let Some(rel_dir) = stack.pop() {
-        let fd = open_dir(&root, &rel_dir).map_err(err(&rel_dir))?;
-        if !rel_dir.is_empty() && is_opaque_fd(&fd) {
+        let fd = open_dir(root, &in_root(&rel_dir)).map_err(err(&rel_dir))?;
+        if overlay && !rel_dir.is_empty() && is_opaque_fd(&fd) {
             // Markers carry no metadata of their own; fixed values keep
             // layers reproducible.
             entries.push(Entry {
@@ -169,7 +193,7 @@ pub fn scan_upper_in_root(
                 }
                 SFlag::S_IFCHR => {
                     let (major, minor) = split_dev(st.st_rdev);
-                    if major == 0 && minor == 0 {
+                    if overlay && major == 0 && minor == 0 {
                         entry.mode = 0;
                         entry.uid = 0;
                         entry.gid = 0;
@@ -192,7 +216,7 @@ pub fn scan_upper_in_root(
                             .push(entries.len());
                     }
                     EntryKind::File {
-                        source: PathBuf::from(&rel),
+                        source: PathBuf::from(in_root(&rel)),
                         size: u64::try_from(st.st_size).unwrap_or(0),
                     }
                 }

@@ -82,6 +82,27 @@ pub fn write_layer_in_root(
     })
 }
 
+/// Writes `entries` as an uncompressed tar stream to `out` (for `berth cp`):
+/// file sources are relative to `root` and opened inside it, never through a
+/// symlink.
+pub fn write_tar_in_root<W: Write>(
+    out: W,
+    entries: Vec<Entry>,
+    root: &pathrs::Root,
+) -> Result<W, LayerError> {
+    let mut builder = tar::Builder::new(out);
+    builder.mode(tar::HeaderMode::Complete);
+    builder.follow_symlinks(false);
+    let open = |path: &std::path::Path| super::scan_root::open_file_in_root(root, path);
+    for entry in canonical_order(entries) {
+        append(&mut builder, &entry, None, &mut |_| {}, &open)?;
+    }
+    builder.into_inner().map_err(|source| LayerError::Write {
+        path: "(end of archive)".into(),
+        source,
+    })
+}
+
 /// Opens a file entry's source.
 type Opener<'a> = &'a dyn Fn(&std::path::Path) -> io::Result<File>;
 
