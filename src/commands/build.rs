@@ -81,6 +81,9 @@ pub struct BuildArgs {
     /// Write the image id to this file.
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
+    /// Always fetch the base images from their registries.
+    #[arg(long)]
+    pub pull: bool,
     /// A label of the image (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -174,6 +177,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             quiet: args.quiet,
             iidfile: args.iidfile.as_deref(),
             labels: labels(&args.labels)?,
+            pull: args.pull,
         },
         printer,
     )

@@ -583,3 +583,57 @@ fn cp_tar_streams_both_ways_and_a_stopped_container() {
     );
     drop(container);
 }
+
+#[test]
+fn build_pull_fetches_the_base_again_even_when_the_store_has_it() {
+    let registry = berth_e2e::registry::TestRegistry::start();
+    let base = format!("{}/e2e/pull-base:1", registry.host());
+    let publisher = Env::new();
+    publisher.ok(&["tag", "busybox", &base]);
+    publisher.ok(&["push", &base]);
+
+    let builder = Env::new();
+    builder
+        .build
+        .write("Dockerfile", &format!("FROM {base}\nENV STAGE=app\n"));
+    let build = |extra: &[&str]| {
+        let out = builder.build.build(extra);
+        assert!(
+            out.status.success(),
+            "build {extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = build(&["-q"]);
+
+    // The registry's base moves on.
+    publisher
+        .build
+        .write("Dockerfile", "FROM busybox\nRUN echo v2 > /v2\n");
+    let out = publisher.build.build(&["-t", &base, "--push"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(
+        build(&["-q"]),
+        first,
+        "without --pull the stored base is used"
+    );
+    let pulled = build(&["-q", "--pull"]);
+    assert_ne!(pulled, first, "--pull kept the stored base");
+    let runtime = bins::berth_runtime();
+    let out = builder.ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        runtime.to_str().unwrap(),
+        &base,
+        "cat",
+        "/v2",
+    ]);
+    assert_eq!(out, "v2\n", "the store's base is the registry's new one");
+}

@@ -119,6 +119,9 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// The Dockerfile's escape character (for re-expansion).
     pub escape: char,
+    /// `--pull`: fetch every base image from its registry, even when the
+    /// store has it.
+    pub pull: bool,
 }
 
 /// What a build produced.

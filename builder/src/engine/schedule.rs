@@ -175,6 +175,16 @@ impl Build<'_> {
                     image: reference.clone(),
                     source,
                 };
+                if self.options.pull && crate::registry::may_pull(reference) {
+                    // --pull: the registry's image, even when the store has one.
+                    let name = berth_store::tags::normalize(reference);
+                    self.pull_base(reference, &name, id).map_err(|e| {
+                        BuildError::Unsupported(format!(
+                            "stage '{}': --pull of base image '{reference}' failed: {e}",
+                            stage.display_name()
+                        ))
+                    })?;
+                }
                 let loaded = match image::load(self.store, reference) {
                     Err(ImageError::Store(StoreError::UnknownImage(name)))
                         if crate::registry::may_pull(reference) =>

@@ -58,6 +58,8 @@ pub struct Request<'a> {
     pub iidfile: Option<&'a Path>,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
+    /// `--pull`.
+    pub pull: bool,
 }
 
 /// The built image with the `--label` values added to its configuration
@@ -184,6 +186,7 @@ pub fn run(request: &Request<'_>, printer: Printer) -> anyhow::Result<ExitCode> 
         },
         secrets,
         escape: dockerfile.escape,
+        pull: request.pull,
     };
     // Held until the image is tagged, written out and pushed, so that a
     // concurrent `rmi` or `prune` cannot remove the result in between.
