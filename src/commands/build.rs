@@ -81,6 +81,9 @@ pub struct BuildArgs {
     /// Write the image id to this file.
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
+    /// Add a name to RUN steps' /etc/hosts (HOST:IP).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
     /// Always fetch the base images from their registries.
     #[arg(long)]
     pub pull: bool,
@@ -109,6 +112,25 @@ fn build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         }
     }
     Ok(args)
+}
+
+/// `--add-host HOST:IP` values, as docker's: the address may be IPv6 (it
+/// has colons of its own) and `=` is accepted as the separator too.
+fn add_hosts(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    values
+        .iter()
+        .map(|value| {
+            let (host, ip) = value
+                .split_once('=')
+                .or_else(|| value.split_once(':'))
+                .with_context(|| format!("invalid --add-host '{value}': expected HOST:IP"))?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+                bail!("invalid --add-host '{value}': expected HOST:IP with an IP address");
+            }
+            Ok((host.to_string(), ip.to_string()))
+        })
+        .collect()
 }
 
 /// `--label KEY=VALUE` values (a bare KEY is an empty value, as docker's).
@@ -178,6 +200,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             iidfile: args.iidfile.as_deref(),
             labels: labels(&args.labels)?,
             pull: args.pull,
+            add_hosts: add_hosts(&args.add_hosts)?,
         },
         printer,
     )
@@ -281,6 +304,29 @@ mod tests {
         assert!(build_args(&["=1".into()]).is_err());
         let path_only = build_args(&["BERTH_TEST_SURELY_UNSET_VARIABLE".into()]).unwrap();
         assert!(path_only.is_empty());
+    }
+
+    #[test]
+    fn add_host_forms() {
+        let ok = add_hosts(&[
+            "db:10.1.2.3".into(),
+            "v6:::1".into(),
+            "eq=192.0.2.9".into(),
+            "br:[fe80::1]".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            ok,
+            [
+                ("db".to_string(), "10.1.2.3".to_string()),
+                ("v6".into(), "::1".into()),
+                ("eq".into(), "192.0.2.9".into()),
+                ("br".into(), "fe80::1".into()),
+            ]
+        );
+        for bad in ["nohost", ":10.0.0.1", "db:notanip"] {
+            assert!(add_hosts(&[bad.into()]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -637,3 +637,31 @@ fn build_pull_fetches_the_base_again_even_when_the_store_has_it() {
     ]);
     assert_eq!(out, "v2\n", "the store's base is the registry's new one");
 }
+
+#[test]
+fn build_add_host_reaches_run_steps_hosts_file() {
+    let env = Env::new();
+    env.build.write(
+        "Dockerfile",
+        "FROM busybox\nRUN grep -w commit-cp-db /etc/hosts > /found\n",
+    );
+    let out = env
+        .build
+        .build(&["--add-host", "commit-cp-db:10.123.45.67", "-t", "addhost:1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = env.run(
+        "addhost:1",
+        "cat /found; test -e /etc/hosts && echo hosts-kept",
+    );
+    assert!(found.starts_with("10.123.45.67\tcommit-cp-db\n"), "{found}");
+    // The bound file never becomes part of the layer.
+    let listing = names(&env.top_layer_listing("addhost:1"));
+    assert!(
+        !listing.iter().any(|n| n.starts_with("etc/")),
+        "{listing:?}"
+    );
+}

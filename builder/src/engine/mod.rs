@@ -122,6 +122,8 @@ pub struct BuildOptions {
     /// `--pull`: fetch every base image from its registry, even when the
     /// store has it.
     pub pull: bool,
+    /// `--add-host`: `(name, address)` entries of `RUN` steps' `/etc/hosts`.
+    pub add_hosts: Vec<(String, String)>,
 }
 
 /// What a build produced.

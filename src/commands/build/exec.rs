@@ -60,6 +60,8 @@ pub struct Request<'a> {
     pub labels: BTreeMap<String, String>,
     /// `--pull`.
     pub pull: bool,
+    /// `--add-host`.
+    pub add_hosts: Vec<(String, String)>,
 }
 
 /// The built image with the `--label` values added to its configuration
@@ -187,6 +189,7 @@ pub fn run(request: &Request<'_>, printer: Printer) -> anyhow::Result<ExitCode> 
         secrets,
         escape: dockerfile.escape,
         pull: request.pull,
+        add_hosts: request.add_hosts.clone(),
     };
     // Held until the image is tagged, written out and pushed, so that a
     // concurrent `rmi` or `prune` cannot remove the result in between.
