@@ -317,6 +317,30 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_deeper_than_path_max_fails_cleanly_without_recursion() {
+        use nix::fcntl::{OFlag, openat};
+        use nix::sys::stat::{Mode, mkdirat};
+        let dir = tempfile::tempdir().unwrap();
+        // 600 levels of 9-character names: 6000 bytes, past PATH_MAX, made
+        // fd by fd as a container could.
+        let mut fd = nix::fcntl::open(dir.path(), OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        for _ in 0..600 {
+            mkdirat(Some(fd), "deeper123", Mode::from_bits_truncate(0o755)).unwrap();
+            let next = openat(Some(fd), "deeper123", OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+            nix::unistd::close(fd).unwrap();
+            fd = next;
+        }
+        nix::unistd::close(fd).unwrap();
+        let err = scan_upper_in_root(dir.path(), &|_| false).unwrap_err();
+        assert!(matches!(err, ScanRootError::Read { .. }), "{err}");
+        // The tree is removed with the same fd-relative care by `rm -rf`.
+        let _ = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg(dir.path())
+            .status();
+    }
+
+    #[test]
     fn a_symlinked_file_is_never_read_through() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
