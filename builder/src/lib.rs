@@ -12,12 +12,14 @@
 //! - [`engine`]: walks the plan, computes cache keys, builds stages in parallel;
 //! - [`context`]: the build context's file hashes, cached by stat data;
 //! - [`cache`]: the build cache records, one per cache key;
+//! - [`change`]: `--change` instructions of `commit` and `import`;
 //! - [`remote_cache`]: `--cache-to`/`--cache-from`, build caches in registries
 //!   and directories;
 //! - [`output`]: tags, OCI layouts and Docker archives;
 //! - [`registry`]: pulling bases and pushing results with the registry client;
 //! - [`prune`]: removing what no image, container or cache record needs.
 pub mod cache;
+pub mod change;
 pub mod context;
 pub mod engine;
 pub mod output;

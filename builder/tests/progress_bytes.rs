@@ -59,6 +59,8 @@ fn copy_steps_report_the_bytes_they_write() {
         },
         secrets: BTreeMap::new(),
         escape: parsed.escape,
+        pull: false,
+        add_hosts: Vec::new(),
     };
     let collected = Collect::default();
     engine::build(&store, &plan, &options, &collected).unwrap();

@@ -20,6 +20,7 @@
 //! - [`create`]: the record and the bundle from an image and those options;
 //! - [`supervise`]: running a created container to its end, in the
 //!   foreground or in a detached monitor process;
+//! - [`commit`]: a container's changes as a new image (`berth commit`);
 //! - [`console`]: the pseudo-terminal of `-t`;
 //! - [`logfile`]: the log of a container's output;
 //! - [`monitor`]: the process that owns a detached container;
@@ -28,10 +29,13 @@
 //! - [`lookup`]: finding the command in the image, for Docker's exit codes;
 //! - [`resources`]: resource limits and restart policies, docker's way;
 //! - [`restart`]: the monitor's restart policy loop and `berth update`;
-//! - [`stats`], [`top`]: a running container's resource use and processes.
+//! - [`stats`], [`top`]: a running container's resource use and processes;
+//! - [`copy`]: `berth cp`, files out of and into a container, resolved in its root.
 
+pub mod commit;
 pub mod console;
 pub mod control;
+pub mod copy;
 pub mod create;
 pub mod exec;
 pub mod executor;

@@ -76,6 +76,7 @@ fn run_step_in_runc_produces_layer_with_whiteouts_and_no_mountpoints() {
             target: "/cache".into(),
             readonly: false,
         }],
+        extra_hosts: Vec::new(),
     };
     let lines = Mutex::new(Vec::new());
     let out = executor::run_step(
@@ -138,6 +139,7 @@ fn failing_step_reports_exit_code_and_output_tail() {
             target: "/scratch".into(),
             size: None,
         }],
+        extra_hosts: Vec::new(),
     };
     let out = executor::run_step(
         &store,

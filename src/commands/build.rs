@@ -75,6 +75,21 @@ pub struct BuildArgs {
     /// The build context directory.
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
+    /// Print only the image id: no progress, no status.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Add a name to RUN steps' /etc/hosts (HOST:IP).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Always fetch the base images from their registries.
+    #[arg(long)]
+    pub pull: bool,
+    /// A label of the image (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
 }
 
 /// Parses `--build-arg` values; `NAME` alone is taken from the environment
@@ -97,6 +112,38 @@ fn build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         }
     }
     Ok(args)
+}
+
+/// `--add-host HOST:IP` values, as docker's: the address may be IPv6 (it
+/// has colons of its own) and `=` is accepted as the separator too.
+fn add_hosts(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    values
+        .iter()
+        .map(|value| {
+            let (host, ip) = value
+                .split_once('=')
+                .or_else(|| value.split_once(':'))
+                .with_context(|| format!("invalid --add-host '{value}': expected HOST:IP"))?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+                bail!("invalid --add-host '{value}': expected HOST:IP with an IP address");
+            }
+            Ok((host.to_string(), ip.to_string()))
+        })
+        .collect()
+}
+
+/// `--label KEY=VALUE` values (a bare KEY is an empty value, as docker's).
+fn labels(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for value in values {
+        let (key, val) = value.split_once('=').unwrap_or((value.as_str(), ""));
+        if key.is_empty() {
+            bail!("invalid --label '{value}': the key must not be empty");
+        }
+        labels.insert(key.to_string(), val.to_string());
+    }
+    Ok(labels)
 }
 
 fn platforms(value: Option<&str>) -> anyhow::Result<Vec<Option<Platform>>> {
@@ -127,6 +174,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
     if platforms.len() > 1 {
         bail!("building for several platforms at once is not supported yet; pass one --platform");
     }
+    let printer = printer.quiet_if(args.quiet);
     exec::run(
         &exec::Request {
             context: &args.context,
@@ -148,6 +196,11 @@ fn build(args: &BuildArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Res
             push: args.push,
             cache_from: &args.cache_from,
             cache_to: &args.cache_to,
+            quiet: args.quiet,
+            iidfile: args.iidfile.as_deref(),
+            labels: labels(&args.labels)?,
+            pull: args.pull,
+            add_hosts: add_hosts(&args.add_hosts)?,
         },
         printer,
     )
@@ -251,6 +304,29 @@ mod tests {
         assert!(build_args(&["=1".into()]).is_err());
         let path_only = build_args(&["BERTH_TEST_SURELY_UNSET_VARIABLE".into()]).unwrap();
         assert!(path_only.is_empty());
+    }
+
+    #[test]
+    fn add_host_forms() {
+        let ok = add_hosts(&[
+            "db:10.1.2.3".into(),
+            "v6:::1".into(),
+            "eq=192.0.2.9".into(),
+            "br:[fe80::1]".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            ok,
+            [
+                ("db".to_string(), "10.1.2.3".to_string()),
+                ("v6".into(), "::1".into()),
+                ("eq".into(), "192.0.2.9".into()),
+                ("br".into(), "fe80::1".into()),
+            ]
+        );
+        for bad in ["nohost", ":10.0.0.1", "db:notanip"] {
+            assert!(add_hosts(&[bad.into()]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 mod attach;
 mod build;
+mod commit;
 mod container;
 mod container_flags;
 mod container_monitor;
+mod cp;
 mod create;
 mod exec;
 mod history;
@@ -101,7 +103,7 @@ impl GlobalArgs {
 pub enum Command {
     /// Build an image from a Dockerfile and a context directory (--check: only validate).
     Build(build::BuildArgs),
-    /// Make an image in the local store from a root filesystem directory.
+    /// Make an image from a tarball (file, - or URL) or a root filesystem directory.
     Import(import::ImportArgs),
     /// Pull an image from a registry into the local store.
     Pull(pull::PullArgs),
@@ -132,6 +134,8 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Read images from an OCI layout or docker-archive tar.
     Load(load::LoadArgs),
+    /// Create a new image from a container's changes.
+    Commit(commit::CommitArgs),
     /// Run a command in a new container from an image.
     // Boxed: its flags make it much larger than the other variants.
     Run(Box<run::RunArgs>),
@@ -139,6 +143,8 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
     /// Stop running containers.
     Stop(stop::StopArgs),
     /// Remove containers.
@@ -203,9 +209,11 @@ pub fn dispatch(cli: Cli, printer: Printer) -> anyhow::Result<ExitCode> {
         Command::System(args) => system::run(&args, &cli.global, printer),
         Command::Save(args) => save::run(&args, &cli.global, printer),
         Command::Load(args) => load::run(&args, &cli.global, printer),
+        Command::Commit(args) => commit::run(&args, &cli.global, printer),
         Command::Run(args) => run::run(&args, &cli.global, printer),
         Command::Ps(args) => ps::run(&args, &cli.global, printer),
         Command::Exec(args) => exec::run(&args, &cli.global, printer),
+        Command::Cp(args) => cp::run(&args, &cli.global, printer),
         Command::Stop(args) => stop::run(&args, &cli.global, printer),
         Command::Rm(args) => rm::run(&args, &cli.global, printer),
         Command::Logs(args) => logs::run(&args, &cli.global, printer),

@@ -43,6 +43,14 @@ pub enum ImageError {
     /// Unpacking a layer failed.
     #[error(transparent)]
     Extract(#[from] extract::ExtractError),
+    /// Reading an imported tar stream failed.
+    #[error("reading the tar stream of '{source_name}'")]
+    ReadTar {
+        /// The file, `-` or URL the stream comes from.
+        source_name: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
 }
 
 /// An image loaded from the store.
@@ -232,5 +240,59 @@ pub fn import_rootfs(
     }
     let descriptor = write(store, &config, &[layer])?;
     store.tag(name, &descriptor)?;
+    Ok(descriptor)
+}
+
+/// Imports a tar stream (plain, gzip or zstd) as a one-layer image: the
+/// stream is stored as one gzip layer, unpacked into its snapshot (which
+/// checks every entry as any untrusted layer is checked), and `config` gets
+/// its diffID. The image is tagged `name`, or kept untagged. `source_name`
+/// names the stream in errors.
+pub fn import_tar(
+    store: &Store,
+    reader: impl std::io::Read,
+    source_name: &str,
+    mut config: ImageConfig,
+    name: Option<&str>,
+) -> Result<Descriptor, ImageError> {
+    use std::io::Write as _;
+    let read_err = |source| ImageError::ReadTar {
+        source_name: source_name.to_string(),
+        source,
+    };
+    let _lease = store.lease()?;
+    let mut input =
+        crate::layer::compress::decompress(std::io::BufReader::new(reader)).map_err(read_err)?;
+    let blob = store.blobs().writer()?;
+    let compressor =
+        crate::layer::compress::Compressor::new(Compression::Gzip, blob).map_err(read_err)?;
+    let mut hashing = crate::digest::HashingWriter::new(compressor);
+    std::io::copy(&mut input, &mut hashing).map_err(read_err)?;
+    hashing.flush().map_err(read_err)?;
+    let (compressor, diff_id, _) = hashing.finish();
+    let (digest, size) = compressor.finish().map_err(read_err)?.commit()?;
+    let layer = LayerRecord {
+        descriptor: Descriptor {
+            artifact_type: None,
+            unknown: Default::default(),
+            urls: None,
+            media_type: Compression::Gzip.media_type().to_string(),
+            digest,
+            size,
+            annotations: Default::default(),
+            platform: None,
+        },
+        diff_id,
+    };
+    extract::ensure_snapshot(store, &layer.descriptor.digest, &layer.diff_id)?;
+    config.rootfs = RootFs {
+        kind: "layers".into(),
+        diff_ids: vec![layer.diff_id.clone()],
+    };
+    let descriptor = write(store, &config, &[layer])?;
+    match name {
+        Some(name) => store.tag(name, &descriptor)?,
+        None => crate::archive::name_image(store, &descriptor, &[])?,
+    }
     Ok(descriptor)
 }

@@ -106,6 +106,18 @@ pub fn download(
     checksum: Option<&str>,
     on_bytes: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<Downloaded, FetchError> {
+    download_limited(url, dir, checksum, None, on_bytes)
+}
+
+/// [`download`], failing once more than `max_bytes` arrive (a server that
+/// never ends its body must not fill the disk).
+pub fn download_limited(
+    url: &str,
+    dir: &Path,
+    checksum: Option<&str>,
+    max_bytes: Option<u64>,
+    on_bytes: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<Downloaded, FetchError> {
     let transfer = |message: String| FetchError::Transfer {
         url: url.to_string(),
         message,
@@ -160,6 +172,9 @@ pub fn download(
         {
             hasher.update(&chunk);
             size += chunk.len() as u64;
+            if let Some(max) = max_bytes.filter(|&max| size > max) {
+                return Err(transfer(format!("the body is larger than {max} bytes")));
+            }
             file.write_all(&chunk).map_err(io)?;
             on_bytes(size, length);
         }

@@ -119,6 +119,11 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// The Dockerfile's escape character (for re-expansion).
     pub escape: char,
+    /// `--pull`: fetch every base image from its registry, even when the
+    /// store has it.
+    pub pull: bool,
+    /// `--add-host`: `(name, address)` entries of `RUN` steps' `/etc/hosts`.
+    pub add_hosts: Vec<(String, String)>,
 }
 
 /// What a build produced.
@@ -211,7 +216,12 @@ pub fn build_with_import(
     // needs them.
     b.fetch_missing(&state.layers)?;
     let mut config = state.config.clone();
-    config.created = Some(rfc3339(options.source_date_epoch.unwrap_or(now)));
+    // The image is as old as its last step (cached steps keep their time),
+    // so a fully cached rebuild gives the same image id.
+    config.created = Some(match options.source_date_epoch {
+        Some(epoch) => rfc3339(epoch),
+        None => schedule::latest_created(&config).unwrap_or_else(|| rfc3339(now)),
+    });
     let manifest = image::write(store, &config, &state.layers)?;
     progress.event(Event::ImageWritten {
         digest: manifest.digest.to_string(),

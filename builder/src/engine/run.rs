@@ -137,6 +137,8 @@ pub struct RunInputs<'a> {
     /// The walked context (what `.dockerignore` keeps), when a bind mount
     /// reads the context.
     pub context_tree: Option<&'a Context>,
+    /// `--add-host` entries for `/etc/hosts`.
+    pub extra_hosts: &'a [(String, String)],
 }
 
 /// Held resources of the mounts: cache locks and scratch copies.
@@ -397,6 +399,7 @@ pub fn execute(
         workdir,
         network: run.network,
         mounts,
+        extra_hosts: inputs.extra_hosts.to_vec(),
     };
     if let Some(len) = spec
         .args

@@ -73,6 +73,7 @@ impl Build<'_> {
             from_roots: &from_roots,
             secrets: &self.options.secrets,
             context_tree,
+            extra_hosts: &self.options.add_hosts,
         };
         let progress = self.progress;
         let on_line = |stream, line: &str| {

@@ -175,6 +175,16 @@ impl Build<'_> {
                     image: reference.clone(),
                     source,
                 };
+                if self.options.pull && crate::registry::may_pull(reference) {
+                    // --pull: the registry's image, even when the store has one.
+                    let name = berth_store::tags::normalize(reference);
+                    self.pull_base(reference, &name, id).map_err(|e| {
+                        BuildError::Unsupported(format!(
+                            "stage '{}': --pull of base image '{reference}' failed: {e}",
+                            stage.display_name()
+                        ))
+                    })?;
+                }
                 let loaded = match image::load(self.store, reference) {
                     Err(ImageError::Store(StoreError::UnknownImage(name)))
                         if crate::registry::may_pull(reference) =>
@@ -280,8 +290,15 @@ impl Build<'_> {
             metadata::apply(&mut state.config, &step.instruction);
             state.key = key::step_key(Some(&state.key), &normalized, &step.build_args, &[]);
             // Every step has a history entry, ARG included, as BuildKit writes them.
+            // A metadata step makes nothing new in time: it takes the time of
+            // the step before it (a cached layer's time is its record's), so
+            // a fully cached rebuild writes the same config, as BuildKit's.
+            let created = match self.options.source_date_epoch {
+                Some(_) => self.created(),
+                None => latest_created(&state.config).unwrap_or_else(|| self.created()),
+            };
             state.config.history.push(History {
-                created: Some(self.created()),
+                created: Some(created),
                 created_by: Some(history_text(step)),
                 comment: Some("berth.build".into()),
                 empty_layer: true,
@@ -405,6 +422,11 @@ fn base_text(stage: &plan::Stage) -> String {
         plan::Base::Image { reference } => reference.clone(),
         plan::Base::Stage { index } => format!("stage {index}"),
     }
+}
+
+/// The time of the last history entry that has one.
+pub(super) fn latest_created(config: &ImageConfig) -> Option<String> {
+    config.history.iter().rev().find_map(|h| h.created.clone())
 }
 
 /// The history `created_by` text, as BuildKit writes it.

@@ -116,6 +116,8 @@ pub struct RunSpec {
     pub network: Network,
     /// Extra mounts.
     pub mounts: Vec<StepMount>,
+    /// `build --add-host`: `(name, address)` lines added to `/etc/hosts`.
+    pub extra_hosts: Vec<(String, String)>,
 }
 
 /// The outcome of a run: the exit and the staging directory with the upper dir.
@@ -274,6 +276,27 @@ fn run_mounted(
     let mut host_files = vec!["/etc/hosts"];
     if spec.network != Network::None {
         host_files.push("/etc/resolv.conf");
+    }
+    if !spec.extra_hosts.is_empty() {
+        // The host's names plus --add-host's, in a file of the staging
+        // directory bound over the image's /etc/hosts.
+        let mut text = fs::read_to_string("/etc/hosts").unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for (name, address) in &spec.extra_hosts {
+            text.push_str(&format!("{address}\t{name}\n"));
+        }
+        let hosts = dir.join("hosts");
+        fs::write(&hosts, text).map_err(io_err("writing", &hosts))?;
+        host_files.retain(|f| *f != "/etc/hosts");
+        if mount::stat_in_root(&root, "/etc/hosts").is_ok_and(|m| m.is_file()) {
+            mounts.push(BundleMount::bind(
+                &hosts.to_string_lossy(),
+                "/etc/hosts",
+                true,
+            ));
+        }
     }
     for file in host_files {
         let is_file = mount::stat_in_root(&root, file).is_ok_and(|m| m.is_file());

@@ -52,6 +52,31 @@ pub struct Request<'a> {
     pub cache_from: &'a [String],
     /// `--cache-to`.
     pub cache_to: &'a [String],
+    /// `-q`: print only the image id.
+    pub quiet: bool,
+    /// `--iidfile`.
+    pub iidfile: Option<&'a Path>,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `--pull`.
+    pub pull: bool,
+    /// `--add-host`.
+    pub add_hosts: Vec<(String, String)>,
+}
+
+/// The built image with the `--label` values added to its configuration
+/// (no history entry, as BuildKit's); the image itself when there are none.
+fn labelled(
+    store: &Store,
+    built: &engine::BuildOutput,
+    labels: &BTreeMap<String, String>,
+) -> anyhow::Result<berth_store::oci::Descriptor> {
+    if labels.is_empty() {
+        return Ok(built.manifest.clone());
+    }
+    let mut config = built.config.clone();
+    config.config.labels.extend(labels.clone());
+    image::write(store, &config, &built.layers).context("writing the labelled image")
 }
 
 fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
@@ -163,6 +188,8 @@ pub fn run(request: &Request<'_>, printer: Printer) -> anyhow::Result<ExitCode> 
         },
         secrets,
         escape: dockerfile.escape,
+        pull: request.pull,
+        add_hosts: request.add_hosts.clone(),
     };
     // Held until the image is tagged, written out and pushed, so that a
     // concurrent `rmi` or `prune` cannot remove the result in between.
@@ -186,15 +213,16 @@ pub fn run(request: &Request<'_>, printer: Printer) -> anyhow::Result<ExitCode> 
     super::cancel::wait_if_cancelling();
     renderer.finish();
     let built = result?;
+    let manifest = labelled(&store, &built, &request.labels)?;
     let mut status = printer.stderr();
     for tag in request.tags {
         store
-            .tag(tag, &built.manifest)
+            .tag(tag, &manifest)
             .with_context(|| format!("tagging the image as {tag}"))?;
         writeln!(status, "naming to {}", berth_store::tags::normalize(tag))?;
     }
     if !outputs.is_empty() {
-        let stored = image::load_descriptor(&store, "(built image)", built.manifest.clone())?;
+        let stored = image::load_descriptor(&store, "(built image)", manifest.clone())?;
         for out in &outputs {
             output::write(&store, &stored, request.tags, out)?;
         }
@@ -238,8 +266,22 @@ pub fn run(request: &Request<'_>, printer: Printer) -> anyhow::Result<ExitCode> 
     writeln!(
         status,
         "built {} ({} steps run, {} cached)",
-        built.manifest.digest, built.steps_run, built.steps_cached
+        manifest.digest, built.steps_run, built.steps_cached
     )?;
-    writeln!(printer.stdout(), "{}", built.manifest.digest)?;
+    let id = image::load_descriptor(&store, "(built image)", manifest.clone())?
+        .manifest
+        .config
+        .digest;
+    if let Some(path) = request.iidfile {
+        std::fs::write(path, id.to_string())
+            .with_context(|| format!("writing the image id to {}", path.display()))?;
+    }
+    // docker prints only the image id with -q; otherwise berth prints the
+    // manifest digest, which scripts already read.
+    if request.quiet {
+        writeln!(printer.stdout(), "{id}")?;
+    } else {
+        writeln!(printer.stdout(), "{}", manifest.digest)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

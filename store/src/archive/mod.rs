@@ -129,7 +129,11 @@ fn parse<T: serde::de::DeserializeOwned>(staging: &Staging, name: &str) -> Resul
 
 /// Records `descriptor` in the store under `names`, or untagged when there
 /// are none (an entry without a name, kept once).
-fn name_image(store: &Store, descriptor: &Descriptor, names: &[String]) -> Result<(), StoreError> {
+pub(crate) fn name_image(
+    store: &Store,
+    descriptor: &Descriptor,
+    names: &[String],
+) -> Result<(), StoreError> {
     for name in names {
         store.tag(name, descriptor)?;
     }

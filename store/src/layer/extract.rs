@@ -196,14 +196,48 @@ pub fn unpack(reader: impl io::BufRead, dest: &Path, label: &str) -> Result<(), 
     unpack_stream(stream, dest, label)
 }
 
+/// Unpacks a (possibly compressed) tar stream into the open directory `dir`
+/// (`berth cp` into a container: the directory was resolved inside the
+/// container's root, and nothing is resolved by host path again); `shown`
+/// names it in errors.
+pub fn unpack_into_dir(
+    reader: impl io::BufRead,
+    dir: std::fs::File,
+    shown: &Path,
+    label: &str,
+) -> Result<(), ExtractError> {
+    let read_err = |source| ExtractError::Unpack {
+        layer: label.to_string(),
+        dest: shown.to_path_buf(),
+        source,
+    };
+    let stream = decompress(reader).map_err(read_err)?;
+    let root = RootWriter::from_dir(dir).map_err(read_err)?;
+    unpack_with(stream, root, shown, label)
+}
+
 /// Unpacks an uncompressed tar stream into `dest` in overlay form.
 fn unpack_stream(stream: impl Read, dest: &Path, label: &str) -> Result<(), ExtractError> {
+    let root = RootWriter::open(dest).map_err(|source| ExtractError::Unpack {
+        layer: label.to_string(),
+        dest: dest.to_path_buf(),
+        source,
+    })?;
+    unpack_with(stream, root, dest, label)
+}
+
+/// Unpacks an uncompressed tar stream through `root` (`dest` names it).
+fn unpack_with(
+    stream: impl Read,
+    mut root: RootWriter,
+    dest: &Path,
+    label: &str,
+) -> Result<(), ExtractError> {
     let read_err = |source| ExtractError::Unpack {
         layer: label.to_string(),
         dest: dest.to_path_buf(),
         source,
     };
-    let mut root = RootWriter::open(dest).map_err(read_err)?;
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;

@@ -10,6 +10,7 @@ mod hostile_tests;
 pub mod materialize;
 mod root;
 pub mod scan;
+pub mod scan_root;
 pub mod write;
 pub mod xattr;
 

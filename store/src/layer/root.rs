@@ -144,6 +144,18 @@ impl RootWriter {
         })
     }
 
+    /// A writer rooted at an open directory (a directory that was resolved
+    /// inside another, untrusted root).
+    pub(crate) fn from_dir(top: File) -> io::Result<RootWriter> {
+        let root = Root::from_fd(top.try_clone()?);
+        Ok(RootWriter {
+            root,
+            top,
+            parents: HashMap::new(),
+            dirs: Vec::new(),
+        })
+    }
+
     /// The directory `rel` inside the root, created (with mode 0755) with its
     /// missing ancestors if needed.
     fn dir_fd(&mut self, rel: &Path) -> io::Result<RawFd> {

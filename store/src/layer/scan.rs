@@ -140,7 +140,7 @@ pub fn scan_tree(root: &Path, kind: TreeKind) -> Result<Vec<Entry>, ScanError> {
 }
 
 /// Splits a `dev_t` into major and minor, as glibc's `gnu_dev_major`/`minor`.
-fn split_dev(dev: u64) -> (u32, u32) {
+pub(crate) fn split_dev(dev: u64) -> (u32, u32) {
     let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
     let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
     (major as u32, minor as u32)

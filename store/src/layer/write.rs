@@ -61,6 +61,58 @@ pub fn write_layer_reporting(
     options: WriteOptions,
     report: &mut dyn FnMut(u64),
 ) -> Result<LayerRecord, LayerError> {
+    write_entries(blobs, entries, options, report, &|path| File::open(path))
+}
+
+/// [`write_layer`] for entries scanned from an untrusted tree by
+/// [`super::scan_root::scan_upper_in_root`]: file sources are relative to
+/// `root` and opened inside it, never through a symlink.
+pub fn write_layer_in_root(
+    blobs: &BlobStore,
+    entries: Vec<Entry>,
+    options: WriteOptions,
+    root: &std::path::Path,
+) -> Result<LayerRecord, LayerError> {
+    let tree = pathrs::Root::open(root).map_err(|e| LayerError::Source {
+        path: root.to_path_buf(),
+        source: super::scan_root::pathrs_io(e),
+    })?;
+    write_entries(blobs, entries, options, &mut |_| {}, &|path| {
+        super::scan_root::open_file_in_root(&tree, path)
+    })
+}
+
+/// Writes `entries` as an uncompressed tar stream to `out` (for `berth cp`):
+/// file sources are relative to `root` and opened inside it, never through a
+/// symlink.
+pub fn write_tar_in_root<W: Write>(
+    out: W,
+    entries: Vec<Entry>,
+    root: &pathrs::Root,
+) -> Result<W, LayerError> {
+    let mut builder = tar::Builder::new(out);
+    builder.mode(tar::HeaderMode::Complete);
+    builder.follow_symlinks(false);
+    let open = |path: &std::path::Path| super::scan_root::open_file_in_root(root, path);
+    for entry in canonical_order(entries) {
+        append(&mut builder, &entry, None, &mut |_| {}, &open)?;
+    }
+    builder.into_inner().map_err(|source| LayerError::Write {
+        path: "(end of archive)".into(),
+        source,
+    })
+}
+
+/// Opens a file entry's source.
+type Opener<'a> = &'a dyn Fn(&std::path::Path) -> io::Result<File>;
+
+fn write_entries(
+    blobs: &BlobStore,
+    entries: Vec<Entry>,
+    options: WriteOptions,
+    report: &mut dyn FnMut(u64),
+    open: Opener<'_>,
+) -> Result<LayerRecord, LayerError> {
     let blob = blobs.writer()?;
     let compressor =
         Compressor::new(options.compression, blob).map_err(|source| LayerError::Write {
@@ -81,6 +133,7 @@ pub fn write_layer_reporting(
             &entry,
             options.source_date_epoch,
             &mut on_read,
+            open,
         )?;
     }
     let finish_err = |source| LayerError::Write {
@@ -125,6 +178,7 @@ fn append<W: Write>(
     entry: &Entry,
     epoch: Option<i64>,
     on_read: &mut dyn FnMut(u64),
+    open: Opener<'_>,
 ) -> Result<(), LayerError> {
     let tar_path = entry.tar_path();
     let write_err = |source| LayerError::Write {
@@ -143,7 +197,7 @@ fn append<W: Write>(
     header.set_size(0);
     match &entry.kind {
         EntryKind::File { source, .. } => {
-            let file = File::open(source).map_err(|e| LayerError::Source {
+            let file = open(source).map_err(|e| LayerError::Source {
                 path: source.clone(),
                 source: e,
             })?;
@@ -186,9 +240,19 @@ fn append<W: Write>(
         }
         EntryKind::Symlink(target) => {
             header.set_entry_type(tar::EntryType::Symlink);
-            builder
-                .append_link(&mut header, &tar_path, target)
-                .map_err(write_err)
+            let bytes = target.as_os_str().as_encoded_bytes();
+            // The tar crate's link-name canonicalisation turns a target of
+            // `/` into `//`; a target that fits the header is stored as is.
+            if bytes.len() <= 100 && !bytes.contains(&0) {
+                header.set_link_name_literal(bytes).map_err(write_err)?;
+                builder
+                    .append_data(&mut header, &tar_path, io::empty())
+                    .map_err(write_err)
+            } else {
+                builder
+                    .append_link(&mut header, &tar_path, target)
+                    .map_err(write_err)
+            }
         }
         EntryKind::Hardlink(target) => {
             header.set_entry_type(tar::EntryType::Link);
