@@ -3,6 +3,7 @@
 //! `ps`), so both spellings run the same code.
 
 use super::{GlobalArgs, attach, create, exec, inspect, kill, logs, pause, ps, rename, restart};
+use super::{commit, cp, port, stats, top, update};
 use super::{rm, run};
 use super::{start, stop, unpause, wait};
 use crate::printer::Printer;
@@ -57,6 +58,18 @@ pub enum ContainerCommand {
     Inspect(inspect::InspectArgs),
     /// Remove every stopped container.
     Prune(PruneArgs),
+    /// Show containers' resource use.
+    Stats(stats::StatsArgs),
+    /// Show the processes of a running container.
+    Top(top::TopArgs),
+    /// Change the resource limits and restart policy of containers.
+    Update(update::UpdateArgs),
+    /// Show the host ports a container publishes.
+    Port(port::PortArgs),
+    /// Make an image from a container's changes.
+    Commit(commit::CommitArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
 }
 
 /// Runs a `berth container` subcommand.
@@ -83,6 +96,12 @@ pub fn run(
         ContainerCommand::Exec(args) => exec::run(args, global, printer),
         ContainerCommand::Inspect(args) => inspect::run(args, global, printer),
         ContainerCommand::Prune(args) => prune(args, global, printer),
+        ContainerCommand::Stats(args) => stats::run(args, global, printer),
+        ContainerCommand::Top(args) => top::run(args, global, printer),
+        ContainerCommand::Update(args) => update::run(args, global, printer),
+        ContainerCommand::Port(args) => port::run(args, global, printer),
+        ContainerCommand::Commit(args) => commit::run(args, global, printer),
+        ContainerCommand::Cp(args) => cp::run(args, global, printer),
     }
 }
 

@@ -140,8 +140,22 @@ fn the_container_tutorial_runs_command_by_command() {
     let id = id.trim();
     assert_eq!(id.len(), 64, "run -d prints the full id: {id}");
     let ps = tutorial.step(&["ps"]);
-    let header: Vec<&str> = ps.lines().next().unwrap().split("   ").map(str::trim).collect();
-    for column in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    let header: Vec<&str> = ps
+        .lines()
+        .next()
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .collect();
+    for column in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
         assert!(header.iter().any(|h| *h == column), "{column} in {ps}");
     }
     let row = ps.lines().find(|l| l.ends_with("web")).expect("web in ps");
@@ -173,11 +187,17 @@ fn the_container_tutorial_runs_command_by_command() {
     typist.join().unwrap();
     let typed = text(&out.stdout);
     assert!(typed.contains("typed-42"), "{typed}");
-    assert!(typed.contains("/dev/pts/"), "exec -it has a terminal: {typed}");
+    assert!(
+        typed.contains("/dev/pts/"),
+        "exec -it has a terminal: {typed}"
+    );
     assert_eq!(out.status.code(), Some(4), "{typed}");
 
     // A plain exec.
-    assert_eq!(tutorial.step(&["exec", "web", "cat", "/message"]), "hello from the app\n");
+    assert_eq!(
+        tutorial.step(&["exec", "web", "cat", "/message"]),
+        "hello from the app\n"
+    );
 
     // Stop and remove it.
     assert_eq!(tutorial.step(&["stop", "web"]).trim(), "web");
@@ -188,11 +208,22 @@ fn the_container_tutorial_runs_command_by_command() {
 
     // Commit a change made in a running container, and run the new image.
     tutorial.step(&["run", "-d", "--name", "changed", "tutorial-app:1.0"]);
-    tutorial.step(&["exec", "changed", "sh", "-c", "echo committed > /added; rm /message"]);
+    tutorial.step(&[
+        "exec",
+        "changed",
+        "sh",
+        "-c",
+        "echo committed > /added; rm /message",
+    ]);
     let committed = tutorial.step(&["commit", "changed", "tutorial-app:2.0"]);
     assert!(committed.trim().starts_with("sha256:"), "{committed}");
     let out = tutorial.step(&[
-        "run", "--rm", "tutorial-app:2.0", "sh", "-c", "cat /added; test -e /message || echo gone",
+        "run",
+        "--rm",
+        "tutorial-app:2.0",
+        "sh",
+        "-c",
+        "cat /added; test -e /message || echo gone",
     ]);
     assert_eq!(out, "committed\ngone\n");
     tutorial.step(&["rm", "-f", "changed"]);
@@ -214,7 +245,10 @@ fn the_container_tutorial_runs_command_by_command() {
     );
     assert_eq!(tutorial.step(&["unpause", "life"]).trim(), "life");
     let status = tutorial.status_of("life");
-    assert!(status.starts_with("Up ") && !status.contains("Paused"), "{status}");
+    assert!(
+        status.starts_with("Up ") && !status.contains("Paused"),
+        "{status}"
+    );
     assert_eq!(tutorial.step(&["stop", "life"]).trim(), "life");
     assert!(tutorial.status_of("life").starts_with("Exited (0) "));
     let refused = tutorial.berth(&["pause", "life"]);
@@ -227,13 +261,23 @@ fn the_container_tutorial_runs_command_by_command() {
     assert_eq!(tutorial.step(&["restart", "life"]).trim(), "life");
     tutorial.wait_status("life", "Up ");
     let refused = tutorial.berth(&["rm", "life"]);
-    assert!(!refused.status.success(), "rm of a running container is refused");
+    assert!(
+        !refused.status.success(),
+        "rm of a running container is refused"
+    );
     assert_eq!(tutorial.step(&["rm", "-f", "life"]).trim(), "life");
     assert!(!tutorial.step(&["ps", "-a"]).contains("life"));
 
     // Limits and a restart policy.
     tutorial.step(&[
-        "run", "-d", "--name", "limited", "--cpus=1.5", "--memory=512m", "--restart", "always",
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--cpus=1.5",
+        "--memory=512m",
+        "--restart",
+        "always",
         "tutorial-app:1.0",
     ]);
     tutorial.wait_status("limited", "Up ");
@@ -261,7 +305,10 @@ fn the_container_tutorial_runs_command_by_command() {
         }
     }
     // Kill the main process: the policy brings it back.
-    let status = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -279,10 +326,22 @@ fn the_container_tutorial_runs_command_by_command() {
     // docker stats --no-stream.
     let stats = tutorial.step(&["stats", "--no-stream"]);
     let header = stats.lines().next().unwrap();
-    for column in ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"] {
+    for column in [
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ] {
         assert!(header.contains(column), "{column} in {stats}");
     }
-    let row = stats.lines().find(|l| l.contains("limited")).expect("limited in stats");
+    let row = stats
+        .lines()
+        .find(|l| l.contains("limited"))
+        .expect("limited in stats");
     assert!(row.contains("/ 512MiB"), "{row}");
 
     // docker logs -f follows the output as it comes.
@@ -316,7 +375,11 @@ fn the_container_tutorial_runs_command_by_command() {
         .unwrap_or_else(|| panic!("a tab after the name: {images:?}"));
     assert!(!app.contains("\\t"), "{app}");
     let table = tutorial.step(&["images", "--format", "table {{.Repository}}\t{{.Tag}}"]);
-    assert_eq!(table.matches("REPOSITORY").count(), 1, "one header: {table}");
+    assert_eq!(
+        table.matches("REPOSITORY").count(),
+        1,
+        "one header: {table}"
+    );
     assert!(!table.contains("table"), "{table}");
 
     // container prune removes the stopped ones only.
@@ -329,12 +392,16 @@ fn the_container_tutorial_runs_command_by_command() {
 
     // image prune -a removes every image no container uses, and frees space.
     tutorial.step(&["rm", "-f", "limited"]);
-    let blobs = |layout: PathBuf| fs::read_dir(layout.join("blobs/sha256")).map_or(0, |d| d.count());
+    let blobs =
+        |layout: PathBuf| fs::read_dir(layout.join("blobs/sha256")).map_or(0, |d| d.count());
     let before = blobs(tutorial.build.layout());
     let pruned = tutorial.step(&["image", "prune", "-a", "-f"]);
     assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
     assert!(pruned.contains("tutorial-app:1.0"), "{pruned}");
-    assert!(blobs(tutorial.build.layout()) < before, "blobs were collected");
+    assert!(
+        blobs(tutorial.build.layout()) < before,
+        "blobs were collected"
+    );
     let left = tutorial.step(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(!left.contains("tutorial-app"), "{left}");
 }
