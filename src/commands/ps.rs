@@ -278,7 +278,12 @@ mod tests {
             auto_remove: false,
             stop_signal: None,
             detached: true,
+            network: None,
             state,
+            ports: Vec::new(),
+            resources: Default::default(),
+            restart_policy: Default::default(),
+            restart_count: 0,
         }
     }
 

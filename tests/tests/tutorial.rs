@@ -156,7 +156,7 @@ fn the_container_tutorial_runs_command_by_command() {
         "PORTS",
         "NAMES",
     ] {
-        assert!(header.iter().any(|h| *h == column), "{column} in {ps}");
+        assert!(header.contains(&column), "{column} in {ps}");
     }
     let row = ps.lines().find(|l| l.ends_with("web")).expect("web in ps");
     assert!(row.starts_with(&id[..12]), "{row}");
