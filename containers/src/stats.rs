@@ -145,6 +145,36 @@ pub fn cpu_percent(before: &Sample, after: &Sample) -> f64 {
     }
 }
 
+/// The counters as they were when the container's init process started,
+/// `pid_start` clock ticks after boot: no CPU time used yet, and the host's
+/// CPU time of then (now's, less the wall time since on every online CPU).
+/// CPU % from it to `now` is the average over the container's life, as
+/// podman's one-shot `stats` gives it. `None` when the time since is not known.
+pub fn at_start(now: &Sample, pid_start: u64) -> Option<Sample> {
+    let uptime = Path::new("/proc/uptime");
+    let text = read_bounded(uptime, FILE_LIMIT).ok()?;
+    let uptime_s: f64 = text.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+    let elapsed_s = uptime_s - pid_start as f64 / ticks;
+    baseline(now, elapsed_s)
+}
+
+/// [`at_start`]'s arithmetic, for a process that started `elapsed_s`
+/// seconds ago.
+fn baseline(now: &Sample, elapsed_s: f64) -> Option<Sample> {
+    if !elapsed_s.is_finite() || elapsed_s <= 0.0 {
+        return None;
+    }
+    let host_ns = elapsed_s * 1e9 * f64::from(now.online_cpus.max(1));
+    Some(Sample {
+        cpu_ns: 0,
+        system_ns: now.system_ns.saturating_sub(host_ns as u64),
+        ..*now
+    })
+}
+
 /// Reads the counters of the container whose init process is `pid`,
 /// started at `pid_start` (clock ticks after boot, as the record has it).
 pub fn sample(pid: i32, pid_start: u64) -> Result<Sample, StatsError> {
@@ -877,5 +907,24 @@ garbage line here too
             super::sample(me, start + 1),
             Err(StatsError::NotRunning { .. })
         ));
+    }
+
+    #[test]
+    fn the_baseline_at_start_gives_the_average_over_the_life() {
+        let now = Sample {
+            cpu_ns: 3_000_000_000,
+            system_ns: 100_000_000_000,
+            online_cpus: 2,
+            ..Sample::default()
+        };
+        // Three CPU seconds over six wall seconds on two CPUs: one CPU half
+        // busy, docker's 50 %.
+        let start = baseline(&now, 6.0).unwrap();
+        assert_eq!(start.cpu_ns, 0);
+        assert_eq!(start.system_ns, 88_000_000_000);
+        assert!((cpu_percent(&start, &now) - 50.0).abs() < 1e-9);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(baseline(&now, bad).is_none(), "{bad}");
+        }
     }
 }

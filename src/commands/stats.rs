@@ -19,12 +19,6 @@ use std::time::Duration;
 /// How often the streaming table is redrawn, as docker's.
 const STREAM_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The interval the CPU % of `--no-stream` is measured over: one for every
-/// container at once, so ten containers cost one interval. Shorter than
-/// docker's second (podman answers in a quarter of one, from a single
-/// reading); 100 ms is still ten clock ticks per CPU of the host's time.
-const NO_STREAM_INTERVAL: Duration = Duration::from_millis(100);
-
 /// Arguments of `berth stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
@@ -64,18 +58,36 @@ pub fn run(args: &StatsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::R
     let format = OutputFormat::parse(args.format.as_deref())?;
     let mut before = HashMap::new();
     let mut targets = targets(&store, args)?;
+    if args.no_stream {
+        // One reading: CPU % is the average since each container started,
+        // as podman's one-shot stats gives it (docker waits a second for two).
+        let mut rows = Vec::new();
+        for (wanted, record) in &targets {
+            let usage = match sample(record)? {
+                Some(now) => match record.state {
+                    State::Running { pid_start, .. } => stats::at_start(&now, pid_start)
+                        .map_or_else(
+                            || Usage::between(&now, &now),
+                            |start| Usage::between(&start, &now),
+                        ),
+                    _ => Usage::between(&now, &now),
+                },
+                None => Usage::default(),
+            };
+            rows.push(row(wanted, record, &usage, args.no_trunc));
+        }
+        let mut out = printer.stdout();
+        write(&mut out, &format, &rows)?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for (_, record) in &targets {
         if let Some(sample) = sample(record)? {
             before.insert(record.id.clone(), sample);
         }
     }
-    let interval = if args.no_stream {
-        NO_STREAM_INTERVAL
-    } else {
-        STREAM_INTERVAL
-    };
     loop {
-        std::thread::sleep(interval);
+        std::thread::sleep(STREAM_INTERVAL);
         let mut rows = Vec::new();
         let mut after = HashMap::new();
         for (wanted, record) in &targets {
@@ -93,15 +105,10 @@ pub fn run(args: &StatsArgs, global: &GlobalArgs, printer: Printer) -> anyhow::R
             rows.push(row(wanted, record, &usage, args.no_trunc));
         }
         let mut out = printer.stdout();
-        if !args.no_stream {
-            // docker clears the screen and homes the cursor before each frame.
-            write!(out, "\x1b[2J\x1b[H")?;
-        }
+        // docker clears the screen and homes the cursor before each frame.
+        write!(out, "\x1b[2J\x1b[H")?;
         write(&mut out, &format, &rows)?;
         out.flush()?;
-        if args.no_stream {
-            return Ok(ExitCode::SUCCESS);
-        }
         before = after;
         // Containers that started or went since the last frame.
         if args.containers.is_empty() {
