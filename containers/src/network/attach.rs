@@ -307,7 +307,30 @@ fn write_files(dir: &Path, attachment: &Attachment) -> io::Result<()> {
         rewrite_in_place(&hosts, &own_address(&text, &hostname, ip))?;
     }
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    rewrite_in_place(&dir.join("resolv.conf"), &resolv_conf(&host_resolv))
+    let upstream = fs::read_to_string(SYSTEMD_RESOLVED_UPSTREAM).ok();
+    rewrite_in_place(
+        &dir.join("resolv.conf"),
+        &resolv_conf(&choose_resolv(&host_resolv, upstream.as_deref())),
+    )
+}
+
+/// Where systemd-resolved lists the servers behind its loopback stub.
+const SYSTEMD_RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The host's resolv.conf, or, when it names only loopback resolvers (a
+/// local stub such as systemd-resolved's 127.0.0.53, unreachable from the
+/// container's namespace) and the stub's upstream list exists, that list,
+/// as docker does.
+fn choose_resolv(host: &str, upstream: Option<&str>) -> String {
+    let only_loopback = host
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .all(|a| a.is_loopback());
+    match upstream {
+        Some(upstream) if only_loopback && upstream.contains("nameserver") => upstream.to_owned(),
+        _ => host.to_owned(),
+    }
 }
 
 /// The hosts file with the container's hostname on its address instead of
@@ -428,6 +451,24 @@ mod tests {
             ("", "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"),
         ] {
             assert_eq!(resolv_conf(host), want, "{host:?}");
+        }
+    }
+
+    #[test]
+    fn a_loopback_stub_gives_way_to_its_upstream_servers() {
+        let stub = "nameserver 127.0.0.53\noptions edns0\n";
+        let upstream = "nameserver 192.0.2.53\n";
+        for (host, upstream, want) in [
+            (stub, Some(upstream), upstream),
+            (stub, None, stub),
+            (stub, Some("# no servers\n"), stub),
+            (
+                "nameserver 192.0.2.9\n",
+                Some(upstream),
+                "nameserver 192.0.2.9\n",
+            ),
+        ] {
+            assert_eq!(choose_resolv(host, upstream), want, "{host:?} {upstream:?}");
         }
     }
 
