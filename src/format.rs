@@ -1345,7 +1345,7 @@ fn printf(format: &str, args: &[Val]) -> String {
             ('d', Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
             ('f' | 'g' | 'e', Value::Number(n)) => {
                 let f = n.as_f64().unwrap_or(0.0);
-                format!("{f:.*}", precision.unwrap_or(6))
+                format!("{f:.*}", precision.unwrap_or(6).min(4096))
             }
             ('x', Value::Number(n)) if n.is_i64() => format!("{:x}", n.as_i64().unwrap_or(0)),
             ('x', Value::String(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),

@@ -79,15 +79,19 @@ impl Drop for View {
 
 fn view(store: &Store, record: &ContainerRecord) -> Result<View, ContainerError> {
     let dir = container_dir(store, &record.id);
+    // Under the lock the container can neither start nor stop, so the
+    // choice between its mounted root and a staged one holds for the whole
+    // copy (a start never mounts the same upper directory beside ours).
+    let lock = super::lock(store, &record.id)?;
+    let current = super::load(store, &record.id)?;
+    let record = &current;
     if record.is_running() {
         return Ok(View {
             path: dir.join("rootfs"),
             staged: false,
-            _lock: None,
+            _lock: Some(lock),
         });
     }
-    // The lock keeps a start from mounting the same upper directory meanwhile.
-    let lock = super::lock(store, &record.id)?;
     let bytes = store.blobs().read(&record.image_digest)?;
     let manifest: berth_store::oci::Manifest =
         serde_json::from_slice(&bytes).map_err(|e| ContainerError::Io {

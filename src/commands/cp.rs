@@ -109,10 +109,12 @@ fn unpack_on_host(tar: File, dest: &str, source_path: &str) -> anyhow::Result<()
     let result = extract::unpack(BufReader::new(tar), &scratch, "the copied files")
         .map_err(anyhow::Error::from)
         .and_then(|()| {
-            let name = Path::new(source_path.trim_end_matches('/'))
+            // The container's root has no name of its own: its contents are
+            // the scratch directory itself.
+            let copied = Path::new(source_path.trim_end_matches('/'))
                 .file_name()
-                .map_or_else(|| PathBuf::from("."), PathBuf::from);
-            std::fs::rename(scratch.join(name), dest)
+                .map_or_else(|| scratch.clone(), |name| scratch.join(name));
+            std::fs::rename(copied, dest)
                 .with_context(|| format!("moving the copy to {}", dest.display()))
         });
     let _ = std::fs::remove_dir_all(&scratch);
@@ -129,15 +131,22 @@ fn copy_from_host(
     staging: &Path,
     follow: bool,
 ) -> anyhow::Result<()> {
-    let source_path = Path::new(source)
-        .canonicalize()
-        .or_else(|_| {
-            // A dangling symlink is copied as a link: its parent is canonical.
-            let p = Path::new(source);
-            let parent = p.parent().unwrap_or(Path::new(".")).canonicalize()?;
-            Ok::<_, std::io::Error>(parent.join(p.file_name().unwrap_or_default()))
-        })
-        .with_context(|| format!("{source} does not exist"))?;
+    // Only the parent is made canonical: a symlink named last is copied as
+    // a link (or, with -L, as its target's contents) under its own name, as
+    // docker does.
+    let given = Path::new(source);
+    let source_path = match given.file_name() {
+        Some(name) => {
+            let parent = match given.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            parent.canonicalize().map(|parent| parent.join(name))
+        }
+        None => given.canonicalize(),
+    }
+    .with_context(|| format!("{source} does not exist"))?;
+    std::fs::symlink_metadata(&source_path).with_context(|| format!("{source} does not exist"))?;
     let (parent, name) = match (source_path.parent(), source_path.file_name()) {
         (Some(parent), Some(name)) => (parent.to_path_buf(), name.to_string_lossy().into_owned()),
         _ => (PathBuf::from("/"), ".".to_string()),

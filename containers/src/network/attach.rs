@@ -253,6 +253,12 @@ pub fn detach(store: &Store, id: &str) -> Result<(), NetworkError> {
         &mut |_| {},
     );
     let removed = netns::remove(&attachment.netns);
+    // The record of the attachment stays until DEL succeeds: it is all a
+    // later detach (the next `rm`, `ps` or start) has to release the rules
+    // and the address lease with.
+    if let Err(e) = deleted {
+        return Err(e.into());
+    }
     let path = dir.join(ATTACHMENT_FILE);
     match fs::remove_file(&path) {
         Ok(()) => {}
@@ -260,7 +266,6 @@ pub fn detach(store: &Store, id: &str) -> Result<(), NetworkError> {
         Err(e) => return Err(NetworkError::io("removing", &path)(e)),
     }
     let refreshed = refresh_peers(store, &attachment.network);
-    deleted?;
     removed?;
     refreshed
 }

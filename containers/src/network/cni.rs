@@ -278,9 +278,20 @@ pub fn exec(
         Op::Del => plugins.iter().rev().collect(),
         Op::Add | Op::Check => plugins.iter().collect(),
     };
+    // DEL goes through every plugin even when one fails, so the others
+    // (the bridge's address lease among them) are still released; the first
+    // failure is reported.
+    let mut first_failure = None;
     for plugin in ordered {
         let input = plugin_config(conflist, plugin, result.as_ref(), runtime.capabilities);
-        let output = run_plugin(op, plugin_type(plugin), &input, runtime)?;
+        let output = match run_plugin(op, plugin_type(plugin), &input, runtime) {
+            Ok(output) => output,
+            Err(e) if op == Op::Del => {
+                first_failure.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if op == Op::Add {
             let output = output.ok_or_else(|| CniError::BadOutput {
                 plugin: plugin_type(plugin).to_owned(),
@@ -290,7 +301,10 @@ pub fn exec(
             result = Some(output);
         }
     }
-    Ok(result)
+    match first_failure {
+        Some(e) => Err(e),
+        None => Ok(result),
+    }
 }
 
 /// Executes one plugin and returns its parsed output (`None` when it wrote
@@ -353,6 +367,11 @@ fn run_plugin(
             None => std::thread::sleep(Duration::from_millis(5)),
         }
     };
+    // A child the plugin left behind could hold its output open forever:
+    // the plugin's process group goes before its output is read to the end.
+    // SAFETY: kill has no memory-safety preconditions; the group is the
+    // plugin's own (the leader was reaped a moment ago).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let _ = writer.join();
     let output = reader.join().unwrap_or_default();
     let errors = err_reader.join().unwrap_or_default();

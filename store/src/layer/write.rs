@@ -159,6 +159,27 @@ fn write_entries(
     })
 }
 
+/// A reader of exactly `left` more bytes: an end of input before them is an
+/// error, not a short entry.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the file shrank by {} bytes while it was read", self.left),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// A reader that reports how many bytes each read returned.
 struct CountingReader<'a, R> {
     inner: R,
@@ -211,13 +232,18 @@ fn append<W: Write>(
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(len);
             // The size is taken from the open file so a file that grows while
-            // it is read cannot corrupt the stream: at most `len` bytes are read.
+            // it is read cannot corrupt the stream: at most `len` bytes are
+            // read, and one that shrinks fails (the tar writer would pad from
+            // what it got and shift every later header into file data).
             builder
                 .append_data(
                     &mut header,
                     &tar_path,
                     CountingReader {
-                        inner: io::Read::take(file, len),
+                        inner: Exactly {
+                            inner: io::Read::take(file, len),
+                            left: len,
+                        },
                         on_read,
                     },
                 )
@@ -285,5 +311,28 @@ fn append<W: Write>(
                 .append_data(&mut header, &tar_path, io::empty())
                 .map_err(write_err)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Exactly;
+    use std::io::Read as _;
+
+    #[test]
+    fn a_source_shorter_than_its_header_fails_instead_of_shifting_the_stream() {
+        let mut whole = Vec::new();
+        let mut exact = Exactly {
+            inner: &b"abc"[..],
+            left: 3,
+        };
+        assert_eq!(exact.read_to_end(&mut whole).unwrap(), 3);
+        let mut short = Exactly {
+            inner: &b"abc"[..],
+            left: 5,
+        };
+        let err = short.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("shrank by 2 bytes"), "{err}");
     }
 }
