@@ -170,14 +170,14 @@ fn stats_of_a_busy_container_show_cpu_memory_and_pids() {
     // The idle one's CPU % (the average since it started, as podman's
     // one-shot stats) falls below 5 % once its start-up is long past, and
     // --no-trunc shows the whole id.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(15);
     let rows = loop {
         let rows = env.stats_json(&["--no-trunc", "stats-idle"]);
         if percent(&rows[0]["CPUPerc"]) < 5.0 {
             break rows;
         }
-        assert!(std::time::Instant::now() < deadline, "{:?}", rows[0]);
-        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert!(Instant::now() < deadline, "{:?}", rows[0]);
+        std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(rows[0]["ID"].as_str().unwrap().len(), 64);
 
