@@ -109,6 +109,23 @@ pub fn scan_in_root(
     overlay: bool,
     skip: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Entry>, ScanRootError> {
+    scan_at_most(root, root_path, base, overlay, skip, MAX_ENTRIES)
+}
+
+/// [`scan_in_root`] with at most `max` entries, counted as each directory
+/// is read, so one huge directory is refused before it is held whole.
+fn scan_at_most(
+    root: &Root,
+    root_path: &std::path::Path,
+    base: &str,
+    overlay: bool,
+    skip: &dyn Fn(&str) -> bool,
+    max: usize,
+) -> Result<Vec<Entry>, ScanRootError> {
+    let too_many = || ScanRootError::TooManyEntries {
+        root: root_path.to_path_buf(),
+        max,
+    };
     let err = |path: &str| {
         let path = path.to_string();
         move |source| ScanRootError::Read {
@@ -148,6 +165,9 @@ pub fn scan_in_root(
             let item = item.map_err(|e| err(&rel_dir)(io::Error::from_raw_os_error(e as i32)))?;
             let name = item.file_name().to_bytes();
             if name != b"." && name != b".." {
+                if entries.len() + names.len() >= max {
+                    return Err(too_many());
+                }
                 names.push(item.file_name().to_owned());
             }
         }
@@ -163,11 +183,8 @@ pub fn scan_in_root(
             if skip(&rel) {
                 continue;
             }
-            if entries.len() >= MAX_ENTRIES {
-                return Err(ScanRootError::TooManyEntries {
-                    root: root_path.to_path_buf(),
-                    max: MAX_ENTRIES,
-                });
+            if entries.len() >= max {
+                return Err(too_many());
             }
             let st = fstatat(Some(raw), name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
                 .map_err(|e| err(&rel)(io::Error::from_raw_os_error(e as i32)))?;
@@ -355,5 +372,21 @@ mod tests {
                 "{rel}"
             );
         }
+    }
+
+    #[test]
+    fn a_directory_over_the_bound_is_refused_while_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            fs::write(dir.path().join(format!("f{i}")), b"x").unwrap();
+        }
+        let root = Root::open(dir.path()).unwrap();
+        let err = scan_at_most(&root, dir.path(), "", true, &|_| false, 5).unwrap_err();
+        assert!(
+            matches!(err, ScanRootError::TooManyEntries { max: 5, .. }),
+            "{err}"
+        );
+        let all = scan_at_most(&root, dir.path(), "", true, &|_| false, 11).unwrap();
+        assert_eq!(all.len(), 10);
     }
 }
