@@ -3,18 +3,18 @@
 //! checks them).
 
 use berth_containers::resources::{
-    Limits, Resources, RestartPolicy, Ulimit, parse_cpus, parse_int, parse_restart, parse_size,
-    parse_swap, parse_ulimit,
+    Limits, Resources, RestartPolicy, Ulimit, Update, parse_cpus, parse_int, parse_restart,
+    parse_size, parse_swap, parse_ulimit,
 };
 use clap::Args;
 
-/// What a container may use, and what happens when it exits.
+/// The cgroup limits `run`, `create` and `update` share, with docker's names.
 #[derive(Debug, Args)]
-pub struct ResourceFlags {
+pub struct CgroupFlags {
     /// Memory limit (e.g. 512m, 1g).
     #[arg(short = 'm', long, value_name = "BYTES", value_parser = size)]
     pub memory: Option<i64>,
-    /// Memory plus swap limit; -1 for unlimited swap (default: twice --memory).
+    /// Memory plus swap limit; -1 for unlimited swap.
     #[arg(long, value_name = "BYTES", value_parser = swap, allow_hyphen_values = true)]
     pub memory_swap: Option<i64>,
     /// Memory soft limit.
@@ -41,6 +41,33 @@ pub struct ResourceFlags {
     /// Tune the container's pids limit (-1 for unlimited).
     #[arg(long, value_name = "INT", value_parser = int("--pids-limit"), allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+}
+
+impl CgroupFlags {
+    /// The limits given, `None` for each flag not given.
+    pub fn update(&self, restart: Option<RestartPolicy>) -> Update {
+        Update {
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            memory_reservation: self.memory_reservation,
+            nano_cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            pids_limit: self.pids_limit,
+            restart,
+        }
+    }
+}
+
+/// What a container may use, and what happens when it exits.
+#[derive(Debug, Args)]
+pub struct ResourceFlags {
+    /// The cgroup limits (`--memory-swap` defaults to twice `--memory`).
+    #[command(flatten)]
+    pub cgroup: CgroupFlags,
     /// Ulimit options (e.g. nofile=1024:2048); repeatable.
     #[arg(long, value_name = "NAME=SOFT[:HARD]", value_parser = ulimit)]
     pub ulimit: Vec<Ulimit>,
@@ -61,16 +88,16 @@ impl ResourceFlags {
     pub fn limits(&self) -> Limits {
         Limits {
             resources: Resources {
-                memory: self.memory.unwrap_or(0),
-                memory_swap: self.memory_swap.unwrap_or(0),
-                memory_reservation: self.memory_reservation.unwrap_or(0),
-                nano_cpus: self.cpus.unwrap_or(0),
-                cpu_shares: self.cpu_shares.unwrap_or(0),
-                cpu_period: self.cpu_period.unwrap_or(0),
-                cpu_quota: self.cpu_quota.unwrap_or(0),
-                cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
-                cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
-                pids_limit: self.pids_limit.unwrap_or(0),
+                memory: self.cgroup.memory.unwrap_or(0),
+                memory_swap: self.cgroup.memory_swap.unwrap_or(0),
+                memory_reservation: self.cgroup.memory_reservation.unwrap_or(0),
+                nano_cpus: self.cgroup.cpus.unwrap_or(0),
+                cpu_shares: self.cgroup.cpu_shares.unwrap_or(0),
+                cpu_period: self.cgroup.cpu_period.unwrap_or(0),
+                cpu_quota: self.cgroup.cpu_quota.unwrap_or(0),
+                cpuset_cpus: self.cgroup.cpuset_cpus.clone().unwrap_or_default(),
+                cpuset_mems: self.cgroup.cpuset_mems.clone().unwrap_or_default(),
+                pids_limit: self.cgroup.pids_limit.unwrap_or(0),
                 ulimits: self.ulimit.clone(),
                 shm_size: self.shm_size.unwrap_or(0),
                 oom_kill_disable: self.oom_kill_disable,
